@@ -1,0 +1,64 @@
+"""Who a caller is, as the certificate and the role registry say."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Quality(enum.Enum):
+    """Professional quality named in a sandbox certificate (eHealth style)."""
+
+    DOCTOR = "doctor"
+    NURSE = "nurse"
+    PHYSIOTHERAPIST = "physiotherapist"
+    DENTIST = "dentist"
+    MIDWIFE = "midwife"
+    LOGOPEDIST = "logopedist"
+    PHARMACIST = "pharmacist"
+    PHARMACY = "pharmacy"
+    HOSPITAL = "hospital"
+    MEDICAL_HOUSE = "medicalhouse"
+    INTEGRATED_CARE_PROJECT = "psi"
+    PSI_STAFF = "psi-staff"
+    CITIZEN = "citizen"
+    PLATFORM = "platform"
+
+    @property
+    def is_organisation(self) -> bool:
+        return self in _ORGANISATIONS
+
+    @property
+    def cert_type(self) -> str:
+        """The prefix eHealth puts in the certificate's CN for this holder."""
+        return _CERT_TYPES.get(self, "SSIN")
+
+
+_ORGANISATIONS = frozenset(
+    {Quality.PHARMACY, Quality.HOSPITAL, Quality.MEDICAL_HOUSE, Quality.INTEGRATED_CARE_PROJECT,
+     Quality.PLATFORM}
+)
+_CERT_TYPES = {
+    Quality.PHARMACY: "NIHII-PHARMACY",
+    Quality.HOSPITAL: "NIHII-HOSPITAL",
+    Quality.MEDICAL_HOUSE: "NIHII-MEDICALHOUSE",
+    Quality.INTEGRATED_CARE_PROJECT: "NIHII-PSI",
+    Quality.PLATFORM: "CBE",
+}
+
+
+@dataclass(frozen=True)
+class CallerIdentity:
+    """The caller as established by a verified signature."""
+
+    quality: Quality
+    ssin: str | None
+    nihii: str | None
+    subject: str
+    fingerprint: str
+
+    @property
+    def label(self) -> str:
+        """A short name for logs and the audit trail."""
+        ident = self.nihii if self.quality.is_organisation else (self.ssin or self.nihii)
+        return f"{self.quality.value}:{ident}"

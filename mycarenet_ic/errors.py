@@ -1,0 +1,127 @@
+"""The one exception tree of the layer.
+
+Every leaf carries, as class attributes, the eHealth error ``code``, the
+``origin`` (who is at fault), whether a ``retry`` can help, and a default
+``message``. ``soap/faults.py`` is the only place that turns them into SOAP
+faults: ``ClientError`` → ``soap:Client`` + ``BusinessError`` detail,
+``ServerError`` → ``soap:Server`` + ``SystemError`` detail; anything else →
+a generic ``SystemError``.
+
+    MycarenetError
+    ├── ClientError                      soap:Client / BusinessError
+    │   ├── SecurityRejected             one generic text, reason kept for the audit
+    │   ├── RequestTooLarge
+    │   ├── MalformedRequest
+    │   ├── SchemaViolation
+    │   ├── InvalidIdentifierError
+    │   ├── UnknownOperation
+    │   ├── NotFound
+    │   ├── AccessDenied
+    │   └── BusinessRuleViolation
+    └── ServerError                      soap:Server / SystemError
+        ├── UpstreamUnavailable          retry
+        ├── UpstreamFault
+        ├── StorageUnavailable           retry
+        └── InternalError
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class MycarenetError(Exception):
+    code: ClassVar[str] = "SYSTEM_ERROR"
+    origin: ClassVar[str] = "Server"
+    retry: ClassVar[bool] = False
+    message: ClassVar[str] = "An unexpected error occurred."
+    is_client_error: ClassVar[bool] = False
+
+    def __init__(self, message: str | None = None, *, reason: str | None = None) -> None:
+        self.text = message or self.message
+        # ``reason`` is for logs and the audit trail only; it never reaches a client.
+        self.reason = reason or self.text
+        super().__init__(self.text)
+
+
+class ClientError(MycarenetError):
+    code = "INVALID_REQUEST"
+    origin = "Client"
+    message = "The request is not valid."
+    is_client_error = True
+
+
+class SecurityRejected(ClientError):
+    code = "SECURITY_ERROR"
+    message = "The message was rejected by the security policy."
+
+    def __init__(self, reason: str) -> None:
+        # Whatever the reason, the client sees the same text.
+        super().__init__(None, reason=reason)
+
+
+class RequestTooLarge(ClientError):
+    code = "REQUEST_TOO_LARGE"
+    message = "The request is larger than allowed."
+
+
+class MalformedRequest(ClientError):
+    code = "MALFORMED_REQUEST"
+    message = "The request is not a well-formed SOAP 1.1 message."
+
+
+class SchemaViolation(ClientError):
+    code = "INVALID_REQUEST"
+    message = "The request does not follow the service's XML schema."
+
+
+class InvalidIdentifierError(ClientError):
+    code = "INVALID_IDENTIFIER"
+    message = "An identifier in the request is not valid."
+
+
+class UnknownOperation(ClientError):
+    code = "UNKNOWN_OPERATION"
+    message = "The service has no such operation."
+
+
+class NotFound(ClientError):
+    code = "NOT_FOUND"
+    message = "Nothing was found for the request."
+
+
+class AccessDenied(ClientError):
+    code = "ACCESS_DENIED"
+    message = "The caller may not perform this operation."
+
+
+class BusinessRuleViolation(ClientError):
+    code = "BUSINESS_RULE"
+    message = "The request breaks a business rule."
+
+
+class ServerError(MycarenetError):
+    code = "SYSTEM_ERROR"
+    origin = "Server"
+
+
+class UpstreamUnavailable(ServerError):
+    code = "UPSTREAM_UNAVAILABLE"
+    retry = True
+    message = "A service this one depends on did not answer in time."
+
+
+class UpstreamFault(ServerError):
+    code = "UPSTREAM_ERROR"
+    message = "A service this one depends on answered with an error."
+
+
+class StorageUnavailable(ServerError):
+    code = "STORAGE_UNAVAILABLE"
+    retry = True
+    message = "The storage is temporarily unavailable."
+
+
+class InternalError(ServerError):
+    code = "SYSTEM_ERROR"
+    message = "An unexpected error occurred."

@@ -1,0 +1,1 @@
+"""Hardened parsing, WS-Security signing and verification, trust store, sandbox PKI."""

@@ -1,0 +1,233 @@
+"""Sandbox PKI: a CA, service certificates, and test certificates for callers.
+
+Subjects follow the eHealth pattern: ``C=BE, O=Federal Government,
+OU=eHealth-platform Belgium``, an OU per identifier (``SSIN=…``, ``NIHII=…``)
+and a CN naming the holder (``SSIN=…`` for a person, ``NIHII-PHARMACY=…`` for a
+pharmacy). Real eHealth certificates carry no quality: the STS adds it as a
+SAML attribute. With no STS in the sandbox, an ``OU=QUALITY=…`` carries it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from mycarenet_ic.domain.identifiers import parse_nihii, parse_niss
+from mycarenet_ic.domain.qualities import CallerIdentity, Quality
+
+SERVICE_NAMES = ("mycarenet", "attribute-authority", "cobrha", "national-register")
+CA_CN = "MyCareNet sandbox CA"
+_OU_PLATFORM = "eHealth-platform Belgium"
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    key_pem: bytes
+    cert_pem: bytes
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(self.cert_pem)
+
+
+def _new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def create_ca(valid_days: int = 3650) -> KeyPair:
+    key = _new_key()
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "BE"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "MyCareNet sandbox"),
+            x509.NameAttribute(NameOID.COMMON_NAME, CA_CN),
+        ]
+    )
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=valid_days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return KeyPair(_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+
+
+def holder_name(quality: Quality, ssin: str | None, nihii: str | None, label: str | None = None) -> x509.Name:
+    """The eHealth-style subject for a holder; validates the identifiers it names."""
+    if ssin is not None:
+        parse_niss(ssin)
+    if nihii is not None:
+        parse_nihii(nihii)
+    if quality.is_organisation and quality is not Quality.PLATFORM and nihii is None:
+        raise ValueError(f"a {quality.value} certificate needs --nihii")
+    if not quality.is_organisation and ssin is None:
+        raise ValueError(f"a {quality.value} certificate needs --ssin")
+    attrs = [
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "BE"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Federal Government"),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, _OU_PLATFORM),
+    ]
+    if ssin:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"SSIN={ssin}"))
+    if nihii:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"NIHII={nihii}"))
+    attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"QUALITY={quality.value}"))
+    if label:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, label))
+    if quality is Quality.PLATFORM:
+        cn = f"CBE={label or 'sandbox'}"
+    elif quality.is_organisation:
+        cn = f"{quality.cert_type}={nihii}"
+    else:
+        cn = f"SSIN={ssin}"
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    return x509.Name(attrs)
+
+
+def issue(
+    ca: KeyPair,
+    subject: x509.Name,
+    valid_days: int = 730,
+    not_before: dt.datetime | None = None,
+) -> KeyPair:
+    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
+    assert isinstance(ca_key, rsa.RSAPrivateKey)
+    key = _new_key()
+    start = not_before or (_now() - dt.timedelta(minutes=5))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=valid_days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=True, key_encipherment=True,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return KeyPair(_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+
+
+def write_keypair(pair: KeyPair, out_dir: Path, stem: str, p12_password: bytes | None = None) -> dict[str, Path]:
+    """Write ``stem.key.pem``, ``stem.cert.pem`` and ``stem.p12``; the key is mode 0600."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key_path, cert_path, p12_path = (out_dir / f"{stem}.key.pem", out_dir / f"{stem}.cert.pem",
+                                     out_dir / f"{stem}.p12")
+    key_path.write_bytes(pair.key_pem)
+    key_path.chmod(0o600)
+    cert_path.write_bytes(pair.cert_pem)
+    key = serialization.load_pem_private_key(pair.key_pem, password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    encryption = (
+        serialization.BestAvailableEncryption(p12_password) if p12_password
+        else serialization.NoEncryption()
+    )
+    p12_path.write_bytes(
+        pkcs12.serialize_key_and_certificates(stem.encode(), key, pair.certificate, None, encryption)
+    )
+    p12_path.chmod(0o600)
+    return {"key": key_path, "cert": cert_path, "p12": p12_path}
+
+
+def read_keypair(directory: Path, stem: str) -> KeyPair:
+    return KeyPair((directory / f"{stem}.key.pem").read_bytes(), (directory / f"{stem}.cert.pem").read_bytes())
+
+
+def identity_from_certificate(cert: x509.Certificate) -> CallerIdentity:
+    """Read the holder's identity from a (verified) sandbox/eHealth-style subject."""
+    values: dict[str, str] = {}
+    for attr in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME):
+        text = attr.value if isinstance(attr.value, str) else attr.value.decode()
+        if "=" in text:
+            k, _, v = text.partition("=")
+            values.setdefault(k.strip().upper(), v.strip())
+    try:
+        quality = Quality(values.get("QUALITY", ""))
+    except ValueError:
+        raise ValueError("certificate names no known quality") from None
+    fingerprint = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    return CallerIdentity(
+        quality=quality,
+        ssin=values.get("SSIN"),
+        nihii=values.get("NIHII"),
+        subject=cert.subject.rfc4514_string(),
+        fingerprint=fingerprint,
+    )
+
+
+class Pki:
+    """The sandbox PKI kept in ``<data-dir>/pki``."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.dir = Path(data_dir) / "pki"
+
+    @property
+    def initialised(self) -> bool:
+        return (self.dir / "ca.cert.pem").exists()
+
+    def init(self, force: bool = False) -> list[Path]:
+        """Create the CA and one certificate per service; keep existing ones unless ``force``."""
+        written: list[Path] = []
+        if self.initialised and not force:
+            ca = read_keypair(self.dir, "ca")
+        else:
+            ca = create_ca()
+            written.extend(write_keypair(ca, self.dir, "ca").values())
+        for name in SERVICE_NAMES:
+            if (self.dir / f"{name}.cert.pem").exists() and not force and written == []:
+                continue
+            pair = issue(ca, holder_name(Quality.PLATFORM, None, None, label=name), valid_days=3650)
+            written.extend(write_keypair(pair, self.dir, name).values())
+        return written
+
+    def ca(self) -> KeyPair:
+        return read_keypair(self.dir, "ca")
+
+    def service(self, name: str) -> KeyPair:
+        return read_keypair(self.dir, name)
+
+    def issue_holder(self, quality: Quality, ssin: str | None, nihii: str | None, valid_days: int = 730) -> KeyPair:
+        return issue(self.ca(), holder_name(quality, ssin, nihii), valid_days=valid_days)

@@ -1,0 +1,377 @@
+"""WS-Security for SOAP 1.1: sign outgoing envelopes, verify incoming ones strictly.
+
+The signature covers the Body and the Timestamp, with exclusive c14n,
+RSA-SHA256 and SHA-256, and names its key through a BinarySecurityToken. The
+verifier accepts nothing else, and returns a :class:`VerifiedMessage` whose
+``body`` is *the* signed Body: callers read only that.
+
+Order of checks (cheap and structural first, crypto last, replay after crypto
+so forged messages cannot fill the cache): one Envelope/Header/Body/Security/
+Timestamp/Signature; unique Ids; pinned algorithms; references exactly the Body
+and the Timestamp; token from this Security header; signer chains to the trust
+store; Timestamp fresh; XML signature valid; signature value never seen before.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import xmlsec
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from lxml import etree
+
+from mycarenet_ic import ns
+from mycarenet_ic.errors import SecurityRejected
+from mycarenet_ic.security.pki import KeyPair
+
+_WSU_ID = f"{{{ns.WSU}}}Id"
+_ID_ATTRS = (_WSU_ID, "Id", "ID", f"{{{ns.XML}}}id")
+_NSMAP = {"soap": ns.SOAP11_ENV, "wsse": ns.WSSE, "wsu": ns.WSU, "ds": ns.DS}
+
+
+def _q(namespace: str, local: str) -> str:
+    return f"{{{namespace}}}{local}"
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _fmt(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _parse_time(text: str | None) -> dt.datetime:
+    if not text:
+        raise SecurityRejected("timestamp without a time")
+    value = text.strip()
+    if value.endswith("Z"):
+        value = value[:-1] + "+00:00"
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise SecurityRejected("timestamp not a dateTime") from None
+    if moment.tzinfo is None:
+        raise SecurityRejected("timestamp without a time zone")
+    return moment
+
+
+class Signer:
+    """Signs SOAP 1.1 envelopes with one key loaded once.
+
+    Also usable as a zeep ``wsse`` plugin: :meth:`apply` signs the outgoing
+    envelope, :meth:`verify` is delegated to a :class:`Verifier` when given.
+    """
+
+    def __init__(self, keypair: KeyPair, ttl_seconds: int = 60, verifier: Verifier | None = None) -> None:
+        self._key = xmlsec.Key.from_memory(keypair.key_pem, xmlsec.KeyFormat.PEM, None)
+        cert = x509.load_pem_x509_certificate(keypair.cert_pem)
+        self._cert_b64 = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+        self.ttl = dt.timedelta(seconds=ttl_seconds)
+        self._verifier = verifier
+
+    def sign(self, envelope: etree._Element, now: dt.datetime | None = None) -> etree._Element:
+        """Add a wsse:Security header (token, Timestamp, Signature) and sign in place."""
+        if envelope.tag != _q(ns.SOAP11_ENV, "Envelope"):
+            raise ValueError("not a SOAP 1.1 envelope")
+        body = envelope.find(_q(ns.SOAP11_ENV, "Body"))
+        if body is None:
+            raise ValueError("envelope without a Body")
+        header = envelope.find(_q(ns.SOAP11_ENV, "Header"))
+        if header is None:
+            header = etree.Element(_q(ns.SOAP11_ENV, "Header"))
+            envelope.insert(0, header)
+        for old in header.findall(_q(ns.WSSE, "Security")):
+            header.remove(old)
+        body_id = body.get(_WSU_ID) or f"id-{secrets.token_hex(8)}"
+        body.set(_WSU_ID, body_id)
+        suffix = secrets.token_hex(8)
+        security = etree.SubElement(header, _q(ns.WSSE, "Security"), nsmap={"wsse": ns.WSSE, "wsu": ns.WSU})
+        security.set(_q(ns.SOAP11_ENV, "mustUnderstand"), "1")
+        token = etree.SubElement(security, _q(ns.WSSE, "BinarySecurityToken"))
+        token.set("EncodingType", ns.BASE64_BINARY)
+        token.set("ValueType", ns.X509V3)
+        token.set(_WSU_ID, f"X509-{suffix}")
+        token.text = self._cert_b64
+        stamp = etree.SubElement(security, _q(ns.WSU, "Timestamp"))
+        stamp.set(_WSU_ID, f"TS-{suffix}")
+        created = now or _utc_now()
+        etree.SubElement(stamp, _q(ns.WSU, "Created")).text = _fmt(created)
+        etree.SubElement(stamp, _q(ns.WSU, "Expires")).text = _fmt(created + self.ttl)
+
+        signature = xmlsec.template.create(
+            envelope, xmlsec.constants.TransformExclC14N, xmlsec.constants.TransformRsaSha256, ns="ds"
+        )
+        security.append(signature)
+        for ref_id in (body_id, f"TS-{suffix}"):
+            ref = xmlsec.template.add_reference(signature, xmlsec.constants.TransformSha256, uri=f"#{ref_id}")
+            xmlsec.template.add_transform(ref, xmlsec.constants.TransformExclC14N)
+        key_info = xmlsec.template.ensure_key_info(signature)
+        str_el = etree.SubElement(key_info, _q(ns.WSSE, "SecurityTokenReference"))
+        ref_el = etree.SubElement(str_el, _q(ns.WSSE, "Reference"))
+        ref_el.set("URI", f"#X509-{suffix}")
+        ref_el.set("ValueType", ns.X509V3)
+
+        ctx = xmlsec.SignatureContext()
+        ctx.key = self._key
+        ctx.register_id(body, "Id", ns.WSU)
+        ctx.register_id(stamp, "Id", ns.WSU)
+        ctx.sign(signature)
+        return envelope
+
+    # zeep plugin interface -------------------------------------------------
+    def apply(self, envelope: etree._Element, headers: dict) -> tuple[etree._Element, dict]:
+        return self.sign(envelope), headers
+
+    def verify(self, envelope: etree._Element) -> etree._Element:
+        if self._verifier is None:
+            return envelope
+        return self._verifier.verify(envelope).envelope
+
+
+class ReplayCache(Protocol):
+    def check_and_store(self, key: str, expires: dt.datetime) -> bool:
+        """Record ``key`` until ``expires``; return False if it was already there."""
+
+
+class MemoryReplayCache:
+    """A bounded in-process replay cache (for clients verifying answers)."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._seen: OrderedDict[str, dt.datetime] = OrderedDict()
+        self._lock = threading.Lock()
+        self._capacity = capacity
+
+    def check_and_store(self, key: str, expires: dt.datetime) -> bool:
+        now = _utc_now()
+        with self._lock:
+            while self._seen:
+                oldest_key, oldest_exp = next(iter(self._seen.items()))
+                if oldest_exp > now and len(self._seen) < self._capacity:
+                    break
+                del self._seen[oldest_key]
+            if key in self._seen:
+                return False
+            self._seen[key] = expires
+            return True
+
+
+class TrustStore:
+    """Certificates are trusted only when issued directly by one of these CAs."""
+
+    def __init__(self, ca_certs: list[x509.Certificate]) -> None:
+        self._cas = {ca.subject.public_bytes(): ca for ca in ca_certs}
+
+    @classmethod
+    def from_pem(cls, *pems: bytes) -> TrustStore:
+        return cls([x509.load_pem_x509_certificate(p) for p in pems])
+
+    def check(self, cert: x509.Certificate, now: dt.datetime) -> None:
+        ca = self._cas.get(cert.issuer.public_bytes())
+        if ca is None:
+            raise SecurityRejected("certificate from an unknown issuer")
+        try:
+            cert.verify_directly_issued_by(ca)
+        except Exception:  # noqa: BLE001 - any failure here means "not issued by this CA"
+            raise SecurityRejected("certificate not issued by the trusted CA") from None
+        if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
+            raise SecurityRejected("certificate outside its validity period")
+        try:
+            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+            if constraints.ca:
+                raise SecurityRejected("a CA certificate may not sign messages")
+        except x509.ExtensionNotFound:
+            pass
+        if not isinstance(cert.public_key(), rsa.RSAPublicKey):
+            raise SecurityRejected("only RSA keys are accepted")
+        if cert.public_key().key_size < 2048:  # type: ignore[union-attr]
+            raise SecurityRejected("key too short")
+
+
+@dataclass(frozen=True)
+class VerifyPolicy:
+    """Defaults are the secure choice."""
+
+    max_clock_skew_seconds: int = 60
+    max_ttl_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class VerifiedMessage:
+    envelope: etree._Element
+    body: etree._Element
+    certificate: x509.Certificate
+    signature_digest: str
+    created: dt.datetime
+    expires: dt.datetime
+
+
+class Verifier:
+    """Strict WS-Security verification; see the module docstring for the checks."""
+
+    def __init__(
+        self,
+        trust: TrustStore,
+        replay: ReplayCache,
+        policy: VerifyPolicy | None = None,
+        clock: Callable[[], dt.datetime] = _utc_now,
+    ) -> None:
+        self.trust = trust
+        self.replay = replay
+        self.policy = policy or VerifyPolicy()
+        self.clock = clock
+        self._keys: dict[bytes, xmlsec.Key] = {}
+        self._keys_lock = threading.Lock()
+
+    def verify(self, envelope: etree._Element) -> VerifiedMessage:
+        if envelope.tag != _q(ns.SOAP11_ENV, "Envelope"):
+            raise SecurityRejected("not a SOAP 1.1 envelope")
+        children = [c for c in envelope if isinstance(c.tag, str)]
+        tags = [c.tag for c in children]
+        if tags != [_q(ns.SOAP11_ENV, "Header"), _q(ns.SOAP11_ENV, "Body")]:
+            raise SecurityRejected("envelope must hold exactly one Header then one Body")
+        header, body = children
+        if len(envelope.findall(f".//{_q(ns.SOAP11_ENV, 'Body')}")) != 1 or len(
+            envelope.findall(f".//{_q(ns.SOAP11_ENV, 'Header')}")
+        ) != 1:
+            raise SecurityRejected("more than one Body or Header")
+        securities = envelope.findall(f".//{_q(ns.WSSE, 'Security')}")
+        if len(securities) != 1 or securities[0].getparent() is not header:
+            raise SecurityRejected("exactly one Security header is required")
+        security = securities[0]
+        stamps = envelope.findall(f".//{_q(ns.WSU, 'Timestamp')}")
+        signatures = envelope.findall(f".//{_q(ns.DS, 'Signature')}")
+        if len(stamps) != 1 or stamps[0].getparent() is not security:
+            raise SecurityRejected("exactly one Timestamp in the Security header is required")
+        if len(signatures) != 1 or signatures[0].getparent() is not security:
+            raise SecurityRejected("exactly one Signature in the Security header is required")
+        stamp, signature = stamps[0], signatures[0]
+
+        ids = self._unique_ids(envelope)
+        body_id, stamp_id = body.get(_WSU_ID), stamp.get(_WSU_ID)
+        if not body_id or not stamp_id:
+            raise SecurityRejected("Body and Timestamp must carry a wsu:Id")
+        self._check_signed_info(signature, {f"#{body_id}", f"#{stamp_id}"})
+        cert = self._signer_certificate(signature, security, ids)
+        now = self.clock()
+        self.trust.check(cert, now)
+        created, expires = self._check_timestamp(stamp, now)
+
+        ctx = xmlsec.SignatureContext()
+        ctx.key = self._key_for(cert)
+        ctx.register_id(body, "Id", ns.WSU)
+        ctx.register_id(stamp, "Id", ns.WSU)
+        try:
+            ctx.verify(signature)
+        except xmlsec.Error:
+            raise SecurityRejected("signature does not verify") from None
+
+        value = "".join((signature.findtext(_q(ns.DS, "SignatureValue")) or "").split())
+        digest = hashlib.sha256(value.encode()).hexdigest()
+        if not self.replay.check_and_store(digest, expires):
+            raise SecurityRejected("message replayed")
+        return VerifiedMessage(envelope, body, cert, digest, created, expires)
+
+    @staticmethod
+    def _unique_ids(root: etree._Element) -> dict[str, etree._Element]:
+        seen: dict[str, etree._Element] = {}
+        for el in root.iter():
+            if not isinstance(el.tag, str):
+                continue
+            for attr in _ID_ATTRS:
+                value = el.get(attr)
+                if value is None:
+                    continue
+                if value in seen:
+                    raise SecurityRejected("duplicate Id")
+                seen[value] = el
+        return seen
+
+    @staticmethod
+    def _check_signed_info(signature: etree._Element, expected_uris: set[str]) -> None:
+        signed_info = signature.find(_q(ns.DS, "SignedInfo"))
+        if signed_info is None:
+            raise SecurityRejected("Signature without SignedInfo")
+        c14n = signed_info.find(_q(ns.DS, "CanonicalizationMethod"))
+        method = signed_info.find(_q(ns.DS, "SignatureMethod"))
+        if c14n is None or c14n.get("Algorithm") != ns.EXC_C14N:
+            raise SecurityRejected("canonicalisation must be exclusive c14n")
+        if method is None or method.get("Algorithm") != ns.RSA_SHA256:
+            raise SecurityRejected("signature method must be RSA-SHA256")
+        refs = signed_info.findall(_q(ns.DS, "Reference"))
+        uris = [r.get("URI") for r in refs]
+        if len(refs) != len(expected_uris) or set(uris) != expected_uris:
+            raise SecurityRejected("references must be exactly the Body and the Timestamp")
+        for ref in refs:
+            digest = ref.find(_q(ns.DS, "DigestMethod"))
+            if digest is None or digest.get("Algorithm") != ns.SHA256:
+                raise SecurityRejected("digest must be SHA-256")
+            transforms = ref.find(_q(ns.DS, "Transforms"))
+            algs = [] if transforms is None else [t.get("Algorithm") for t in transforms]
+            if any(a != ns.EXC_C14N for a in algs):
+                raise SecurityRejected("only the exclusive c14n transform is allowed")
+
+    @staticmethod
+    def _signer_certificate(
+        signature: etree._Element, security: etree._Element, ids: dict[str, etree._Element]
+    ) -> x509.Certificate:
+        ref = signature.find(
+            f"{_q(ns.DS, 'KeyInfo')}/{_q(ns.WSSE, 'SecurityTokenReference')}/{_q(ns.WSSE, 'Reference')}"
+        )
+        token: etree._Element | None = None
+        if ref is not None:
+            uri = ref.get("URI") or ""
+            if not uri.startswith("#"):
+                raise SecurityRejected("token reference must be local")
+            token = ids.get(uri[1:])
+            if (
+                token is None
+                or token.tag != _q(ns.WSSE, "BinarySecurityToken")
+                or token.getparent() is not security
+                or token.get("ValueType") != ns.X509V3
+            ):
+                raise SecurityRejected("token reference does not name this header's X.509 token")
+            text = token.text
+        else:
+            text = signature.findtext(
+                f"{_q(ns.DS, 'KeyInfo')}/{_q(ns.DS, 'X509Data')}/{_q(ns.DS, 'X509Certificate')}"
+            )
+        if not text:
+            raise SecurityRejected("no signing certificate")
+        try:
+            return x509.load_der_x509_certificate(base64.b64decode("".join(text.split()), validate=True))
+        except ValueError:
+            raise SecurityRejected("signing certificate unreadable") from None
+
+    def _check_timestamp(self, stamp: etree._Element, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        created = _parse_time(stamp.findtext(_q(ns.WSU, "Created")))
+        expires = _parse_time(stamp.findtext(_q(ns.WSU, "Expires")))
+        skew = dt.timedelta(seconds=self.policy.max_clock_skew_seconds)
+        if created > now + skew:
+            raise SecurityRejected("timestamp in the future")
+        if expires <= now:
+            raise SecurityRejected("timestamp expired")
+        if expires <= created or expires - created > dt.timedelta(seconds=self.policy.max_ttl_seconds):
+            raise SecurityRejected("timestamp lifetime out of bounds")
+        return created, expires
+
+    def _key_for(self, cert: x509.Certificate) -> xmlsec.Key:
+        der = cert.public_bytes(serialization.Encoding.DER)
+        with self._keys_lock:
+            key = self._keys.get(der)
+            if key is None:
+                if len(self._keys) > 1024:
+                    self._keys.clear()
+                key = xmlsec.Key.from_memory(der, xmlsec.KeyFormat.CERT_DER, None)
+                self._keys[der] = key
+            return key
