@@ -1,0 +1,51 @@
+"""The one place configuration is read: defaults, then environment, then explicit overrides."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path("var") / "sandbox"
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = DEFAULT_DATA_DIR
+    # None: a SQLite file in the data directory.
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    max_body_bytes: int = 1_048_576
+    clock_skew_seconds: int = 60
+    max_timestamp_ttl_seconds: int = 300
+    signature_ttl_seconds: int = 60
+    upstream_timeout_seconds: float = 5.0
+    # eHealth error "Environment" value.
+    environment: str = "Simulation"
+    server_threads: int = 16
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        base = cls(
+            data_dir=Path(os.environ.get("MYCARENET_DATA_DIR", str(DEFAULT_DATA_DIR))),
+            database_url=os.environ.get("DATABASE_URL") or None,
+            max_body_bytes=_env_int("MYCARENET_MAX_BODY_BYTES", 1_048_576),
+            upstream_timeout_seconds=float(os.environ.get("MYCARENET_UPSTREAM_TIMEOUT", "5")),
+            server_threads=_env_int("MYCARENET_SERVER_THREADS", 16),
+        )
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        if "data_dir" in clean:
+            clean["data_dir"] = Path(str(clean["data_dir"]))
+        return replace(base, **clean)  # type: ignore[arg-type]
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'mycarenet.sqlite3').resolve()}"

@@ -1,0 +1,1 @@
+"""SQLAlchemy storage: tables, migrations, audit chain, replay cache, pseudonyms."""

@@ -1,0 +1,134 @@
+"""The hash-chained audit log.
+
+Each row's hash is SHA-256 over its own fields and the previous row's hash;
+``audit_head`` holds the newest (seq, hash) and is locked by each appender, so
+the chain stays one line whatever the number of workers. :func:`verify_chain`
+names the first row that does not fit: an edited row breaks its own hash, a
+deleted or reordered row breaks the link or the sequence, a cut tail breaks
+the head.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection, Engine
+
+from mycarenet_ic.persistence.pseudonym import Pseudonymiser
+from mycarenet_ic.persistence.tables import audit_head, audit_log
+
+GENESIS = "0" * 64
+OUTCOMES = ("OK", "DENIED", "ERROR")
+
+
+@dataclass
+class AuditEntry:
+    """One call as the audit records it. ``patient`` is a NISS; it is stored as a pseudonym."""
+
+    service: str
+    operation: str
+    caller: str = "unknown"
+    outcome: str = "OK"
+    patient: str | None = None
+    request_id: str | None = None
+    detail: str = ""
+
+
+def _row_hash(row: dict[str, object]) -> str:
+    fields = [row["seq"], row["at"], row["service"], row["caller"], row["operation"], row["patient"],
+              row["outcome"], row["request_id"], row["detail"], row["prev_hash"]]
+    return hashlib.sha256(json.dumps(fields, separators=(",", ":"), ensure_ascii=True).encode()).hexdigest()
+
+
+class SqlAuditLog:
+    def __init__(self, engine: Engine, pseudonymiser: Pseudonymiser) -> None:
+        self.engine = engine
+        self.pseudonymiser = pseudonymiser
+
+    def append(self, entry: AuditEntry, conn: Connection | None = None) -> int:
+        """Append one row (inside ``conn``'s transaction if given) and return its seq."""
+        if entry.outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {entry.outcome}")
+        if conn is None:
+            with self.engine.begin() as own:
+                return self._append(own, entry)
+        return self._append(conn, entry)
+
+    def _append(self, conn: Connection, entry: AuditEntry) -> int:
+        head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+                            .with_for_update()).one()
+        row: dict[str, object] = {
+            "seq": head.seq + 1,
+            "at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "service": entry.service[:64],
+            "caller": entry.caller[:256],
+            "operation": entry.operation[:128],
+            "patient": self.pseudonymiser.pseudonym(entry.patient) if entry.patient else None,
+            "outcome": entry.outcome,
+            "request_id": entry.request_id[:128] if entry.request_id else None,
+            "detail": entry.detail[:2000],
+            "prev_hash": head.hash,
+        }
+        row["hash"] = _row_hash(row)
+        conn.execute(audit_log.insert().values(**row))
+        conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=row["seq"], hash=row["hash"]))
+        return int(row["seq"])  # type: ignore[call-overload]
+
+    def rows(self, limit: int | None = None, outcome: str | None = None) -> list[dict[str, object]]:
+        query = select(audit_log).order_by(audit_log.c.seq.desc())
+        if outcome:
+            query = query.where(audit_log.c.outcome == outcome)
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)][::-1]
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    rows: int
+    broken_seq: int | None
+    reason: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_seq is None
+
+
+def _iter_rows(engine: Engine, batch: int = 5000) -> Iterator[dict[str, object]]:
+    last = 0
+    with engine.connect() as conn:
+        while True:
+            chunk = conn.execute(
+                select(audit_log).where(audit_log.c.seq > last).order_by(audit_log.c.seq).limit(batch)
+            ).all()
+            if not chunk:
+                return
+            for r in chunk:
+                yield dict(r._mapping)
+            last = chunk[-1].seq
+
+
+def verify_chain(engine: Engine) -> ChainReport:
+    """Walk the chain in constant memory; name the first row that does not fit."""
+    prev_hash, expected_seq, count = GENESIS, 1, 0
+    for row in _iter_rows(engine):
+        count += 1
+        seq = int(row["seq"])  # type: ignore[call-overload]
+        if seq != expected_seq:
+            return ChainReport(count, seq, f"row {seq} follows row {expected_seq - 1}: rows missing")
+        if row["prev_hash"] != prev_hash:
+            return ChainReport(count, seq, f"row {seq} does not link to the row before it")
+        if _row_hash(row) != row["hash"]:
+            return ChainReport(count, seq, f"row {seq} was changed after it was written")
+        prev_hash, expected_seq = str(row["hash"]), seq + 1
+    with engine.connect() as conn:
+        head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
+    if head.seq != expected_seq - 1 or head.hash != prev_hash:
+        return ChainReport(count, expected_seq, f"rows after {expected_seq - 1} are missing (head is {head.seq})")
+    return ChainReport(count, None, None)

@@ -1,0 +1,1 @@
+"""SOAP binding: the only package that imports spyne."""

@@ -1,0 +1,210 @@
+"""The request path, one step each, as a WSGI application around a Spyne service.
+
+1 size cap → 2 hardened parse → 3 WS-Security verify (incl. replay) → 4 XSD
+validation (in ``ContractSoap11``) → 5 caller identity from the certificate →
+6 dispatch (Spyne) → 7 audit row → 8 signed answer. ``GET ?wsdl`` serves the
+checked-in WSDL with the configured address; ``GET ?xsd=<file>`` its schemas.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+from spyne.server.wsgi import WsgiApplication
+
+from mycarenet_ic import contract
+from mycarenet_ic.errors import (
+    AccessDenied,
+    MalformedRequest,
+    MycarenetError,
+    RequestTooLarge,
+    SecurityRejected,
+)
+from mycarenet_ic.persistence.audit import AuditEntry, SqlAuditLog
+from mycarenet_ic.security.parser import ParseLimits, parse_untrusted
+from mycarenet_ic.security.pki import identity_from_certificate
+from mycarenet_ic.security.wssec import Signer, Verifier
+from mycarenet_ic.soap import faults
+from mycarenet_ic.soap.protocol import ENV_AUDIT, ENV_CALLER, ENV_ERROR, ENV_VERIFIED
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+_XSD_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.xsd$")
+_WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
+_SOAP_BINDING_NS = "http://schemas.xmlsoap.org/wsdl/soap/"
+_XS = "http://www.w3.org/2001/XMLSchema"
+
+
+@dataclass
+class EndpointDeps:
+    verifier: Verifier
+    signer: Signer
+    audit: SqlAuditLog
+    environment: str
+    max_body_bytes: int
+
+
+def render_wsdl(wsdl_file: Path, address: str) -> bytes:
+    """The checked-in WSDL with ``soap:address`` (and schema locations) pointing at ``address``."""
+    tree = etree.parse(str(wsdl_file), parser=etree.XMLParser(no_network=True, resolve_entities=False))
+    for addr in tree.iter(f"{{{_SOAP_BINDING_NS}}}address"):
+        addr.set("location", address)
+    for imp in tree.iter(f"{{{_XS}}}import", f"{{{_XS}}}include"):
+        loc = imp.get("schemaLocation")
+        if loc:
+            imp.set("schemaLocation", f"{address}?xsd={Path(loc).name}")
+    return etree.tostring(tree, encoding="UTF-8", xml_declaration=True)
+
+
+def render_xsd(name: str, address: str) -> bytes | None:
+    if not _XSD_NAME.match(name) or not (contract.XSD_DIR / name).is_file():
+        return None
+    tree = etree.parse(str(contract.XSD_DIR / name), parser=etree.XMLParser(no_network=True, resolve_entities=False))
+    for imp in tree.iter(f"{{{_XS}}}import", f"{{{_XS}}}include"):
+        loc = imp.get("schemaLocation")
+        if loc:
+            imp.set("schemaLocation", f"{address}?xsd={Path(loc).name}")
+    return etree.tostring(tree, encoding="UTF-8", xml_declaration=True)
+
+
+def _outcome(error: MycarenetError | None) -> str:
+    if error is None:
+        return "OK"
+    if isinstance(error, SecurityRejected | AccessDenied | RequestTooLarge | MalformedRequest):
+        return "DENIED"
+    return "ERROR"
+
+
+class SoapEndpoint:
+    """One SOAP service on one address."""
+
+    def __init__(self, name: str, spyne_app: Any, wsdl_file: Path, deps: EndpointDeps) -> None:
+        self.name = name
+        self.deps = deps
+        self.wsdl_file = wsdl_file
+        self.address = ""
+        self._spyne = WsgiApplication(spyne_app)
+        self._wsdl_cache: dict[str, bytes] = {}
+        self._limits = ParseLimits(max_bytes=deps.max_body_bytes)
+
+    # -- WSGI ---------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method == "GET":
+            return self._get(environ, start_response)
+        if method != "POST":
+            start_response("405 Method Not Allowed", [("Allow", "GET, POST"), ("Content-Type", "text/plain")])
+            return [b"POST a SOAP 1.1 message, or GET ?wsdl\n"]
+        return self._post(environ, start_response)
+
+    def _get(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        query = environ.get("QUERY_STRING", "")
+        address = self.address or self._own_url(environ)
+        body: bytes | None = None
+        if query.lower() == "wsdl":
+            body = self._wsdl_cache.get(address)
+            if body is None:
+                body = self._wsdl_cache.setdefault(address, render_wsdl(self.wsdl_file, address))
+        elif query.startswith("xsd="):
+            body = render_xsd(query[4:], address)
+        if body is None:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found: try ?wsdl\n"]
+        start_response("200 OK", [("Content-Type", "text/xml; charset=utf-8"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    @staticmethod
+    def _own_url(environ: dict[str, Any]) -> str:
+        # Only used when no address was configured (tests mounting the app directly).
+        return f"http://{environ.get('SERVER_NAME', '127.0.0.1')}:{environ.get('SERVER_PORT', '80')}" + environ.get(
+            "PATH_INFO", "/"
+        )
+
+    def _read_body(self, environ: dict[str, Any]) -> bytes:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise MalformedRequest(reason="bad Content-Length") from None
+        if length > self.deps.max_body_bytes:
+            raise RequestTooLarge(reason=f"Content-Length {length}")
+        stream = environ["wsgi.input"]
+        data = stream.read(length) if length else stream.read(self.deps.max_body_bytes + 1)
+        if len(data) > self.deps.max_body_bytes:
+            raise RequestTooLarge(reason="body over the cap")
+        return data
+
+    def _post(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        entry = AuditEntry(service=self.name, operation=environ.get("HTTP_SOAPACTION", "").strip('"')[:128] or "?")
+        try:
+            content_type = environ.get("CONTENT_TYPE", "")
+            if not content_type.lower().startswith("text/xml"):
+                raise MalformedRequest("SOAP 1.1 requests must be sent as text/xml.")
+            data = self._read_body(environ)
+            root = parse_untrusted(data, self._limits)
+            verified = self.deps.verifier.verify(root)
+            try:
+                caller = identity_from_certificate(verified.certificate)
+            except ValueError:
+                raise SecurityRejected("certificate names no known holder") from None
+        except MycarenetError as exc:
+            entry.outcome, entry.detail = _outcome(exc), f"{exc.code}: {exc.reason}"
+            return self._answer_error(exc, entry, start_response)
+
+        entry.caller = caller.label
+        payload = verified.body[0] if len(verified.body) else None
+        if payload is not None and isinstance(payload.tag, str):
+            entry.operation = etree.QName(payload).localname
+            entry.request_id = payload.get("Id")
+        environ[ENV_VERIFIED] = verified
+        environ[ENV_CALLER] = caller
+        environ[ENV_AUDIT] = entry
+        environ["wsgi.input"] = io.BytesIO(data)
+        status_headers: list[Any] = []
+
+        def _capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            status_headers[:] = [status, headers]
+
+        chunks = self._spyne(environ, _capture)
+        body = b"".join(chunks)
+        error = environ.get(ENV_ERROR)
+        if entry.outcome == "OK" and error is not None:
+            entry.outcome = _outcome(error)
+        if error is not None and not entry.detail:
+            entry.detail = f"{error.code}: {error.reason}"
+        try:
+            self.deps.audit.append(entry)
+        except Exception:  # noqa: BLE001 - an answer we cannot audit is not given
+            log.exception("audit write failed")
+            from mycarenet_ic.errors import StorageUnavailable
+
+            return self._answer_error(StorageUnavailable(), None, start_response)
+        status, headers = status_headers
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(body))))
+        start_response(status, headers)
+        return [body]
+
+    def _answer_error(
+        self, error: MycarenetError, entry: AuditEntry | None, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        if entry is not None:
+            try:
+                self.deps.audit.append(entry)
+            except Exception:  # noqa: BLE001
+                log.exception("audit write failed for a rejected request")
+        envelope = faults.fault_envelope(error, self.deps.environment)
+        self.deps.signer.sign(envelope)
+        body = etree.tostring(envelope, encoding="UTF-8", xml_declaration=True)
+        start_response(
+            faults.http_status(error),
+            [("Content-Type", "text/xml; charset=utf-8"), ("Content-Length", str(len(body)))],
+        )
+        return [body]

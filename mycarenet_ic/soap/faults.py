@@ -1,0 +1,54 @@
+"""The one mapping from exceptions to SOAP 1.1 faults with eHealth error details.
+
+``ClientError`` → ``soap:Client`` + ``soa:BusinessError``; ``ServerError`` →
+``soap:Server`` + ``soa:SystemError``; anything else is logged and answered as
+a generic ``SystemError`` so no internals (trace, SQL, path) leave the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from lxml import etree
+
+from mycarenet_ic import ns
+from mycarenet_ic.errors import InternalError, MycarenetError
+
+log = logging.getLogger(__name__)
+
+
+def as_mycarenet_error(error: BaseException) -> MycarenetError:
+    if isinstance(error, MycarenetError):
+        return error
+    log.error("unexpected error", exc_info=error)
+    return InternalError()
+
+
+def fault_envelope(error: BaseException, environment: str) -> etree._Element:
+    """Build an unsigned SOAP 1.1 fault envelope for ``error``."""
+    err = as_mycarenet_error(error)
+    env = etree.Element(f"{{{ns.SOAP11_ENV}}}Envelope", nsmap={"soap": ns.SOAP11_ENV})
+    etree.SubElement(env, f"{{{ns.SOAP11_ENV}}}Header")
+    body = etree.SubElement(env, f"{{{ns.SOAP11_ENV}}}Body")
+    fault = etree.SubElement(body, f"{{{ns.SOAP11_ENV}}}Fault")
+    etree.SubElement(fault, "faultcode").text = "soap:Client" if err.is_client_error else "soap:Server"
+    etree.SubElement(fault, "faultstring").text = err.text
+    detail = etree.SubElement(fault, "detail")
+    kind = "BusinessError" if err.is_client_error else "SystemError"
+    error_el = etree.SubElement(detail, f"{{{ns.EHEALTH_ERRORS_SOA}}}{kind}", nsmap={"soa": ns.EHEALTH_ERRORS_SOA})
+    error_el.set("Id", f"err-{secrets.token_hex(8)}")
+    etree.SubElement(error_el, "Origin").text = err.origin
+    etree.SubElement(error_el, "Code").text = err.code
+    message = etree.SubElement(error_el, "Message")
+    message.set(f"{{{ns.XML}}}lang", "en")
+    message.text = err.text
+    etree.SubElement(error_el, "Retry").text = "true" if err.retry else "false"
+    etree.SubElement(error_el, "Environment").text = environment
+    return env
+
+
+def http_status(error: BaseException) -> str:
+    # SOAP 1.1 over HTTP answers every fault with 500.
+    del error
+    return "500 Internal Server Error"

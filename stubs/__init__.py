@@ -1,0 +1,1 @@
+"""Simulated eHealth services (AttributeAuthority, CoBrHa, National Register) and their scenario data."""

@@ -1,0 +1,344 @@
+"""Scenario data shared by the stubs: persons, professionals, organisations, links, mutations.
+
+Loaded from one JSON file (``stubs/scenarios/demo.json`` by default), validated
+on load (NISS and NIHII check digits, references between records), changed at
+run time through :class:`Scenario` methods (the admin endpoint and the
+``mycarenet-ic scenario`` command call them) and saved atomically after each
+change when a state file is given.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mycarenet_ic.domain.identifiers import is_valid_cbe, parse_nihii, parse_niss
+
+DEMO_FILE = Path(__file__).parent / "scenarios" / "demo.json"
+
+PROFESSIONS = {
+    # profession: (CD-HCPARTY code of the person, friendly name)
+    "doctor": ("persphysician", "Doctor"),
+    "nurse": ("persnurse", "Nurse"),
+    "physiotherapist": ("persphysiotherapist", "Physiotherapist"),
+    "dentist": ("persdentist", "Dentist"),
+    "midwife": ("persmidwife", "Midwife"),
+    "pharmacist": ("perspharmacist", "Pharmacist"),
+}
+ORGANISATION_TYPES = {"pharmacy", "psi", "medicalhouse", "hospital"}
+LINK_TYPES = {code for code, _ in PROFESSIONS.values()} | {"orgpharmacy"}
+MUTATION_TYPES = {"SsinReplaced", "Deceased"}
+
+
+class ScenarioError(ValueError):
+    """Scenario data that contradicts itself or the identifier rules."""
+
+
+def iso_date(value: str | None) -> dt.date | None:
+    """A scenario date (ISO text) as a date; None stays None."""
+    return dt.date.fromisoformat(value) if value else None
+
+
+_date = iso_date
+
+
+@dataclass
+class Person:
+    ssin: str
+    last_name: str
+    first_names: list[str]
+    birth_date: str | None
+    sex: str
+    death_date: str | None = None
+    replaced_by: str | None = None
+
+
+@dataclass
+class Professional:
+    ssin: str
+    nihii: str
+    profession: str
+    visa_from: str
+    visa_to: str | None = None
+    language: str = "nl"
+    workplaces: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Organisation:
+    nihii: str
+    cbe: str
+    type: str
+    name: str
+    active: bool = True
+    active_from: str | None = None
+    active_to: str | None = None
+
+
+@dataclass
+class TherapeuticLink:
+    patient: str
+    hcparty: str
+    type: str
+    start: str
+    end: str | None = None
+
+    def covers(self, patient: str, hcparty: str, on: dt.date) -> bool:
+        start, end = _date(self.start), _date(self.end)
+        assert start is not None
+        return (self.patient == patient and self.hcparty == hcparty and start <= on
+                and (end is None or on <= end))
+
+
+@dataclass
+class Mutation:
+    seq: int
+    type: str
+    ssin: str
+    date: str
+    description: str
+    new_ssin: str | None = None
+
+
+@dataclass
+class PsiRole:
+    ssin: str
+    psi: str
+    role: str
+
+
+class Scenario:
+    """In-memory scenario with a lock; every change is validated and saved."""
+
+    def __init__(self, data: dict[str, Any], state_file: Path | None = None) -> None:
+        self._lock = threading.RLock()
+        self.state_file = state_file
+        self.description: str = data.get("description", "")
+        self.persons = {p["ssin"]: Person(**p) for p in data.get("persons", [])}
+        self.professionals = [Professional(**p) for p in data.get("professionals", [])]
+        self.organisations = {o["nihii"]: Organisation(**o) for o in data.get("organisations", [])}
+        self.links = [TherapeuticLink(**link) for link in data.get("therapeutic_links", [])]
+        self.mutations = sorted((Mutation(**m) for m in data.get("mutations", [])), key=lambda m: m.seq)
+        self.psi_roles = [PsiRole(**r) for r in data.get("psi_roles", [])]
+        self.extra: dict[str, Any] = {k: v for k, v in data.items() if k not in _KNOWN_KEYS}
+        self.validate()
+
+    # -- loading and saving ---------------------------------------------------
+    @classmethod
+    def load(cls, path: Path, state_file: Path | None = None) -> Scenario:
+        return cls(json.loads(Path(path).read_text(encoding="utf-8")), state_file)
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path, source: Path = DEMO_FILE, reset: bool = False) -> Scenario:
+        """The running scenario of a data directory: its saved state, or a fresh copy of ``source``."""
+        state = Path(data_dir) / "scenario.json"
+        if reset or not state.exists():
+            scenario = cls.load(source, state)
+            scenario.save()
+            return scenario
+        return cls.load(state, state)
+
+    def to_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "description": self.description,
+                "persons": [asdict(p) for p in self.persons.values()],
+                "professionals": [asdict(p) for p in self.professionals],
+                "organisations": [asdict(o) for o in self.organisations.values()],
+                "therapeutic_links": [asdict(link) for link in self.links],
+                "mutations": [asdict(m) for m in self.mutations],
+                "psi_roles": [asdict(r) for r in self.psi_roles],
+                **self.extra,
+            }
+
+    def save(self) -> None:
+        if self.state_file is None:
+            return
+        with self._lock:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
+            tmp.replace(self.state_file)
+
+    # -- validation -------------------------------------------------------------
+    def validate(self) -> None:
+        try:
+            for p in self.persons.values():
+                parse_niss(p.ssin)
+                if p.sex not in ("male", "female", "unknown"):
+                    raise ScenarioError(f"person {p.ssin}: sex must be male, female or unknown")
+                _date(p.birth_date), _date(p.death_date)
+                if p.replaced_by and p.replaced_by not in self.persons:
+                    raise ScenarioError(f"person {p.ssin} replaced by an unknown person")
+            for o in self.organisations.values():
+                parse_nihii(o.nihii, person=False)
+                if not is_valid_cbe(o.cbe):
+                    raise ScenarioError(f"organisation {o.nihii}: invalid enterprise number {o.cbe}")
+                if o.type not in ORGANISATION_TYPES:
+                    raise ScenarioError(f"organisation {o.nihii}: unknown type {o.type}")
+            for pro in self.professionals:
+                parse_nihii(pro.nihii, person=True)
+                if pro.ssin not in self.persons:
+                    raise ScenarioError(f"professional {pro.nihii} has no person record")
+                if pro.profession not in PROFESSIONS:
+                    raise ScenarioError(f"professional {pro.nihii}: unknown profession {pro.profession}")
+                for w in pro.workplaces:
+                    if w not in self.organisations:
+                        raise ScenarioError(f"professional {pro.nihii} works in unknown organisation {w}")
+            for link in self.links:
+                self._check_link(link)
+            seqs = [m.seq for m in self.mutations]
+            if seqs != sorted(set(seqs)) or (seqs and seqs[0] < 1):
+                raise ScenarioError("mutation sequence numbers must be unique and positive")
+            for m in self.mutations:
+                if m.type not in MUTATION_TYPES:
+                    raise ScenarioError(f"mutation {m.seq}: unknown type {m.type}")
+                parse_niss(m.ssin)
+                if m.type == "SsinReplaced" and not m.new_ssin:
+                    raise ScenarioError(f"mutation {m.seq}: SsinReplaced needs new_ssin")
+            for r in self.psi_roles:
+                if r.role not in ("administrative", "coordinator"):
+                    raise ScenarioError(f"PSI role {r.role} unknown")
+                org = self.organisations.get(r.psi)
+                if org is None or org.type != "psi":
+                    raise ScenarioError(f"PSI role for unknown project {r.psi}")
+        except ValueError as exc:
+            if isinstance(exc, ScenarioError):
+                raise
+            raise ScenarioError(str(exc)) from None
+
+    def _check_link(self, link: TherapeuticLink) -> None:
+        parse_niss(link.patient)
+        if link.type not in LINK_TYPES:
+            raise ScenarioError(f"link type {link.type} unknown")
+        if link.type == "orgpharmacy":
+            org = self.organisations.get(link.hcparty)
+            if org is None or org.type != "pharmacy":
+                raise ScenarioError(f"link to unknown pharmacy {link.hcparty}")
+        elif not any(p.nihii == link.hcparty for p in self.professionals):
+            raise ScenarioError(f"link to unknown professional {link.hcparty}")
+        if _date(link.start) is None:
+            raise ScenarioError("link needs a start date")
+        _date(link.end)
+
+    # -- queries ------------------------------------------------------------------
+    def person(self, ssin: str) -> Person | None:
+        with self._lock:
+            return self.persons.get(ssin)
+
+    def professional(self, *, ssin: str | None = None, nihii: str | None = None) -> Professional | None:
+        with self._lock:
+            for pro in self.professionals:
+                if (ssin and pro.ssin == ssin) or (nihii and (pro.nihii == nihii or pro.nihii[:8] == nihii)):
+                    return pro
+            return None
+
+    def professionals_of(self, ssin: str) -> list[Professional]:
+        with self._lock:
+            return [p for p in self.professionals if p.ssin == ssin]
+
+    def organisation(self, *, nihii: str | None = None, cbe: str | None = None) -> Organisation | None:
+        with self._lock:
+            for org in self.organisations.values():
+                if (nihii and org.nihii == nihii) or (cbe and org.cbe == cbe):
+                    return org
+            return None
+
+    def link(self, patient: str, hcparty: str, on: dt.date) -> TherapeuticLink | None:
+        with self._lock:
+            return next((lk for lk in self.links if lk.covers(patient, hcparty, on)), None)
+
+    def mutations_after(self, seq: int, limit: int) -> tuple[list[Mutation], bool]:
+        with self._lock:
+            after = [m for m in self.mutations if m.seq > seq]
+            return after[:limit], len(after) > limit
+
+    @property
+    def last_mutation_seq(self) -> int:
+        with self._lock:
+            return self.mutations[-1].seq if self.mutations else 0
+
+    # -- changes ------------------------------------------------------------------
+    def add_link(self, patient: str, hcparty: str, type: str, start: str, end: str | None = None) -> TherapeuticLink:
+        link = TherapeuticLink(patient, hcparty, type, start, end)
+        with self._lock:
+            self._check_link(link)
+            self.links.append(link)
+            self.save()
+        return link
+
+    def remove_links(self, patient: str, hcparty: str) -> int:
+        with self._lock:
+            before = len(self.links)
+            self.links = [lk for lk in self.links if not (lk.patient == patient and lk.hcparty == hcparty)]
+            self.save()
+            return before - len(self.links)
+
+    def record_death(self, ssin: str, date: str) -> Mutation:
+        with self._lock:
+            person = self.persons.get(ssin)
+            if person is None:
+                raise ScenarioError(f"unknown person {ssin}")
+            _date(date)
+            person.death_date = date
+            mutation = Mutation(self.last_mutation_seq + 1, "Deceased", ssin, date, "Person deceased")
+            self.mutations.append(mutation)
+            self.save()
+            return mutation
+
+    def replace_ssin(self, old: str, new: str, date: str) -> Mutation:
+        with self._lock:
+            person = self.persons.get(old)
+            if person is None:
+                raise ScenarioError(f"unknown person {old}")
+            parse_niss(new)
+            if new in self.persons:
+                raise ScenarioError(f"{new} is already a person")
+            _date(date)
+            self.persons[new] = Person(new, person.last_name, list(person.first_names), person.birth_date,
+                                       person.sex, person.death_date)
+            person.replaced_by = new
+            mutation = Mutation(self.last_mutation_seq + 1, "SsinReplaced", old, date,
+                                "SSIN replaced by a new one", new_ssin=new)
+            self.mutations.append(mutation)
+            self.save()
+            return mutation
+
+    def add_person(self, record: dict[str, Any]) -> Person:
+        person = Person(**record)
+        with self._lock:
+            parse_niss(person.ssin)
+            if person.ssin in self.persons:
+                raise ScenarioError(f"{person.ssin} already exists")
+            self.persons[person.ssin] = person
+            self.save()
+        return person
+
+    def apply(self, change: dict[str, Any]) -> dict[str, Any]:
+        """Apply one admin change ``{"action": …, …}``; return what it did."""
+        action = change.get("action")
+        args = {k: v for k, v in change.items() if k != "action"}
+        try:
+            if action == "add-link":
+                return {"link": asdict(self.add_link(**args))}
+            if action == "remove-links":
+                return {"removed": self.remove_links(**args)}
+            if action == "death":
+                return {"mutation": asdict(self.record_death(**args))}
+            if action == "replace-ssin":
+                return {"mutation": asdict(self.replace_ssin(**args))}
+            if action == "add-person":
+                return {"person": asdict(self.add_person(args))}
+        except TypeError as exc:
+            raise ScenarioError(f"bad arguments for {action}: {exc}") from None
+        except ValueError as exc:
+            raise ScenarioError(str(exc)) from None
+        raise ScenarioError(f"unknown action {action!r}")
+
+
+_KNOWN_KEYS = {"description", "persons", "professionals", "organisations", "therapeutic_links", "mutations",
+               "psi_roles"}
