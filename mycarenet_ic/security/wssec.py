@@ -73,7 +73,18 @@ class Signer:
     envelope, :meth:`verify` is delegated to a :class:`Verifier` when given.
     """
 
-    def __init__(self, keypair: KeyPair, ttl_seconds: int = 60, verifier: Verifier | None = None) -> None:
+    def __init__(
+        self,
+        keypair: KeyPair,
+        ttl_seconds: int = 60,
+        verifier: Verifier | None = None,
+        *,
+        signature_method: object = None,
+        digest_method: object = None,
+    ) -> None:
+        # The method overrides exist so that tests can produce what the verifier must refuse.
+        self._sig_method = signature_method or xmlsec.constants.TransformRsaSha256
+        self._digest_method = digest_method or xmlsec.constants.TransformSha256
         self._key = xmlsec.Key.from_memory(keypair.key_pem, xmlsec.KeyFormat.PEM, None)
         cert = x509.load_pem_x509_certificate(keypair.cert_pem)
         self._cert_b64 = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
@@ -110,11 +121,11 @@ class Signer:
         etree.SubElement(stamp, _q(ns.WSU, "Expires")).text = _fmt(created + self.ttl)
 
         signature = xmlsec.template.create(
-            envelope, xmlsec.constants.TransformExclC14N, xmlsec.constants.TransformRsaSha256, ns="ds"
+            envelope, xmlsec.constants.TransformExclC14N, self._sig_method, ns="ds"
         )
         security.append(signature)
         for ref_id in (body_id, f"TS-{suffix}"):
-            ref = xmlsec.template.add_reference(signature, xmlsec.constants.TransformSha256, uri=f"#{ref_id}")
+            ref = xmlsec.template.add_reference(signature, self._digest_method, uri=f"#{ref_id}")
             xmlsec.template.add_transform(ref, xmlsec.constants.TransformExclC14N)
         key_info = xmlsec.template.ensure_key_info(signature)
         str_el = etree.SubElement(key_info, _q(ns.WSSE, "SecurityTokenReference"))

@@ -1,0 +1,208 @@
+"""``mycarenet-ic``: the sandbox, its PKI, its audit log and its scenario, from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from mycarenet_ic.config import DEFAULT_DATA_DIR, Settings
+from mycarenet_ic.domain.identifiers import InvalidIdentifier
+from mycarenet_ic.domain.qualities import Quality
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(data_dir=args.data_dir, host=getattr(args, "host", None))
+
+
+def cmd_certs_init(args: argparse.Namespace) -> int:
+    from mycarenet_ic.security.pki import Pki
+
+    pki = Pki(_settings(args).data_dir)
+    written = pki.init(force=args.force)
+    print(f"sandbox PKI in {pki.dir}: {len(written)} files written" + ("" if written else " (already there)"))
+    return 0
+
+
+def cmd_certs_issue(args: argparse.Namespace) -> int:
+    from mycarenet_ic.security.pki import Pki, write_keypair
+
+    pki = Pki(_settings(args).data_dir)
+    if not pki.initialised:
+        pki.init()
+    quality = Quality(args.quality)
+    try:
+        pair = pki.issue_holder(quality, args.ssin, args.nihii, valid_days=args.days)
+    except (InvalidIdentifier, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stem = args.name or f"{quality.value}-{args.ssin or args.nihii}"
+    password = args.p12_password.encode() if args.p12_password else None
+    paths = write_keypair(pair, Path(args.out), stem, password)
+    print(f"subject: {pair.certificate.subject.rfc4514_string()}")
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    print(f"trust anchor: {pki.dir / 'ca.cert.pem'}")
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from mycarenet_ic.app import Sandbox
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sandbox = Sandbox(_settings(args), reset_scenario=args.reset_scenario)
+    done = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    urls = sandbox.start(args.port)
+    print(f"data directory: {sandbox.settings.data_dir.resolve()}", flush=True)
+    print(f"database: {sandbox.settings.effective_database_url.split('@')[-1]}", flush=True)
+    for name, url in urls.items():
+        print(f"READY {name} {url}", flush=True)
+    print("Ctrl-C stops the sandbox.", flush=True)
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        sandbox.stop()
+        print("stopped", flush=True)
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from mycarenet_ic.persistence.audit import verify_chain
+    from mycarenet_ic.persistence.db import make_engine, migrate
+
+    engine = make_engine(_settings(args).effective_database_url)
+    migrate(engine)
+    report = verify_chain(engine)
+    if report.ok:
+        print(f"audit chain OK: {report.rows} rows")
+        return 0
+    print(f"audit chain BROKEN at row {report.broken_seq}: {report.reason}")
+    return 1
+
+
+def cmd_audit_show(args: argparse.Namespace) -> int:
+    from mycarenet_ic.persistence.audit import SqlAuditLog
+    from mycarenet_ic.persistence.db import make_engine, migrate
+    from mycarenet_ic.persistence.pseudonym import Pseudonymiser
+
+    settings = _settings(args)
+    engine = make_engine(settings.effective_database_url)
+    migrate(engine)
+    log = SqlAuditLog(engine, Pseudonymiser.from_data_dir(settings.data_dir))
+    for row in log.rows(limit=args.limit, outcome=args.outcome):
+        patient = (row["patient"] or "-")[:12]
+        print(f"{row['seq']:>7} {row['at']} {row['outcome']:<6} {row['service']:<20} {row['operation']:<36} "
+              f"{row['caller']:<28} patient={patient} req={row['request_id'] or '-'} {row['detail']}")
+    return 0
+
+
+def _admin_call(data_dir: Path, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+    from mycarenet_ic.app import read_running
+    from stubs.admin import admin_token
+
+    base = read_running(data_dir)["scenario-admin"].rstrip("/")
+    data = json.dumps(payload).encode() if payload is not None else None
+    req = urllib.request.Request(base + path, data=data, method=method,  # noqa: S310 - loopback URL we wrote
+                                 headers={"Authorization": f"Bearer {admin_token(data_dir)}",
+                                          "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        raise SystemExit(f"error: {json.loads(exc.read()).get('error', exc.reason)}") from None
+
+
+def cmd_scenario(args: argparse.Namespace) -> int:
+    data_dir = _settings(args).data_dir
+    if args.action == "show":
+        print(json.dumps(_admin_call(data_dir, "GET", "/scenario"), indent=1, ensure_ascii=False))
+        return 0
+    change: dict[str, Any] = {"action": args.action}
+    for key in ("patient", "hcparty", "type", "start", "end", "ssin", "date", "old", "new"):
+        value = getattr(args, key, None)
+        if value is not None:
+            change[key] = value
+    print(json.dumps(_admin_call(data_dir, "POST", "/scenario/changes", change), indent=1, ensure_ascii=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mycarenet-ic", description="A local MyCareNet in a box.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=None,
+                        help=f"certificates, database, scenario state (default: $MYCARENET_DATA_DIR or {DEFAULT_DATA_DIR})")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    certs = sub.add_parser("certs", help="sandbox PKI").add_subparsers(dest="certs_command", required=True)
+    p = certs.add_parser("init", parents=[common], help="create the sandbox CA and the service certificates")
+    p.add_argument("--force", action="store_true", help="replace an existing CA (invalidates issued certificates)")
+    p.set_defaults(func=cmd_certs_init)
+    p = certs.add_parser("issue", parents=[common], help="issue a test certificate for a caller")
+    p.add_argument("--ssin", help="the holder's NISS/SSIN (persons)")
+    p.add_argument("--nihii", help="the holder's NIHII (providers, organisations)")
+    p.add_argument("--quality", required=True, choices=[q.value for q in Quality])
+    p.add_argument("--out", required=True, help="directory for KEY.pem, CERT.pem and .p12")
+    p.add_argument("--name", help="file name stem (default: QUALITY-ID)")
+    p.add_argument("--days", type=int, default=730)
+    p.add_argument("--p12-password", default=None)
+    p.set_defaults(func=cmd_certs_issue)
+
+    p = sub.add_parser("sandbox", parents=[common], help="start every service and stub with the demo scenario")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="first port (one per service); 0 picks free ports")
+    p.add_argument("--reset-scenario", action="store_true", help="start again from the demo scenario")
+    p.set_defaults(func=cmd_sandbox)
+
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
+    p = audit.add_parser("verify", parents=[common], help="check the hash chain; name the first broken row")
+    p.set_defaults(func=cmd_audit_verify)
+    p = audit.add_parser("show", parents=[common], help="the newest audit rows")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--outcome", choices=["OK", "DENIED", "ERROR"])
+    p.set_defaults(func=cmd_audit_show)
+
+    scen = sub.add_parser("scenario", help="change the running sandbox's scenario").add_subparsers(
+        dest="action", required=True)
+    p = scen.add_parser("show", parents=[common])
+    p = scen.add_parser("add-link", parents=[common], help="add a therapeutic link")
+    p.add_argument("--patient", required=True)
+    p.add_argument("--hcparty", required=True, help="NIHII of the provider or pharmacy")
+    p.add_argument("--type", required=True, help="persphysician, persnurse, …, orgpharmacy")
+    p.add_argument("--start", required=True)
+    p.add_argument("--end")
+    p = scen.add_parser("remove-links", parents=[common], help="remove the links between a patient and a provider")
+    p.add_argument("--patient", required=True)
+    p.add_argument("--hcparty", required=True)
+    p = scen.add_parser("death", parents=[common], help="record a death (and its mutation)")
+    p.add_argument("--ssin", required=True)
+    p.add_argument("--date", required=True)
+    p = scen.add_parser("replace-ssin", parents=[common], help="replace a NISS by a new one (and its mutation)")
+    p.add_argument("--old", required=True)
+    p.add_argument("--new", required=True)
+    p.add_argument("--date", required=True)
+    for action in ("show", "add-link", "remove-links", "death", "replace-ssin"):
+        scen.choices[action].set_defaults(func=cmd_scenario)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""One signed SOAP client: offline WSDL, RSA-SHA256 + Timestamp, our verifier on every answer.
+
+Upstream faults, timeouts, refused connections and answers that fail
+verification become our errors (``UpstreamFault`` / ``UpstreamUnavailable``),
+so callers never see zeep or requests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import threading
+from typing import Any
+
+import requests
+import zeep
+import zeep.exceptions
+from lxml import etree
+from zeep.transports import Transport
+
+from mycarenet_ic import contract
+from mycarenet_ic.errors import SecurityRejected, UpstreamFault, UpstreamUnavailable
+from mycarenet_ic.security.wssec import Signer, Verifier
+
+
+class _VerifyingSigner:
+    """zeep ``wsse`` plugin: sign with our signer, verify with our strict verifier."""
+
+    def __init__(self, signer: Signer, verifier: Verifier) -> None:
+        self.signer = signer
+        self.verifier = verifier
+
+    def apply(self, envelope: etree._Element, headers: dict) -> tuple[etree._Element, dict]:
+        return self.signer.sign(envelope), headers
+
+    def verify(self, envelope: etree._Element) -> etree._Element:
+        return self.verifier.verify(envelope).envelope
+
+
+class SignedSoapClient:
+    def __init__(self, wsdl_name: str, binding: str, address: str, signer: Signer, verifier: Verifier,
+                 timeout: float = 5.0, pool_size: int = 16) -> None:
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.trust_env = False  # loopback only: no proxy from the environment
+        transport = Transport(session=session, timeout=timeout, operation_timeout=timeout)
+        settings = zeep.Settings(strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True,
+                                 forbid_external=True)
+        self._client = zeep.Client(str(contract.wsdl_path(wsdl_name)), transport=transport,
+                                   wsse=_VerifyingSigner(signer, verifier), settings=settings)
+        self._service = self._client.create_service(binding, address)
+        self._lock = threading.Lock()
+        self.address = address
+
+    @staticmethod
+    def header() -> dict[str, Any]:
+        return {"Id": f"_{secrets.token_hex(16)}", "IssueInstant": dt.datetime.now(dt.UTC).replace(microsecond=0)}
+
+    def call(self, operation: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._service, operation)(**self.header(), **kwargs)
+        except zeep.exceptions.Fault as exc:
+            raise UpstreamFault(reason=f"{self.address} {operation}: fault {exc.code}: {exc.message}") from None
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise UpstreamUnavailable(reason=f"{self.address} {operation}: {type(exc).__name__}") from None
+        except SecurityRejected as exc:
+            raise UpstreamFault(reason=f"{self.address} {operation}: answer rejected: {exc.reason}") from None
+        except (zeep.exceptions.TransportError, zeep.exceptions.XMLSyntaxError,
+                zeep.exceptions.ValidationError, zeep.exceptions.XMLParseError) as exc:
+            raise UpstreamFault(reason=f"{self.address} {operation}: {type(exc).__name__}") from None

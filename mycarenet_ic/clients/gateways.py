@@ -1,0 +1,102 @@
+"""Gateways to AttributeAuthority, CoBrHa and the National Register, returning domain records."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from mycarenet_ic.clients.base import SignedSoapClient
+from mycarenet_ic.domain.records import (
+    MutationBatch,
+    Organisation,
+    Person,
+    PersonMutation,
+    Profession,
+    Professional,
+    TherapeuticLink,
+)
+from mycarenet_ic.security.wssec import Signer, Verifier
+
+_FOUND = "urn:be:fgov:ehealth:2.0:status:Success"
+
+
+def _found(status: Any) -> bool:
+    return status is not None and status.StatusCode.Value == _FOUND
+
+
+class ZeepAttributeAuthorityGateway:
+    def __init__(self, address: str, signer: Signer, verifier: Verifier, timeout: float = 5.0) -> None:
+        self._client = SignedSoapClient(
+            "sandbox-attributeauthority-v1.wsdl",
+            "{urn:be:fgov:ehealth:sandbox:attributeauthority:v1}AttributeAuthoritySoapBinding",
+            address, signer, verifier, timeout)
+
+    def therapeutic_link(self, patient_ssin: str, hcparty_nihii: str, hcparty_type: str,
+                         on: dt.date) -> TherapeuticLink | None:
+        answer = self._client.call("hasTherapeuticLink", Patient={"Ssin": patient_ssin},
+                                   HcParty={"Nihii": hcparty_nihii, "Type": hcparty_type}, Date=on)
+        if not answer.HasLink or answer.TherapeuticLink is None:
+            return None
+        link = answer.TherapeuticLink
+        return TherapeuticLink(link.Type, link.StartDate, link.EndDate)
+
+
+class ZeepCobrhaGateway:
+    def __init__(self, address: str, signer: Signer, verifier: Verifier, timeout: float = 5.0) -> None:
+        self._client = SignedSoapClient(
+            "sandbox-cobrha-v1.wsdl", "{urn:be:fgov:ehealth:sandbox:addressbook:v1}CobrhaSoapBinding",
+            address, signer, verifier, timeout)
+
+    def professional(self, *, ssin: str | None = None, nihii: str | None = None) -> Professional | None:
+        if (ssin is None) == (nihii is None):
+            raise ValueError("give exactly one of ssin, nihii")
+        answer = self._client.call("getProfessionalContactInfo", **({"SSIN": ssin} if ssin else {"NIHII": nihii}))
+        info = answer.IndividualContactInformation
+        if not _found(answer.Status) or info is None:
+            return None
+        professions = tuple(
+            Profession(
+                code=p.Profession.ProfessionCode,
+                nihii=p.Profession.NIHII,
+                visa_from=p.Visa.ValidFrom if p.Visa else None,
+                visa_to=p.Visa.ValidTo if p.Visa else None,
+                workplaces=tuple(w.OrganizationNIHII for w in (p.Workplace or [])),
+            )
+            for p in info.ProfessionalInformation or []
+        )
+        return Professional(info.SSIN, info.LastName, info.FirstName, professions)
+
+    def organisation(self, *, nihii: str | None = None, cbe: str | None = None) -> Organisation | None:
+        if (nihii is None) == (cbe is None):
+            raise ValueError("give exactly one of nihii, cbe")
+        answer = self._client.call("getOrganizationContactInfo", **({"NIHII": nihii} if nihii else {"CBE": cbe}))
+        info = answer.OrganizationContactInformation
+        if not _found(answer.Status) or info is None:
+            return None
+        ids = {i.authenticSource: i._value_1 for i in info.Id}
+        return Organisation(ids.get("NIHII"), ids.get("CBE"), info.OrganizationTypeCode, info.Name, info.Active,
+                            info.ActiveFrom, info.ActiveTo)
+
+
+class ZeepNationalRegisterGateway:
+    def __init__(self, address: str, signer: Signer, verifier: Verifier, timeout: float = 5.0) -> None:
+        self._client = SignedSoapClient(
+            "sandbox-nationalregister-v1.wsdl", "{urn:be:fgov:ehealth:sandbox:rn:v1}NationalRegisterSoapBinding",
+            address, signer, verifier, timeout)
+
+    def person(self, ssin: str) -> Person | None:
+        answer = self._client.call("searchPersonBySsin", Criteria={"Ssin": ssin})
+        if not _found(answer.Status) or answer.Person is None:
+            return None
+        p, data = answer.Person, answer.Person.PersonData
+        return Person(p.Ssin, data.LastName, tuple(data.FirstName), data.BirthDate, data.Gender, data.DeceaseDate,
+                      p.ReplacedBy)
+
+    def mutations_after(self, seq: int, max_results: int = 100) -> MutationBatch:
+        answer = self._client.call("consultMutations", SequenceNumber=seq, MaxResults=max_results)
+        mutations = tuple(
+            PersonMutation(m.SequenceNumber, m.MutationInformation.Type, m.Person.Ssin, m.MutationInformation.Date,
+                           m.Person.NewSsin)
+            for m in (answer.MutationList.Mutation or [])
+        )
+        return MutationBatch(mutations, answer.Header.SequenceNumber, bool(answer.MoreAvailable))
