@@ -74,8 +74,8 @@ def _check_limits(root: etree._Element, limits: ParseLimits) -> None:
             raise SecurityRejected("processing instruction")
     elements = 0
     attributes = 0
-    for event, node in etree.iterwalk(root, events=("start",)):
-        del event
+    # iter() yields comments, processing instructions and entity references too.
+    for node in root.iter():
         if isinstance(node, etree._ProcessingInstruction):
             raise SecurityRejected("processing instruction")
         if isinstance(node, etree._Entity):

@@ -1,0 +1,100 @@
+"""Fixtures: loopback-only sockets, database backends, PKI, a running sandbox."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mycarenet_ic.app import Platform, Sandbox
+from mycarenet_ic.config import Settings
+from mycarenet_ic.domain.qualities import Quality
+from mycarenet_ic.security.pki import KeyPair
+from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, Verifier
+from tests import support
+
+BACKENDS = ["sqlite", "postgres"]
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address: object) -> object:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        host = address[0] if isinstance(address, tuple) else str(address)
+        try:
+            ok = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            ok = host == "localhost"
+        if not ok:
+            raise OSError(f"tests may only connect to loopback, not {host}")
+    return _real_connect(self, address)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+def _database(backend: str, tmp: Path) -> Iterator[str | None]:
+    if backend == "sqlite":
+        yield None  # the data directory's SQLite file
+        return
+    base = support.postgres_url()
+    if base is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run the PostgreSQL tests: MYCARENET_TEST_POSTGRES_URL is not set")
+        pytest.skip("no PostgreSQL server (set MYCARENET_TEST_POSTGRES_URL)")
+    url, name = support.fresh_postgres_database(base)
+    try:
+        yield url
+    finally:
+        support.drop_postgres_database(base, name)
+
+
+@pytest.fixture(params=BACKENDS)
+def platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platform]:
+    """A fresh platform (PKI, migrated database, audit) on each backend."""
+    for url in _database(request.param, tmp_path):
+        plat = Platform(Settings(data_dir=tmp_path / "data", database_url=url))
+        try:
+            yield plat
+        finally:
+            plat.close()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """The stubs running over HTTP on 127.0.0.1, on each backend."""
+    tmp = tmp_path_factory.mktemp("sandbox")
+    for url in _database(request.param, tmp):
+        box = Sandbox(Settings(data_dir=tmp / "data", database_url=url), reset_scenario=True)
+        box.start(0)
+        try:
+            yield box
+        finally:
+            box.stop()
+
+
+def holder(box_or_platform: Sandbox | Platform, quality: Quality = Quality.DOCTOR,
+           ssin: str | None = support.DOCTOR_SSIN, nihii: str | None = support.DOCTOR_NIHII) -> KeyPair:
+    plat = box_or_platform.platform if isinstance(box_or_platform, Sandbox) else box_or_platform
+    return plat.pki.issue_holder(quality, ssin, nihii)
+
+
+@pytest.fixture(scope="module")
+def doctor(sandbox: Sandbox) -> KeyPair:
+    return holder(sandbox)
+
+
+@pytest.fixture(scope="module")
+def doctor_signer(sandbox: Sandbox, doctor: KeyPair) -> Signer:
+    return Signer(doctor)
+
+
+@pytest.fixture(scope="module")
+def answer_verifier(sandbox: Sandbox) -> Verifier:
+    return Verifier(sandbox.platform.trust, MemoryReplayCache())

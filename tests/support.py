@@ -1,0 +1,115 @@
+"""Helpers shared by the tests: envelopes, signing, posting, reading faults, PostgreSQL databases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import uuid
+from dataclasses import dataclass
+
+import requests
+from lxml import etree
+
+from mycarenet_ic import ns
+from mycarenet_ic.security.wssec import Signer
+
+AA_NS = "urn:be:fgov:ehealth:sandbox:attributeauthority:v1"
+AB_NS = "urn:be:fgov:ehealth:sandbox:addressbook:v1"
+RN_NS = "urn:be:fgov:ehealth:sandbox:rn:v1"
+
+# Demo-scenario facts the tests rely on (stubs/scenarios/demo.json).
+DOCTOR_NIHII = "11200035003"          # Verhoeven Tom, GP, valid VISA
+DOCTOR_SSIN = "74030902123"
+EXPIRED_VISA_NIHII = "11207458003"    # Moreau Alain, VISA ended 2024-12-31
+PHARMACIST_SSIN = "69012702143"       # Geerts Wim (NIHII 61229665000), works in PHARMACY_NIHII
+PHARMACY_NIHII = "62103457"
+CLOSED_PHARMACY_NIHII = "64099083"
+PATIENT_LINKED = "48031202166"        # Peeters Jan: linked to DOCTOR_NIHII and PHARMACY_NIHII
+PATIENT_UNLINKED = "82112502158"      # Desmet Jules: no link with DOCTOR_NIHII
+DECEASED = "36122402201"              # Lejeune Monique, died 2026-09-14 (mutation 1)
+BIS_REPLACED = "88431512423"          # BIS number replaced by REPLACEMENT (mutation 2)
+REPLACEMENT = "88031512434"
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def aa_body(patient: str = PATIENT_LINKED, hcparty: str = DOCTOR_NIHII, kind: str = "persphysician",
+            on: str = "2026-11-01", request_id: str | None = None) -> str:
+    rid = request_id or f"_{secrets.token_hex(8)}"
+    return (f'<aa:HasTherapeuticLinkRequest xmlns:aa="{AA_NS}" Id="{rid}" '
+            f'IssueInstant="{now().replace(microsecond=0).isoformat()}">'
+            f"<aa:Patient><aa:Ssin>{patient}</aa:Ssin></aa:Patient>"
+            f"<aa:HcParty><aa:Nihii>{hcparty}</aa:Nihii><aa:Type>{kind}</aa:Type></aa:HcParty>"
+            f"<aa:Date>{on}</aa:Date></aa:HasTherapeuticLinkRequest>")
+
+
+def envelope(body_xml: str) -> etree._Element:
+    return etree.fromstring(
+        f'<soap:Envelope xmlns:soap="{ns.SOAP11_ENV}"><soap:Header/><soap:Body>{body_xml}</soap:Body></soap:Envelope>'
+        .encode()
+    )
+
+
+def signed(signer: Signer, body_xml: str, when: dt.datetime | None = None) -> etree._Element:
+    return signer.sign(envelope(body_xml), now=when)
+
+
+def to_bytes(root: etree._Element) -> bytes:
+    return etree.tostring(root, encoding="UTF-8", xml_declaration=True)
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes
+    root: etree._Element | None
+
+    @property
+    def fault(self) -> etree._Element | None:
+        if self.root is None:
+            return None
+        return self.root.find(f"{{{ns.SOAP11_ENV}}}Body/{{{ns.SOAP11_ENV}}}Fault")
+
+    def error_detail(self) -> dict[str, str]:
+        fault = self.fault
+        assert fault is not None, self.body[:500]
+        detail = fault.find("detail")
+        assert detail is not None and len(detail) == 1
+        err = detail[0]
+        return {"kind": etree.QName(err).localname, "faultcode": fault.findtext("faultcode") or "",
+                "faultstring": fault.findtext("faultstring") or "",
+                **{child.tag: child.text or "" for child in err}}
+
+
+def post(url: str, data: bytes, content_type: str = "text/xml; charset=utf-8") -> Answer:
+    resp = requests.post(url, data=data, headers={"Content-Type": content_type}, timeout=30)
+    try:
+        root = etree.fromstring(resp.content, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError:
+        root = None
+    return Answer(resp.status_code, resp.content, root)
+
+
+def fresh_postgres_database(base_url: str) -> tuple[str, str]:
+    """Create an empty database on the server of ``base_url``; return (url, name)."""
+    import psycopg
+
+    name = f"mcn_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    head, _, _ = base_url.rpartition("/")
+    return f"{head}/{name}", name
+
+
+def drop_postgres_database(base_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(base_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def postgres_url() -> str | None:
+    return os.environ.get("MYCARENET_TEST_POSTGRES_URL") or None
