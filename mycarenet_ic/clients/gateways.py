@@ -97,6 +97,7 @@ class ZeepNationalRegisterGateway:
         mutations = tuple(
             PersonMutation(m.SequenceNumber, m.MutationInformation.Type, m.Person.Ssin, m.MutationInformation.Date,
                            m.Person.NewSsin)
-            for m in (answer.MutationList.Mutation or [])
+            # zeep reads an empty <MutationList/> as None
+            for m in ((answer.MutationList.Mutation if answer.MutationList else None) or [])
         )
         return MutationBatch(mutations, answer.Header.SequenceNumber, bool(answer.MoreAvailable))

@@ -26,6 +26,7 @@ from mycarenet_ic.errors import (
     MycarenetError,
     RequestTooLarge,
     SecurityRejected,
+    StorageUnavailable,
 )
 from mycarenet_ic.persistence.audit import AuditEntry, SqlAuditLog
 from mycarenet_ic.security.parser import ParseLimits, parse_untrusted
@@ -91,6 +92,7 @@ class SoapEndpoint:
         self.deps = deps
         self.wsdl_file = wsdl_file
         self.address = ""
+        self.spyne_app = spyne_app
         self._spyne = WsgiApplication(spyne_app)
         self._wsdl_cache: dict[str, bytes] = {}
         self._limits = ParseLimits(max_bytes=deps.max_body_bytes)
@@ -183,8 +185,6 @@ class SoapEndpoint:
             self.deps.audit.append(entry)
         except Exception:  # noqa: BLE001 - an answer we cannot audit is not given
             log.exception("audit write failed")
-            from mycarenet_ic.errors import StorageUnavailable
-
             return self._answer_error(StorageUnavailable(), None, start_response)
         status, headers = status_headers
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"]

@@ -1,0 +1,132 @@
+"""The contract (wsdl/ + xsd/) and the code stay together."""
+
+from __future__ import annotations
+
+import pathlib
+import socket
+
+import pytest
+import requests
+import zeep
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from lxml import etree
+
+from mycarenet_ic import contract
+from mycarenet_ic.app import Platform, Sandbox, stub_endpoints
+from mycarenet_ic.persistence.tables import metadata
+from stubs.scenario import DEMO_FILE, Scenario
+
+pytestmark = pytest.mark.contract
+
+XS = "http://www.w3.org/2001/XMLSchema"
+WSDLS = sorted(p.name for p in contract.WSDL_DIR.glob("*.wsdl"))
+EXPECTED_OPERATIONS = {
+    "sandbox-attributeauthority-v1.wsdl": {"hasTherapeuticLink"},
+    "sandbox-cobrha-v1.wsdl": {"getProfessionalContactInfo", "getOrganizationContactInfo"},
+    "sandbox-nationalregister-v1.wsdl": {"searchPersonBySsin", "consultMutations"},
+}
+
+
+@pytest.fixture
+def no_sockets_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_a: object, **_k: object) -> None:
+        raise OSError("network forbidden in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+def test_every_wsdl_is_covered() -> None:
+    assert set(WSDLS) == set(EXPECTED_OPERATIONS)
+
+
+@pytest.mark.parametrize("name", WSDLS)
+def test_zeep_loads_wsdl_offline(name: str, no_sockets_at_all: None) -> None:
+    settings = zeep.Settings(forbid_external=True, forbid_dtd=True, forbid_entities=True)
+    client = zeep.Client(str(contract.wsdl_path(name)), settings=settings)
+    ops = set()
+    for service in client.wsdl.services.values():
+        for port in service.ports.values():
+            ops |= set(port.binding._operations)
+    assert ops == EXPECTED_OPERATIONS[name]
+
+
+def _types(root: etree._Element) -> dict[str, tuple[list[tuple[str, bool]], set[str]]]:
+    """complexType name → (ordered child elements with 'repeats', attribute names)."""
+    out = {}
+    for ct in root.iter(f"{{{XS}}}complexType"):
+        name = ct.get("name")
+        if not name:
+            continue
+        elements = [
+            (el.get("name"), el.get("maxOccurs", "1") not in ("1", "0"))
+            for el in ct.iter(f"{{{XS}}}element")
+        ]
+        attrs = {a.get("name") for a in ct.iter(f"{{{XS}}}attribute")}
+        out[name] = (elements, attrs)
+    return out
+
+
+@pytest.fixture(scope="module")
+def endpoints(tmp_path_factory: pytest.TempPathFactory):
+    from mycarenet_ic.config import Settings
+
+    plat = Platform(Settings(data_dir=tmp_path_factory.mktemp("drift")))
+    try:
+        yield stub_endpoints(plat, Scenario.load(DEMO_FILE))
+    finally:
+        plat.close()
+
+
+@pytest.mark.parametrize("service,xsd", [
+    ("attribute-authority", "sandbox-attributeauthority-v1.xsd"),
+    ("cobrha", "sandbox-cobrha-v1.xsd"),
+    ("national-register", "sandbox-nationalregister-v1.xsd"),
+])
+def test_spyne_models_match_the_checked_in_schema(endpoints, service: str, xsd: str) -> None:
+    from spyne.interface.wsdl import Wsdl11
+
+    wsdl = Wsdl11(endpoints[service].spyne_app.interface)
+    wsdl.build_interface_document("http://127.0.0.1/drift")
+    generated = _types(etree.fromstring(wsdl.get_interface_document()))
+    checked_in = _types(etree.parse(str(contract.XSD_DIR / xsd)).getroot())
+    assert set(generated) == set(checked_in), "complex types differ"
+    for name, (elements, attrs) in checked_in.items():
+        assert generated[name] == (elements, attrs), name
+
+
+def test_migrations_match_the_tables(tmp_path: pathlib.Path) -> None:
+    from mycarenet_ic.persistence.db import make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    migrate(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+@pytest.mark.integration
+def test_wsdl_is_served_with_the_configured_address_not_the_host_header(sandbox: Sandbox) -> None:
+    for name in ("attribute-authority", "cobrha", "national-register"):
+        url = sandbox.urls[name]
+        resp = requests.get(url + "?wsdl", headers={"Host": "evil.example:666"}, timeout=10)
+        assert resp.status_code == 200
+        root = etree.fromstring(resp.content)
+        locations = [a.get("location") for a in root.iter("{http://schemas.xmlsoap.org/wsdl/soap/}address")]
+        assert locations == [url]
+        imports = [i.get("schemaLocation") for i in root.iter(f"{{{XS}}}import")]
+        assert imports and all(i.startswith(url + "?xsd=") for i in imports)
+        for loc in imports:
+            xsd = requests.get(loc, timeout=10)
+            assert xsd.status_code == 200
+            assert etree.fromstring(xsd.content).tag == f"{{{XS}}}schema"
+        # zeep fetches the WSDL and every schema it imports from the served URLs.
+        client = zeep.Client(url + "?wsdl")
+        assert client.wsdl.services
+
+
+@pytest.mark.integration
+def test_only_contract_files_are_served(sandbox: Sandbox) -> None:
+    url = sandbox.urls["cobrha"]
+    for bad in ("../setup.cfg", "..%2Fsetup.cfg", "/etc/passwd", "nothing.xsd"):
+        assert requests.get(f"{url}?xsd={bad}", timeout=10).status_code == 404
