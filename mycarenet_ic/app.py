@@ -67,7 +67,8 @@ class Platform:
                             self.settings.max_body_bytes)
 
     def gateways(self, urls: dict[str, str]) -> Gateways:
-        signer, verifier, timeout = self.signer("mycarenet"), self.answer_verifier(), self.settings.upstream_timeout_seconds
+        signer, verifier = self.signer("mycarenet"), self.answer_verifier()
+        timeout = self.settings.upstream_timeout_seconds
         return Gateways(
             ZeepAttributeAuthorityGateway(urls["attribute-authority"], signer, verifier, timeout),
             ZeepCobrhaGateway(urls["cobrha"], signer, verifier, timeout),

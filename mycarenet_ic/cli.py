@@ -104,7 +104,7 @@ def cmd_audit_show(args: argparse.Namespace) -> int:
     migrate(engine)
     log = SqlAuditLog(engine, Pseudonymiser.from_data_dir(settings.data_dir))
     for row in log.rows(limit=args.limit, outcome=args.outcome):
-        patient = (row["patient"] or "-")[:12]
+        patient = str(row["patient"] or "-")[:12]
         print(f"{row['seq']:>7} {row['at']} {row['outcome']:<6} {row['service']:<20} {row['operation']:<36} "
               f"{row['caller']:<28} patient={patient} req={row['request_id'] or '-'} {row['detail']}")
     return 0
@@ -144,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mycarenet-ic", description="A local MyCareNet in a box.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", default=None,
-                        help=f"certificates, database, scenario state (default: $MYCARENET_DATA_DIR or {DEFAULT_DATA_DIR})")
+                        help="certificates, database, scenario state "
+                        f"(default: $MYCARENET_DATA_DIR or {DEFAULT_DATA_DIR})")
     sub = parser.add_subparsers(dest="command", required=True)
 
     certs = sub.add_parser("certs", help="sandbox PKI").add_subparsers(dest="certs_command", required=True)

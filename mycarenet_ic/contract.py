@@ -18,7 +18,7 @@ def _local_parser() -> etree.XMLParser:
     return etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def schema(name: str) -> etree.XMLSchema:
     """A compiled XML Schema for ``xsd/<name>`` (imports resolved from xsd/)."""
     return etree.XMLSchema(etree.parse(str(XSD_DIR / name), parser=_local_parser()))

@@ -44,7 +44,8 @@ class Workplace(_Model):
 
 class ProfessionalInformation(_Model):
     __type_name__ = "ProfessionalInformationType"
-    _type_info = [("Profession", Profession), ("Visa", Visa), ("Workplace", Workplace.customize(max_occurs="unbounded"))]
+    _type_info = [("Profession", Profession), ("Visa", Visa),
+                  ("Workplace", Workplace.customize(max_occurs="unbounded"))]
 
 
 class IndividualContactInformation(_Model):

@@ -152,7 +152,8 @@ def make_service(scenario: Scenario, environment: str) -> type[ServiceBase]:
             call.audit.detail = f"after={request.SequenceNumber} returned={len(batch)} more={more}"
             return ConsultMutationsResponse(
                 **reply_attributes(request),
-                Header=FeedHeader(ApplicationId="mycarenet-sandbox", Date=dt.datetime.now(dt.UTC).replace(microsecond=0),
+                Header=FeedHeader(ApplicationId="mycarenet-sandbox",
+                                  Date=dt.datetime.now(dt.UTC).replace(microsecond=0),
                                   SequenceNumber=last, Environment=environment),
                 MutationList=MutationList(Mutation=[_mutation(m) for m in batch]),
                 MoreAvailable=more,

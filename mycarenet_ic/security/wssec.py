@@ -22,7 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import xmlsec
 from cryptography import x509
@@ -79,13 +79,13 @@ class Signer:
         ttl_seconds: int = 60,
         verifier: Verifier | None = None,
         *,
-        signature_method: object = None,
-        digest_method: object = None,
+        signature_method: Any = None,
+        digest_method: Any = None,
     ) -> None:
         # The method overrides exist so that tests can produce what the verifier must refuse.
         self._sig_method = signature_method or xmlsec.constants.TransformRsaSha256
         self._digest_method = digest_method or xmlsec.constants.TransformSha256
-        self._key = xmlsec.Key.from_memory(keypair.key_pem, xmlsec.KeyFormat.PEM, None)
+        self._key = xmlsec.Key.from_memory(keypair.key_pem, xmlsec.constants.KeyDataFormatPem, None)
         cert = x509.load_pem_x509_certificate(keypair.cert_pem)
         self._cert_b64 = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
         self.ttl = dt.timedelta(seconds=ttl_seconds)
@@ -383,6 +383,6 @@ class Verifier:
             if key is None:
                 if len(self._keys) > 1024:
                     self._keys.clear()
-                key = xmlsec.Key.from_memory(der, xmlsec.KeyFormat.CERT_DER, None)
+                key = xmlsec.Key.from_memory(der, xmlsec.constants.KeyDataFormatCertDer, None)
                 self._keys[der] = key
             return key

@@ -56,7 +56,7 @@ def _unwrap(error: BaseException) -> MycarenetError:
 class ContractApplication(Application):
     """Keeps our exceptions intact and never lets another one describe itself to a client."""
 
-    def call_wrapper(self, ctx):  # type: ignore[no-untyped-def]
+    def call_wrapper(self, ctx):
         try:
             return super().call_wrapper(ctx)
         except CarriedFault:
@@ -76,13 +76,13 @@ class ContractSoap11(Soap11):
         self.signer = signer
         self.environment = environment
 
-    def create_in_document(self, ctx, charset=None):  # type: ignore[no-untyped-def]
+    def create_in_document(self, ctx, charset=None):
         verified = ctx.transport.req_env.get(ENV_VERIFIED)
         if verified is None:  # only reachable if someone mounts Spyne without the pipeline
             raise CarriedFault(InternalError(reason="spyne reached without the security pipeline"))
         ctx.in_document = (verified.envelope, None)
 
-    def validate_body(self, ctx, message):  # type: ignore[no-untyped-def]
+    def validate_body(self, ctx, message):
         body = ctx.in_body_doc
         if body is None:
             raise CarriedFault(SchemaViolation(reason="empty Body"))
@@ -93,7 +93,7 @@ class ContractSoap11(Soap11):
                 + (last.message if last is not None else "invalid"),
             ))
 
-    def serialize(self, ctx, message):  # type: ignore[no-untyped-def]
+    def serialize(self, ctx, message):
         if ctx.out_error is None:
             try:
                 super().serialize(ctx, message)
@@ -105,9 +105,9 @@ class ContractSoap11(Soap11):
         ctx.transport.resp_code = faults.http_status(error)
         ctx.out_document = faults.fault_envelope(error, self.environment)
 
-    def create_out_string(self, ctx, charset=None):  # type: ignore[no-untyped-def]
+    def create_out_string(self, ctx, charset=None):
         self.signer.sign(ctx.out_document)
         ctx.out_string = [etree.tostring(ctx.out_document, encoding="UTF-8", xml_declaration=True)]
 
-    def fault_to_http_response_code(self, fault):  # type: ignore[no-untyped-def]
+    def fault_to_http_response_code(self, fault):
         return faults.http_status(fault)

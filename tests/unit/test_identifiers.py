@@ -67,7 +67,8 @@ def test_bis_numbers_sex_known_and_unknown(birth: dt.date, seq: int) -> None:
     assert known.sex == (Sex.MALE if seq % 2 else Sex.FEMALE)
 
 
-@pytest.mark.parametrize("bad", ["", "1234567890", "123456789012", "8503150012x", "85.03.15-001.2", "８５０３１５００１２３"])
+@pytest.mark.parametrize(
+    "bad", ["", "1234567890", "123456789012", "8503150012x", "85.03.15-001.2", "８５０３１５００１２３"])
 def test_malformed_niss_is_refused(bad: str) -> None:
     assert not is_valid_niss(bad)
 

@@ -190,7 +190,8 @@ def test_swapped_token_fails_the_signature(doctor: pki.KeyPair, ca: pki.KeyPair,
 
 
 def test_rsa_sha1_is_rejected(doctor: pki.KeyPair, verifier: Verifier) -> None:
-    root = fresh(doctor, signature_method=xmlsec.constants.TransformRsaSha1, digest_method=xmlsec.constants.TransformSha1)
+    root = fresh(doctor, signature_method=xmlsec.constants.TransformRsaSha1,
+                 digest_method=xmlsec.constants.TransformSha1)
     with pytest.raises(SecurityRejected) as info:
         verifier.verify(root)
     assert "RSA-SHA256" in info.value.reason

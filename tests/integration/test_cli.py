@@ -1,0 +1,181 @@
+"""The ``mycarenet-ic`` command: certs, audit verify, scenario changes, and the sandbox process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import pkcs12
+from sqlalchemy import delete, update
+
+from mycarenet_ic.app import Sandbox
+from mycarenet_ic.cli import main
+from mycarenet_ic.clients.base import SignedSoapClient
+from mycarenet_ic.config import Settings
+from mycarenet_ic.persistence.tables import audit_log
+from mycarenet_ic.security.pki import KeyPair, identity_from_certificate
+from mycarenet_ic.security.wssec import Signer
+from tests import support
+
+pytestmark = pytest.mark.integration
+
+
+def test_certs_init_and_issue(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "data"
+    assert main(["certs", "init", "--data-dir", str(data)]) == 0
+    assert (data / "pki" / "ca.cert.pem").exists() and (data / "pki" / "mycarenet.key.pem").stat().st_mode & 0o077 == 0
+    out = tmp_path / "out"
+    assert main(["certs", "issue", "--data-dir", str(data), "--ssin", support.PHARMACIST_SSIN,
+                 "--nihii", "61229665000", "--quality", "pharmacist", "--out", str(out),
+                 "--p12-password", "secret"]) == 0
+    printed = capsys.readouterr().out
+    assert f"SSIN={support.PHARMACIST_SSIN}" in printed
+    cert = x509.load_pem_x509_certificate((out / f"pharmacist-{support.PHARMACIST_SSIN}.cert.pem").read_bytes())
+    ident = identity_from_certificate(cert)
+    assert (ident.quality.value, ident.ssin, ident.nihii) == ("pharmacist", support.PHARMACIST_SSIN, "61229665000")
+    key, p12_cert, _ = pkcs12.load_key_and_certificates(
+        (out / f"pharmacist-{support.PHARMACIST_SSIN}.p12").read_bytes(), b"secret")
+    assert key is not None and p12_cert == cert
+
+
+def test_certs_issue_refuses_bad_identifiers(tmp_path: Path) -> None:
+    assert main(["certs", "issue", "--data-dir", str(tmp_path), "--ssin", "12345678901", "--quality", "doctor",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()
+    assert main(["certs", "issue", "--data-dir", str(tmp_path), "--quality", "pharmacy",
+                 "--out", str(tmp_path / "o")]) == 2
+
+
+def test_issued_certificate_calls_every_stub_through_zeep(sandbox: Sandbox, tmp_path: Path) -> None:
+    data = str(sandbox.settings.data_dir)
+    assert main(["certs", "issue", "--data-dir", data, "--ssin", support.DOCTOR_SSIN, "--nihii",
+                 support.DOCTOR_NIHII, "--quality", "doctor", "--out", str(tmp_path), "--name", "me"]) == 0
+    me = KeyPair((tmp_path / "me.key.pem").read_bytes(), (tmp_path / "me.cert.pem").read_bytes())
+    verifier = sandbox.platform.answer_verifier()
+    calls = [
+        ("sandbox-attributeauthority-v1.wsdl",
+         "{urn:be:fgov:ehealth:sandbox:attributeauthority:v1}AttributeAuthoritySoapBinding",
+         "attribute-authority", "hasTherapeuticLink",
+         {"Patient": {"Ssin": support.PATIENT_LINKED},
+          "HcParty": {"Nihii": support.DOCTOR_NIHII, "Type": "persphysician"}, "Date": dt.date(2026, 11, 1)}),
+        ("sandbox-cobrha-v1.wsdl", "{urn:be:fgov:ehealth:sandbox:addressbook:v1}CobrhaSoapBinding", "cobrha",
+         "getProfessionalContactInfo", {"NIHII": support.DOCTOR_NIHII}),
+        ("sandbox-nationalregister-v1.wsdl", "{urn:be:fgov:ehealth:sandbox:rn:v1}NationalRegisterSoapBinding",
+         "national-register", "searchPersonBySsin", {"Criteria": {"Ssin": support.PATIENT_LINKED}}),
+    ]
+    before = len(sandbox.platform.audit.rows())
+    for wsdl, binding, service, op, args in calls:
+        client = SignedSoapClient(wsdl, binding, sandbox.urls[service], Signer(me), verifier)
+        answer = client.call(op, **args)
+        assert answer.InResponseTo is not None
+    rows = sandbox.platform.audit.rows()[before:]
+    assert [r["caller"] for r in rows] == [f"doctor:{support.DOCTOR_SSIN}"] * 3
+    assert {r["outcome"] for r in rows} == {"OK"}
+
+
+def test_audit_verify_names_the_broken_row(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    data = ["--data-dir", str(sandbox.settings.data_dir)]
+    env_url = sandbox.settings.database_url
+    if env_url:
+        os.environ["DATABASE_URL"] = env_url
+    gateways = sandbox.platform.gateways(sandbox.urls)
+    for _ in range(3):
+        assert gateways.national_register.person(support.PATIENT_LINKED) is not None
+    try:
+        assert main(["audit", "verify", *data]) == 0
+        assert "audit chain OK" in capsys.readouterr().out
+        rows = sandbox.platform.audit.rows()
+        assert len(rows) >= 3
+        target = int(rows[1]["seq"])  # type: ignore[call-overload]
+        with sandbox.platform.engine.begin() as conn:
+            conn.execute(update(audit_log).where(audit_log.c.seq == target).values(caller="someone-else"))
+        assert main(["audit", "verify", *data]) == 1
+        assert f"BROKEN at row {target}" in capsys.readouterr().out
+        with sandbox.platform.engine.begin() as conn:
+            conn.execute(update(audit_log).where(audit_log.c.seq == target).values(caller=rows[1]["caller"]))
+            conn.execute(delete(audit_log).where(audit_log.c.seq == target + 1))
+        assert main(["audit", "verify", *data]) == 1
+        assert f"BROKEN at row {target + 2}" in capsys.readouterr().out
+    finally:
+        os.environ.pop("DATABASE_URL", None)
+
+
+def _read_lines_until(proc: subprocess.Popen[str], predicate, timeout: float) -> list[str]:
+    """Read the child's stdout in a thread (no select on a buffered pipe) until ``predicate`` holds."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        seen.append(line)
+        if predicate(seen):
+            proc.pumped = lines  # type: ignore[attr-defined]
+            return seen
+    raise AssertionError(f"sandbox did not print what was expected: {seen}")
+
+
+def _rest(proc: subprocess.Popen[str]) -> list[str]:
+    rest, q = [], proc.pumped  # type: ignore[attr-defined]
+    while True:
+        line = q.get(timeout=30)
+        if line is None:
+            return rest
+        rest.append(line)
+
+
+def test_sandbox_command_prints_ready_lines_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mycarenet_ic.cli", "sandbox", "--data-dir", str(tmp_path / "d"), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = _read_lines_until(proc, lambda ls: any(x.startswith("Ctrl-C") for x in ls), 90)
+        ready = dict(line.split()[1:3] for line in lines if line.startswith("READY "))
+        assert set(ready) == {"attribute-authority", "cobrha", "national-register", "scenario-admin"}
+        for name, url in ready.items():
+            assert url.startswith("http://127.0.0.1:")
+            if name != "scenario-admin":
+                wsdl = requests.get(url + "?wsdl", timeout=10)
+                assert wsdl.status_code == 200 and url.encode() in wsdl.content
+        # the scenario command reaches the running sandbox
+        out = subprocess.run([sys.executable, "-m", "mycarenet_ic.cli", "scenario", "death", "--data-dir",
+                              str(tmp_path / "d"), "--ssin", support.PATIENT_LINKED, "--date", "2026-11-20"],
+                             capture_output=True, text=True, timeout=60, env=env)
+        assert out.returncode == 0 and '"Deceased"' in out.stdout
+        saved = Settings(data_dir=tmp_path / "d").data_dir / "scenario.json"
+        assert support.PATIENT_LINKED in saved.read_text()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert "stopped" in _rest(proc)
+        with pytest.raises(requests.ConnectionError):
+            requests.get(ready["cobrha"] + "?wsdl", timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
