@@ -42,10 +42,11 @@ ensure_venv() {
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "== installing the project into .venv (${extras:-base})" >&2
     .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-    if [ -n "$extras" ]; then
-      .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
-    else
-      .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+    local target="."
+    [ -z "$extras" ] || target=".[$extras]"
+    if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e "$target" >.venv/pip.log 2>&1; then
+      cat .venv/pip.log >&2
+      return 1
     fi
     echo "$want" > "$stamp"
   fi
