@@ -85,8 +85,11 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from mycarenet_ic.persistence.db import make_engine, migrate
 
     engine = make_engine(_settings(args).effective_database_url)
-    migrate(engine)
-    report = verify_chain(engine)
+    try:
+        migrate(engine)
+        report = verify_chain(engine)
+    finally:
+        engine.dispose()
     if report.ok:
         print(f"audit chain OK: {report.rows} rows")
         return 0
@@ -101,9 +104,13 @@ def cmd_audit_show(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     engine = make_engine(settings.effective_database_url)
-    migrate(engine)
-    log = SqlAuditLog(engine, Pseudonymiser.from_data_dir(settings.data_dir))
-    for row in log.rows(limit=args.limit, outcome=args.outcome):
+    try:
+        migrate(engine)
+        rows = SqlAuditLog(engine, Pseudonymiser.from_data_dir(settings.data_dir)).rows(
+            limit=args.limit, outcome=args.outcome)
+    finally:
+        engine.dispose()
+    for row in rows:
         patient = str(row["patient"] or "-")[:12]
         print(f"{row['seq']:>7} {row['at']} {row['outcome']:<6} {row['service']:<20} {row['operation']:<36} "
               f"{row['caller']:<28} patient={patient} req={row['request_id'] or '-'} {row['detail']}")
