@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import threading
@@ -17,18 +18,24 @@ from mycarenet_ic.clients.gateways import (
     ZeepNationalRegisterGateway,
 )
 from mycarenet_ic.config import Settings
+from mycarenet_ic.domain.inclusions import Consent, Inclusion, Status, check_no_conflict
+from mycarenet_ic.persistence.affiliations import ScenarioAffiliations
 from mycarenet_ic.persistence.audit import SqlAuditLog
 from mycarenet_ic.persistence.db import make_engine, migrate
-from mycarenet_ic.persistence.pseudonym import Pseudonymiser
+from mycarenet_ic.persistence.inclusions import SqlInclusionStore
+from mycarenet_ic.persistence.pseudonym import NissSealer, Pseudonymiser
 from mycarenet_ic.persistence.replay import SqlReplayCache
 from mycarenet_ic.security.pki import Pki
 from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, TrustStore, Verifier, VerifyPolicy
 from mycarenet_ic.server import ServedApp, wait_ready
+from mycarenet_ic.services.integrated_care import IntegratedCare
+from mycarenet_ic.services.mutations import MutationSync
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 
 log = logging.getLogger(__name__)
 
 STUBS = ("attribute-authority", "cobrha", "national-register")
+BUSINESS = ("integrated-care",)
 
 
 class Platform:
@@ -47,6 +54,9 @@ class Platform:
         self.pseudonymiser = Pseudonymiser.from_data_dir(settings.data_dir)
         self.audit = SqlAuditLog(self.engine, self.pseudonymiser)
         self.replay = SqlReplayCache(self.engine)
+        self.sealer = NissSealer.from_data_dir(settings.data_dir)
+        self.inclusions = SqlInclusionStore(self.engine, self.pseudonymiser, self.sealer, self.audit)
+        self.affiliations = ScenarioAffiliations(settings.data_dir / "scenario.json")
         self._signers: dict[str, Signer] = {}
 
     def signer(self, service: str) -> Signer:
@@ -63,8 +73,17 @@ class Platform:
         return Verifier(self.trust, MemoryReplayCache(), self.policy)
 
     def endpoint_deps(self, service: str) -> EndpointDeps:
-        return EndpointDeps(self.incoming_verifier(), self.signer(service), self.audit, self.settings.environment,
+        # The business services answer as the platform ("mycarenet"); each stub as itself.
+        signer = self.signer("mycarenet" if service in BUSINESS else service)
+        return EndpointDeps(self.incoming_verifier(), signer, self.audit, self.settings.environment,
                             self.settings.max_body_bytes)
+
+    def integrated_care(self, gateways: Gateways) -> IntegratedCare:
+        return IntegratedCare(self.inclusions, gateways.attribute_authority, gateways.cobrha,
+                              gateways.national_register)
+
+    def mutation_sync(self, gateways: Gateways) -> MutationSync:
+        return MutationSync(gateways.national_register, self.inclusions)
 
     def gateways(self, urls: dict[str, str]) -> Gateways:
         signer, verifier = self.signer("mycarenet"), self.answer_verifier()
@@ -84,6 +103,72 @@ class Gateways:
     attribute_authority: ZeepAttributeAuthorityGateway
     cobrha: ZeepCobrhaGateway
     national_register: ZeepNationalRegisterGateway
+
+
+def business_endpoints(platform: Platform, gateways: Gateways) -> dict[str, SoapEndpoint]:
+    from mycarenet_ic.soap import integrated_care
+
+    return {
+        "integrated-care": integrated_care.build(platform.integrated_care(gateways),
+                                                 platform.endpoint_deps("integrated-care")),
+    }
+
+
+def seed_demo_inclusions(platform: Platform, records: list[dict[str, Any]]) -> int:
+    """Write the scenario's demo inclusions once, into an empty store, through the inclusion rules."""
+    from sqlalchemy import func, select
+
+    from mycarenet_ic.persistence.tables import ic_inclusion
+
+    with platform.engine.connect() as conn:
+        if conn.execute(select(func.count()).select_from(ic_inclusion)).scalar_one():
+            return 0
+    for n, rec in enumerate(records, 1):
+        candidate = Inclusion(
+            id="", patient="", project=rec["project"], status=Status(rec["status"]),
+            declared_start=dt.date.fromisoformat(rec["start"]),
+            consent=Consent(rec["consent"]) if rec.get("consent") else None,
+            consent_date=dt.date.fromisoformat(rec["consent_date"]) if rec.get("consent_date") else None,
+            declared_end=dt.date.fromisoformat(rec["end"]) if rec.get("end") else None,
+            provider_nihii=rec.get("provider"),
+        )
+
+        def change(current: list[Inclusion], candidate: Inclusion = candidate) -> tuple[Inclusion, str]:
+            check_no_conflict(candidate, current)
+            return candidate, "declaration"
+
+        platform.inclusions.write(ssin=rec["patient"], sender="platform:demo", request_id=f"demo-{n}",
+                                  operation="declare", request_hash=f"demo-{n}", operator=None, change=change)
+    return len(records)
+
+
+class MutationFollower:
+    """Reads the National Register's mutation feed now and then, in a thread, until stopped."""
+
+    def __init__(self, sync: MutationSync, every: float) -> None:
+        self.sync = sync
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="mutation-sync", daemon=True)
+
+    def run_once(self) -> Any:
+        return self.sync.run()
+
+    def start(self) -> MutationFollower:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.sync.run()
+            except Exception:  # noqa: BLE001 - the next round tries again; the feed cursor keeps our place
+                log.warning("mutation sync failed; will retry", exc_info=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
 
 
 def stub_endpoints(platform: Platform, scenario: Any) -> dict[str, SoapEndpoint]:
@@ -114,15 +199,14 @@ class Sandbox:
         apps: dict[str, Any] = dict(stub_endpoints(self.platform, self.scenario))
         apps["scenario-admin"] = ScenarioAdmin(self.scenario, admin_token(self.settings.data_dir))
         try:
-            for offset, (name, app) in enumerate(apps.items()):
-                path = "/" if name == "scenario-admin" else f"/{name}"
-                served = ServedApp(name, app, self.settings.host, port + offset if port else 0,
-                                   self.settings.server_threads, path=path)
-                self.served[name] = served.start()
-                if isinstance(app, SoapEndpoint):
-                    app.address = served.url
-            for name, served in self.served.items():
-                wait_ready(served.url + ("?wsdl" if name != "scenario-admin" else "health"))
+            self._serve(apps, port, 0)
+            self.gateways = self.platform.gateways(self.urls)
+            self._serve(business_endpoints(self.platform, self.gateways), port, len(apps))
+            seed_demo_inclusions(self.platform, self.scenario.extra.get("inclusions", []))
+            self.follower = MutationFollower(self.platform.mutation_sync(self.gateways),
+                                             self.settings.mutation_sync_seconds)
+            self.follower.run_once()
+            self.follower.start()
         except BaseException:
             self.stop()
             raise
@@ -131,11 +215,24 @@ class Sandbox:
         state.write_text(json.dumps({"services": urls}, indent=1))
         return urls
 
+    def _serve(self, apps: dict[str, Any], port: int, first_offset: int) -> None:
+        for offset, (name, app) in enumerate(apps.items(), first_offset):
+            path = "/" if name == "scenario-admin" else f"/{name}"
+            served = ServedApp(name, app, self.settings.host, port + offset if port else 0,
+                               self.settings.server_threads, path=path)
+            self.served[name] = served.start()
+            if isinstance(app, SoapEndpoint):
+                app.address = served.url
+        for name in apps:
+            wait_ready(self.served[name].url + ("?wsdl" if name != "scenario-admin" else "health"))
+
     @property
     def urls(self) -> dict[str, str]:
         return {name: s.url for name, s in self.served.items()}
 
     def stop(self) -> None:
+        if getattr(self, "follower", None) is not None:
+            self.follower.stop()
         for served in self.served.values():
             try:
                 served.stop()

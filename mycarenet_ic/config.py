@@ -28,6 +28,8 @@ class Settings:
     # eHealth error "Environment" value.
     environment: str = "Simulation"
     server_threads: int = 16
+    # How often the National Register's mutation feed is read (also once at start).
+    mutation_sync_seconds: float = 60.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -38,6 +40,7 @@ class Settings:
             max_body_bytes=_env_int("MYCARENET_MAX_BODY_BYTES", 1_048_576),
             upstream_timeout_seconds=float(os.environ.get("MYCARENET_UPSTREAM_TIMEOUT", "5")),
             server_threads=_env_int("MYCARENET_SERVER_THREADS", 16),
+            mutation_sync_seconds=float(os.environ.get("MYCARENET_MUTATION_SYNC_SECONDS", "60")),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "data_dir" in clean:

@@ -16,6 +16,7 @@ a generic ``SystemError``.
     │   ├── InvalidIdentifierError
     │   ├── UnknownOperation
     │   ├── NotFound
+    │   │   └── ConcealedNotFound        same fault as NotFound; audited as DENIED
     │   ├── AccessDenied
     │   └── BusinessRuleViolation
     └── ServerError                      soap:Server / SystemError
@@ -31,7 +32,8 @@ from typing import ClassVar
 
 
 class MycarenetError(Exception):
-    code: ClassVar[str] = "SYSTEM_ERROR"
+    # Not a ClassVar: a business rule may name itself per instance (BusinessRuleViolation).
+    code: str = "SYSTEM_ERROR"
     origin: ClassVar[str] = "Server"
     retry: ClassVar[bool] = False
     message: ClassVar[str] = "An unexpected error occurred."
@@ -90,6 +92,10 @@ class NotFound(ClientError):
     message = "Nothing was found for the request."
 
 
+class ConcealedNotFound(NotFound):
+    """Answered exactly like :class:`NotFound` (another PSI's patient), but audited as DENIED."""
+
+
 class AccessDenied(ClientError):
     code = "ACCESS_DENIED"
     message = "The caller may not perform this operation."
@@ -98,6 +104,11 @@ class AccessDenied(ClientError):
 class BusinessRuleViolation(ClientError):
     code = "BUSINESS_RULE"
     message = "The request breaks a business rule."
+
+    def __init__(self, message: str | None = None, *, code: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message, reason=reason)
+        if code:
+            self.code = code
 
 
 class ServerError(MycarenetError):

@@ -58,6 +58,26 @@ class HasTherapeuticLinkResponse(_Model):
     ]
 
 
+class Role(_Model):
+    __type_name__ = "RoleType"
+    _type_info = [("Organization", Unicode), ("Role", Unicode)]
+
+
+class GetRolesRequest(_Model):
+    __type_name__ = "GetRolesRequestType"
+    _type_info = [("Id", XmlAttribute(Unicode)), ("IssueInstant", XmlAttribute(DateTime)), ("Ssin", Unicode)]
+
+
+class GetRolesResponse(_Model):
+    __type_name__ = "GetRolesResponseType"
+    _type_info = [
+        ("Id", XmlAttribute(Unicode)),
+        ("InResponseTo", XmlAttribute(Unicode)),
+        ("IssueInstant", XmlAttribute(DateTime)),
+        ("Role", Role.customize(max_occurs="unbounded")),
+    ]
+
+
 def make_service(scenario: Scenario) -> type[ServiceBase]:
     class AttributeAuthority(ServiceBase):
         @rpc(HasTherapeuticLinkRequest, _body_style="bare", _returns=HasTherapeuticLinkResponse,
@@ -77,6 +97,16 @@ def make_service(scenario: Scenario) -> type[ServiceBase]:
                 TherapeuticLink=None if link is None else TherapeuticLink(
                     Type=link.type, StartDate=iso_date(link.start), EndDate=iso_date(link.end)),
             )
+
+        @rpc(GetRolesRequest, _body_style="bare", _returns=GetRolesResponse,
+             _in_message_name="GetRolesRequest", _out_message_name="GetRolesResponse")
+        def getRoles(ctx, request):  # noqa: N805
+            """Handles ``GetRolesRequest``: the person's roles in organisations (PSI staff)."""
+            call = call_of(ctx)
+            roles = scenario.roles_of(request.Ssin)
+            call.audit.detail = f"roles={len(roles)}"
+            return GetRolesResponse(**reply_attributes(request),
+                                    Role=[Role(Organization=r.psi, Role=r.role) for r in roles])
 
     return AttributeAuthority
 

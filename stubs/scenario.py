@@ -252,6 +252,10 @@ class Scenario:
         with self._lock:
             return next((lk for lk in self.links if lk.covers(patient, hcparty, on)), None)
 
+    def roles_of(self, ssin: str) -> list[PsiRole]:
+        with self._lock:
+            return [r for r in self.psi_roles if r.ssin == ssin]
+
     def mutations_after(self, seq: int, limit: int) -> tuple[list[Mutation], bool]:
         with self._lock:
             after = [m for m in self.mutations if m.seq > seq]

@@ -9,6 +9,7 @@ from mycarenet_ic.clients.base import SignedSoapClient
 from mycarenet_ic.domain.records import (
     MutationBatch,
     Organisation,
+    OrganisationRole,
     Person,
     PersonMutation,
     Profession,
@@ -39,6 +40,10 @@ class ZeepAttributeAuthorityGateway:
             return None
         link = answer.TherapeuticLink
         return TherapeuticLink(link.Type, link.StartDate, link.EndDate)
+
+    def roles(self, ssin: str) -> tuple[OrganisationRole, ...]:
+        answer = self._client.call("getRoles", Ssin=ssin)
+        return tuple(OrganisationRole(r.Organization, r.Role) for r in (answer.Role or []))
 
 
 class ZeepCobrhaGateway:

@@ -16,6 +16,14 @@ class TherapeuticLink:
 
 
 @dataclass(frozen=True)
+class OrganisationRole:
+    """A person's role in an organisation (CSAM role management), e.g. coordinator of a PSI."""
+
+    organisation_nihii: str
+    role: str  # "administrative" | "coordinator"
+
+
+@dataclass(frozen=True)
 class Profession:
     code: str
     nihii: str | None

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
+from mycarenet_ic.domain.qualities import CallerIdentity
 from mycarenet_ic.persistence.pseudonym import Pseudonymiser
 from mycarenet_ic.persistence.tables import audit_head, audit_log
 
@@ -49,6 +50,15 @@ class SqlAuditLog:
     def __init__(self, engine: Engine, pseudonymiser: Pseudonymiser) -> None:
         self.engine = engine
         self.pseudonymiser = pseudonymiser
+
+    def caller_label(self, caller: CallerIdentity) -> str:
+        """Who called, for the audit: a NIHII as it is, a NISS only as a pseudonym (no NISS is stored)."""
+        if caller.nihii:
+            return f"{caller.quality.value}:{caller.nihii}"
+        if caller.ssin:
+            return f"{caller.quality.value}:ssin#{self.pseudonymiser.pseudonym(caller.ssin, 'caller')[:20]}"
+        # Platform certificates name a service, not a person: its CN (first RDN of the subject).
+        return f"{caller.quality.value}:{caller.subject.split(',')[0].partition('=')[2] or '?'}"
 
     def append(self, entry: AuditEntry, conn: Connection | None = None) -> int:
         """Append one row (inside ``conn``'s transaction if given) and return its seq."""

@@ -28,11 +28,43 @@ class Pseudonymiser:
     @classmethod
     def from_data_dir(cls, data_dir: Path) -> Pseudonymiser:
         """Load the key from ``<data-dir>/secrets/pseudonym.key``, creating it once."""
-        path = Path(data_dir) / "secrets" / "pseudonym.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(secrets.token_bytes(32))
-            tmp.chmod(0o600)
-            tmp.replace(path)
-        return cls(path.read_bytes())
+        return cls(_secret(Path(data_dir) / "secrets" / "pseudonym.key"))
+
+
+class NissSealer:
+    """Reversible protection of a NISS (AES-256-GCM) for the one path that must re-identify.
+
+    Inclusions are keyed by the HMAC pseudonym; the sealed NISS beside it is opened only to
+    export declarations to the insurers and to show a coordinator their project's patients,
+    both audited. Its key lives apart from the database (``<data-dir>/secrets/niss-seal.key``).
+    """
+
+    def __init__(self, key: bytes) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        if len(key) != 32:
+            raise ValueError("the NISS seal key must be 32 bytes")
+        self._aead = AESGCM(key)
+
+    def seal(self, niss: str) -> str:
+        nonce = secrets.token_bytes(12)
+        return (nonce + self._aead.encrypt(nonce, niss.encode(), b"niss")).hex()
+
+    def open(self, sealed: str) -> str:
+        raw = bytes.fromhex(sealed)
+        return self._aead.decrypt(raw[:12], raw[12:], b"niss").decode()
+
+    @classmethod
+    def from_data_dir(cls, data_dir: Path) -> NissSealer:
+        return cls(_secret(Path(data_dir) / "secrets" / "niss-seal.key"))
+
+
+def _secret(path: Path) -> bytes:
+    """A 32-byte secret kept in ``path`` (mode 0600), created once."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(secrets.token_bytes(32))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return path.read_bytes()

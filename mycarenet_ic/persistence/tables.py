@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -44,4 +44,61 @@ feed_cursor = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("position", BigInteger, nullable=False),
+)
+
+# -- Integrated Care ------------------------------------------------------------------------------
+# The patient is stored only as an HMAC pseudonym (lookups) and a sealed NISS (the audited export
+# path); names and birth dates are never stored (they come from the National Register per answer).
+ic_inclusion = Table(
+    "ic_inclusion",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("patient", String(64), nullable=False, index=True),
+    Column("patient_sealed", Text, nullable=False),
+    Column("project", String(11), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("declared_start", Date, nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("declared_end", Date, nullable=True),
+    Column("end_date", Date, nullable=True),
+    Column("closed_by_death", Boolean, nullable=False, default=False),
+    Column("consent", String(8), nullable=True),
+    Column("consent_date", Date, nullable=True),
+    Column("provider_nihii", String(11), nullable=True),
+    Column("operator", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per patient that has ever had an inclusion: writers lock it, so the "one principal at a
+# time" check and the write it guards are one step even with several workers.
+ic_patient = Table(
+    "ic_patient",
+    metadata,
+    Column("patient", String(64), primary_key=True),
+)
+
+# Every declaration and modification, in order: what the insurer export reads.
+ic_event = Table(
+    "ic_event",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("inclusion_id", String(64), nullable=False, index=True),
+    Column("patient_sealed", Text, nullable=False),
+    Column("snapshot", Text, nullable=False),
+)
+
+# Idempotency: the first answer to (sender, request id), replayed for a retry.
+ic_request = Table(
+    "ic_request",
+    metadata,
+    Column("sender", String(256), primary_key=True),
+    Column("request_id", String(128), primary_key=True),
+    Column("operation", String(64), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
 )

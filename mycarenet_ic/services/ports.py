@@ -5,12 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Protocol
 
-from mycarenet_ic.domain.records import MutationBatch, Organisation, Person, Professional, TherapeuticLink
+from mycarenet_ic.domain.records import (
+    MutationBatch,
+    Organisation,
+    OrganisationRole,
+    Person,
+    Professional,
+    TherapeuticLink,
+)
 
 
 class AttributeAuthority(Protocol):
     def therapeutic_link(self, patient_ssin: str, hcparty_nihii: str, hcparty_type: str,
                          on: dt.date) -> TherapeuticLink | None: ...
+
+    def roles(self, ssin: str) -> tuple[OrganisationRole, ...]: ...
 
 
 class Cobrha(Protocol):

@@ -22,6 +22,7 @@ from spyne.server.wsgi import WsgiApplication
 from mycarenet_ic import contract
 from mycarenet_ic.errors import (
     AccessDenied,
+    ConcealedNotFound,
     MalformedRequest,
     MycarenetError,
     RequestTooLarge,
@@ -79,7 +80,7 @@ def render_xsd(name: str, address: str) -> bytes | None:
 def _outcome(error: MycarenetError | None) -> str:
     if error is None:
         return "OK"
-    if isinstance(error, SecurityRejected | AccessDenied | RequestTooLarge | MalformedRequest):
+    if isinstance(error, SecurityRejected | AccessDenied | RequestTooLarge | MalformedRequest | ConcealedNotFound):
         return "DENIED"
     return "ERROR"
 
@@ -160,7 +161,7 @@ class SoapEndpoint:
             entry.outcome, entry.detail = _outcome(exc), f"{exc.code}: {exc.reason}"
             return self._answer_error(exc, entry, start_response)
 
-        entry.caller = caller.label
+        entry.caller = self.deps.audit.caller_label(caller)
         payload = verified.body[0] if len(verified.body) else None
         if payload is not None and isinstance(payload.tag, str):
             entry.operation = etree.QName(payload).localname

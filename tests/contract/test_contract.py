@@ -22,7 +22,7 @@ pytestmark = pytest.mark.contract
 XS = "http://www.w3.org/2001/XMLSchema"
 WSDLS = sorted(p.name for p in contract.WSDL_DIR.glob("*.wsdl"))
 EXPECTED_OPERATIONS = {
-    "sandbox-attributeauthority-v1.wsdl": {"hasTherapeuticLink"},
+    "sandbox-attributeauthority-v1.wsdl": {"hasTherapeuticLink", "getRoles"},
     "sandbox-cobrha-v1.wsdl": {"getProfessionalContactInfo", "getOrganizationContactInfo"},
     "sandbox-nationalregister-v1.wsdl": {"searchPersonBySsin", "consultMutations"},
 }

@@ -79,7 +79,7 @@ def test_issued_certificate_calls_every_stub_through_zeep(sandbox: Sandbox, tmp_
         answer = client.call(op, **args)
         assert answer.InResponseTo is not None
     rows = sandbox.platform.audit.rows()[before:]
-    assert [r["caller"] for r in rows] == [f"doctor:{support.DOCTOR_SSIN}"] * 3
+    assert [r["caller"] for r in rows] == [f"doctor:{support.DOCTOR_NIHII}"] * 3
     assert {r["outcome"] for r in rows} == {"OK"}
 
 

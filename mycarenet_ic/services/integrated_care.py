@@ -1,0 +1,404 @@
+"""Integrated Care use cases: declare, consult, modify inclusions, list a project's patients.
+
+Each use case: validate identifiers → resolve who the caller is (CoBrHa, role registry) →
+ask the access policy (``domain.inclusions.decide``) with the facts it needs (therapeutic
+link from the AttributeAuthority, own project or not) → apply the inclusion rules inside the
+store's per-patient lock → an answer that is stored with the request Id, so a retry gets the
+first answer and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from mycarenet_ic.domain.identifiers import InvalidIdentifier, parse_nihii, parse_niss
+from mycarenet_ic.domain.inclusions import (
+    Actor,
+    Consent,
+    Field,
+    Inclusion,
+    InclusionRuleError,
+    Operation,
+    Role,
+    Status,
+    Target,
+    Verdict,
+    check_dates,
+    check_no_conflict,
+    decide,
+)
+from mycarenet_ic.domain.qualities import CallerIdentity, Quality
+from mycarenet_ic.domain.records import Person
+from mycarenet_ic.errors import (
+    AccessDenied,
+    BusinessRuleViolation,
+    ConcealedNotFound,
+    InvalidIdentifierError,
+    NotFound,
+)
+from mycarenet_ic.services.ports import AttributeAuthority, Cobrha, NationalRegister
+
+PROVIDER_QUALITIES = {Quality.DOCTOR, Quality.NURSE, Quality.PHYSIOTHERAPIST, Quality.DENTIST, Quality.MIDWIFE,
+                      Quality.LOGOPEDIST}
+NO_INCLUSION = "No inclusion was found for this patient."
+
+
+# -- ports ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    inclusion: Inclusion
+    answer_id: str
+    answered_at: dt.datetime
+    replayed: bool = False
+
+
+ChangeFn = Callable[[list[Inclusion]], tuple[Inclusion, str]]
+
+
+class InclusionStore(Protocol):
+    def inclusions_of(self, ssin: str) -> list[Inclusion]: ...
+
+    def get(self, inclusion_id: str) -> Inclusion | None: ...
+
+    def belongs_to(self, inclusion: Inclusion, ssin: str) -> bool: ...
+
+    def project_page(self, project: str, on: dt.date, offset: int,
+                     limit: int) -> tuple[list[tuple[str, Inclusion]], int]: ...
+
+    def replayed(self, sender: str, request_id: str, request_hash: str) -> WriteOutcome | None: ...
+
+    def write(self, *, ssin: str, sender: str, request_id: str, operation: str, request_hash: str,
+              operator: str | None, change: ChangeFn) -> WriteOutcome: ...
+
+
+# -- commands and results ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Caller:
+    """The verified certificate, plus what the request's CommonInput claims about the caller."""
+
+    identity: CallerIdentity
+    audit_label: str
+    claimed_nihii: str | None = None
+    claimed_ssin: str | None = None
+
+
+@dataclass(frozen=True)
+class Declaration:
+    patient_ssin: str
+    project: str
+    status: Status
+    start: dt.date
+    consent: Consent | None = None
+    consent_date: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class Modification:
+    patient_ssin: str
+    inclusion_id: str
+    status: Status | None = None
+    start: dt.date | None = None
+    end: dt.date | None = None
+    consent: Consent | None = None
+    consent_date: dt.date | None = None
+
+    @property
+    def fields(self) -> frozenset[Field]:
+        given = {Field.STATUS: self.status, Field.START: self.start, Field.END: self.end,
+                 Field.CONSENT: self.consent or self.consent_date}
+        return frozenset(f for f, v in given.items() if v is not None)
+
+
+@dataclass(frozen=True)
+class Consultation:
+    patient: Person | None
+    patient_ssin: str
+    inclusions: list[Inclusion]
+    principal_elsewhere: bool | None
+    audit_detail: str
+
+
+@dataclass(frozen=True)
+class ProjectPatient:
+    ssin: str
+    person: Person | None
+    inclusion: Inclusion
+
+
+@dataclass(frozen=True)
+class ProjectPage:
+    total: int
+    patients: list[ProjectPatient]
+    more: bool
+    audit_detail: str = ""
+
+
+@dataclass
+class _Resolved:
+    actors: list[Actor] = field(default_factory=list)
+    link_type: str | None = None      # CD-HCPARTY code whose link with the patient counts
+    link_holder: str | None = None    # NIHII of the provider or of the pharmacy
+    provider_nihii: str | None = None
+
+
+def _hash(*parts: object) -> str:
+    return hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).hexdigest()
+
+
+def _niss(value: str) -> str:
+    try:
+        return parse_niss(value).value
+    except InvalidIdentifier as exc:
+        raise InvalidIdentifierError(f"The patient's NISS is not valid: {exc.reason}.") from None
+
+
+def _project_nihii(value: str) -> str:
+    try:
+        return parse_nihii(value, person=False).value
+    except InvalidIdentifier as exc:
+        raise InvalidIdentifierError(f"The project's NIHII is not valid: {exc.reason}.") from None
+
+
+def _rule(exc: InclusionRuleError) -> BusinessRuleViolation:
+    return BusinessRuleViolation(exc.message, code=exc.code)
+
+
+class IntegratedCare:
+    def __init__(self, store: InclusionStore, attribute_authority: AttributeAuthority, cobrha: Cobrha,
+                 national_register: NationalRegister, today: Callable[[], dt.date] = dt.date.today) -> None:
+        self.store = store
+        self.aa = attribute_authority
+        self.cobrha = cobrha
+        self.nr = national_register
+        self.today = today
+
+    # -- who is calling ------------------------------------------------------------------------------
+    def _resolve(self, caller: Caller) -> _Resolved:
+        ident, today = caller.identity, self.today()
+        if caller.claimed_ssin and caller.claimed_ssin != ident.ssin:
+            raise AccessDenied("The CommonInput names another person than the certificate.")
+        quality = ident.quality
+        if quality in PROVIDER_QUALITIES or quality is Quality.PHARMACIST:
+            return self._resolve_professional(caller, today)
+        if quality is Quality.PHARMACY:
+            self._check_claim(caller, {ident.nihii})
+            self._active_pharmacy(ident.nihii, today)
+            return _Resolved([Actor(Role.PHARMACIST, nihii=ident.nihii, pharmacy=ident.nihii)], "orgpharmacy",
+                             ident.nihii)
+        if quality is Quality.INTEGRATED_CARE_PROJECT and ident.nihii:
+            self._check_claim(caller, {ident.nihii})
+            projects = frozenset({ident.nihii})
+            return _Resolved([Actor(Role.PSI_ADMINISTRATIVE, nihii=ident.nihii, projects=projects),
+                              Actor(Role.PSI_COORDINATOR, nihii=ident.nihii, projects=projects)])
+        if quality is Quality.PSI_STAFF and ident.ssin:
+            roles = self.aa.roles(ident.ssin)
+            by_role = {
+                Role.PSI_ADMINISTRATIVE: frozenset(r.organisation_nihii for r in roles if r.role == "administrative"),
+                Role.PSI_COORDINATOR: frozenset(r.organisation_nihii for r in roles if r.role == "coordinator"),
+            }
+            actors = [Actor(role, ssin=ident.ssin, projects=projects) for role, projects in by_role.items() if projects]
+            if not actors:
+                raise AccessDenied("The caller has no role in an integrated-care project.")
+            self._check_claim(caller, set().union(*by_role.values()))
+            return _Resolved(actors)
+        if quality is Quality.CITIZEN and ident.ssin:
+            return _Resolved([Actor(Role.PATIENT, ssin=ident.ssin)])
+        raise AccessDenied("The caller's quality gives no access to Integrated Care.")
+
+    @staticmethod
+    def _check_claim(caller: Caller, allowed: set[str | None]) -> None:
+        if caller.claimed_nihii and caller.claimed_nihii not in allowed:
+            raise AccessDenied("The CommonInput names another care provider than the certificate.")
+
+    def _resolve_professional(self, caller: Caller, today: dt.date) -> _Resolved:
+        ident = caller.identity
+        pro = self.cobrha.professional(nihii=ident.nihii) if ident.nihii else None
+        profession = None
+        if pro is not None and (ident.ssin is None or pro.ssin == ident.ssin):
+            profession = next((p for p in pro.professions if p.nihii == ident.nihii), None)
+        if profession is None or not profession.visa_valid_on(today):
+            raise AccessDenied("The care provider is not known in CoBrHa with a valid VISA.")
+        if ident.quality is not Quality.PHARMACIST:
+            self._check_claim(caller, {ident.nihii})
+            return _Resolved([Actor(Role.PROVIDER, ssin=ident.ssin, nihii=ident.nihii)], profession.code,
+                             ident.nihii, ident.nihii)
+        # A pharmacist acts for the pharmacy they work in: the claimed one, else the first active one.
+        candidates = [w for w in profession.workplaces if not caller.claimed_nihii or w == caller.claimed_nihii]
+        if caller.claimed_nihii and caller.claimed_nihii != ident.nihii and not candidates:
+            raise AccessDenied("The pharmacist does not work in the pharmacy named in the CommonInput.")
+        for nihii in candidates or profession.workplaces:
+            org = self.cobrha.organisation(nihii=nihii)
+            if org is not None and org.type == "pharmacy" and org.active_on(today):
+                return _Resolved([Actor(Role.PHARMACIST, ssin=ident.ssin, nihii=ident.nihii, pharmacy=nihii)],
+                                 "orgpharmacy", nihii, ident.nihii)
+        raise AccessDenied("The pharmacist works in no pharmacy that is known and active in CoBrHa.")
+
+    def _active_pharmacy(self, nihii: str | None, today: dt.date) -> None:
+        org = self.cobrha.organisation(nihii=nihii) if nihii else None
+        if org is None or org.type != "pharmacy" or not org.active_on(today):
+            raise AccessDenied("The pharmacy is not known and active in CoBrHa.")
+
+    def _has_link(self, resolved: _Resolved, patient_ssin: str) -> bool:
+        if resolved.link_type is None or resolved.link_holder is None:
+            return False
+        link = self.aa.therapeutic_link(patient_ssin, resolved.link_holder, resolved.link_type, self.today())
+        return link is not None
+
+    def _verdict(self, resolved: _Resolved, operation: Operation, target_of: Callable[[Actor], Target]) -> Verdict:
+        verdicts = {decide(actor, operation, target_of(actor)) for actor in resolved.actors}
+        for best in (Verdict.ALLOW, Verdict.CONCEAL):
+            if best in verdicts:
+                return best
+        return Verdict.DENY
+
+    def _person(self, ssin: str) -> Person:
+        person = self.nr.person(ssin)
+        if person is None:
+            raise NotFound("The patient is not known in the National Register.")
+        if person.replaced_by:
+            raise BusinessRuleViolation("This NISS was replaced; use the patient's current NISS.",
+                                        code="SSIN_REPLACED")
+        return person
+
+    # -- declare ---------------------------------------------------------------------------------------
+    def declare(self, caller: Caller, request_id: str, cmd: Declaration) -> WriteOutcome:
+        ssin, project = _niss(cmd.patient_ssin), _project_nihii(cmd.project)
+        resolved = self._resolve(caller)
+        verdict = self._verdict(resolved, Operation.DECLARE, lambda _a: Target(patient_ssin=ssin, project=project))
+        if verdict is not Verdict.ALLOW:
+            raise AccessDenied("The caller may not declare an inclusion in this project.")
+        request_hash = _hash("declare", ssin, project, cmd.status.value, cmd.start, cmd.consent, cmd.consent_date)
+        first = self.store.replayed(caller.audit_label, request_id, request_hash)
+        if first is not None:
+            return first
+        today = self.today()
+        org = self.cobrha.organisation(nihii=project)
+        if org is None or org.type != "psi" or not org.active_on(today):
+            raise BusinessRuleViolation("The integrated-care project is not known and active in CoBrHa.",
+                                        code="UNKNOWN_PROJECT")
+        person = self._person(ssin)
+        if person.death_date is not None and person.death_date < cmd.start:
+            raise BusinessRuleViolation("The patient died before the start date.", code="PATIENT_DECEASED")
+        try:
+            check_dates(cmd.start, None, cmd.consent, cmd.consent_date, today)
+        except InclusionRuleError as exc:
+            raise _rule(exc) from None
+        candidate = Inclusion(id="", patient="", project=project, status=cmd.status, declared_start=cmd.start,
+                              consent=cmd.consent, consent_date=cmd.consent_date,
+                              provider_nihii=resolved.provider_nihii)
+
+        def change(current: list[Inclusion]) -> tuple[Inclusion, str]:
+            try:
+                check_no_conflict(candidate, current)
+            except InclusionRuleError as exc:
+                raise _rule(exc) from None
+            return candidate, "declaration"
+
+        return self.store.write(ssin=ssin, sender=caller.audit_label, request_id=request_id,
+                                operation="declare", request_hash=request_hash,
+                                operator=caller.identity.ssin, change=change)
+
+    # -- consult ---------------------------------------------------------------------------------------
+    def consult(self, caller: Caller, patient_ssin: str) -> Consultation:
+        ssin = _niss(patient_ssin)
+        resolved = self._resolve(caller)
+        inclusions = self.store.inclusions_of(ssin)
+        has_link = self._has_link(resolved, ssin) if resolved.link_type else False
+
+        def target(actor: Actor) -> Target:
+            return Target(patient_ssin=ssin, has_link=has_link,
+                          in_own_project=any(i.project in actor.projects for i in inclusions))
+
+        verdict = self._verdict(resolved, Operation.CONSULT, target)
+        if verdict is Verdict.DENY:
+            raise AccessDenied("The caller may not consult this patient's inclusions"
+                               + (" (no therapeutic relationship)." if resolved.link_type else "."))
+        if verdict is Verdict.CONCEAL:
+            raise ConcealedNotFound(NO_INCLUSION, reason="patient of another project")
+        staff_projects = frozenset().union(*(a.projects for a in resolved.actors))
+        principal_elsewhere: bool | None = None
+        visible = inclusions
+        if staff_projects:
+            visible = [i for i in inclusions if i.project in staff_projects]
+            today = self.today()
+            principal_elsewhere = any(i.status is Status.PRINCIPAL and i.open_on(today)
+                                      for i in inclusions if i.project not in staff_projects)
+        if not visible:
+            raise NotFound(NO_INCLUSION)
+        person = self.nr.person(ssin)
+        return Consultation(person, ssin, sorted(visible, key=lambda i: (i.declared_start, i.id)),
+                            principal_elsewhere, f"inclusions={len(visible)}")
+
+    # -- modify ----------------------------------------------------------------------------------------
+    def modify(self, caller: Caller, request_id: str, cmd: Modification) -> WriteOutcome:
+        ssin = _niss(cmd.patient_ssin)
+        fields = cmd.fields
+        if not fields:
+            raise BusinessRuleViolation("The modification changes nothing.", code="NOTHING_TO_CHANGE")
+        resolved = self._resolve(caller)
+        inclusion = self.store.get(cmd.inclusion_id)
+        if inclusion is None or not self.store.belongs_to(inclusion, ssin):
+            # Decide first on what the caller may change at all, so a refusal does not depend on the data.
+            if self._verdict(resolved, Operation.MODIFY, lambda _a: Target(
+                    patient_ssin=ssin, has_link=True, in_own_project=True, fields=fields)) is Verdict.DENY:
+                raise AccessDenied("The caller may not make this modification.")
+            raise NotFound(NO_INCLUSION)
+        has_link = self._has_link(resolved, ssin) if resolved.link_type else False
+        verdict = self._verdict(resolved, Operation.MODIFY, lambda actor: Target(
+            patient_ssin=ssin, has_link=has_link, in_own_project=inclusion.project in actor.projects, fields=fields))
+        if verdict is Verdict.DENY:
+            raise AccessDenied("The caller may not make this modification"
+                               + (" (no therapeutic relationship)." if resolved.link_type and not has_link else "."))
+        if verdict is Verdict.CONCEAL:
+            raise ConcealedNotFound(NO_INCLUSION, reason="inclusion of another project")
+        request_hash = _hash("modify", ssin, cmd.inclusion_id, cmd.status, cmd.start, cmd.end, cmd.consent,
+                             cmd.consent_date)
+        first = self.store.replayed(caller.audit_label, request_id, request_hash)
+        if first is not None:
+            return first
+        today = self.today()
+
+        def change(current: list[Inclusion]) -> tuple[Inclusion, str]:
+            now = next((i for i in current if i.id == cmd.inclusion_id), None)
+            if now is None:
+                raise NotFound(NO_INCLUSION)
+            updated = replace(
+                now,
+                status=cmd.status or now.status,
+                declared_start=cmd.start or now.declared_start,
+                declared_end=cmd.end if cmd.end is not None else now.declared_end,
+                closed_by_death=False if cmd.end is not None else now.closed_by_death,
+                consent=cmd.consent or now.consent,
+                consent_date=cmd.consent_date or now.consent_date,
+                version=now.version + 1,
+            )
+            try:
+                check_dates(updated.declared_start, updated.declared_end, updated.consent, updated.consent_date,
+                            today)
+                check_no_conflict(updated, current)
+            except InclusionRuleError as exc:
+                raise _rule(exc) from None
+            return updated, "modification"
+
+        return self.store.write(ssin=ssin, sender=caller.audit_label, request_id=request_id,
+                                operation="modify", request_hash=request_hash,
+                                operator=caller.identity.ssin, change=change)
+
+    # -- list ------------------------------------------------------------------------------------------
+    def list_patients(self, caller: Caller, project: str, offset: int = 0, limit: int = 20) -> ProjectPage:
+        project = _project_nihii(project)
+        resolved = self._resolve(caller)
+        if self._verdict(resolved, Operation.LIST, lambda _a: Target(project=project)) is not Verdict.ALLOW:
+            raise AccessDenied("Only a coordinator of this project may list its patients.")
+        limit = max(1, min(limit, 50))
+        rows, total = self.store.project_page(project, self.today(), offset, limit)
+        patients = [ProjectPatient(ssin, self.nr.person(ssin), inclusion) for ssin, inclusion in rows]
+        return ProjectPage(total, patients, offset + len(rows) < total,
+                           f"project={project} offset={offset} returned={len(rows)} total={total}")

@@ -1,0 +1,68 @@
+"""Following the National Register's mutation feed: a NISS change moves the patient's inclusions to
+the new NISS; a death closes the open ones at the date of death.
+
+The feed is read from a cursor kept in the database. Each mutation is applied in the same
+transaction that moves the cursor past it, and only if the cursor is still where this reader
+found it, so nothing is missed or applied twice, however many readers run at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+from mycarenet_ic.services.ports import NationalRegister
+
+CURSOR = "nr-mutations"
+
+
+class MutationSink(Protocol):
+    def cursor(self, name: str) -> int: ...
+
+    def apply_ssin_change(self, cursor: str, seq: int, expected: int, old: str, new: str) -> int | None: ...
+
+    def apply_death(self, cursor: str, seq: int, expected: int, ssin: str, death: dt.date) -> int | None: ...
+
+    def skip(self, cursor: str, seq: int, expected: int) -> bool: ...
+
+
+@dataclass
+class SyncReport:
+    applied: int = 0
+    ssin_changes: int = 0
+    deaths: int = 0
+    inclusions_touched: int = 0
+    position: int = 0
+
+
+class MutationSync:
+    def __init__(self, national_register: NationalRegister, sink: MutationSink, batch: int = 100) -> None:
+        self.nr = national_register
+        self.sink = sink
+        self.batch = batch
+
+    def run(self) -> SyncReport:
+        """Apply every mutation after the cursor; return what was done."""
+        report = SyncReport(position=self.sink.cursor(CURSOR))
+        while True:
+            batch = self.nr.mutations_after(report.position, self.batch)
+            for m in batch.mutations:
+                if m.kind == "SsinReplaced" and m.new_ssin:
+                    done = self.sink.apply_ssin_change(CURSOR, m.seq, report.position, m.ssin, m.new_ssin)
+                    report.ssin_changes += done is not None
+                elif m.kind == "Deceased":
+                    done = self.sink.apply_death(CURSOR, m.seq, report.position, m.ssin, m.date)
+                    report.deaths += done is not None
+                else:
+                    done = 0 if self.sink.skip(CURSOR, m.seq, report.position) else None
+                if done is None:
+                    # Another reader moved the cursor: start again from where it is now.
+                    report.position = self.sink.cursor(CURSOR)
+                    break
+                report.applied += 1
+                report.inclusions_touched += done
+                report.position = m.seq
+            else:
+                if not batch.more:
+                    return report
