@@ -147,6 +147,91 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     return 0
 
 
+def _platform(args: argparse.Namespace) -> Any:
+    from mycarenet_ic.app import Platform
+
+    return Platform(_settings(args))
+
+
+def cmd_mutations_sync(args: argparse.Namespace) -> int:
+    from mycarenet_ic.app import read_running
+
+    platform = _platform(args)
+    try:
+        urls = read_running(platform.settings.data_dir)
+        report = platform.mutation_sync(platform.gateways(urls)).run()
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        platform.close()
+    print(f"mutations applied: {report.applied} (NISS changes {report.ssin_changes}, deaths {report.deaths}); "
+          f"inclusions changed: {report.inclusions_touched}; feed position: {report.position}")
+    return 0
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, redrawn at most every 1 % (a line per 10 % off a terminal)."""
+
+    def __init__(self, label: str, stream: Any = None) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._shown = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        pct = 100 if total <= 0 else done * 100 // total
+        step = 1 if self.tty else 10
+        if pct // step == self._shown // step and done != total:
+            return
+        self._shown = pct
+        bar = "#" * (pct // 4) + "." * (25 - pct // 4)
+        end = "\n" if done == total or not self.tty else ""
+        start = "\r" if self.tty else ""
+        print(f"{start}{self.label} [{bar}] {pct:3d}% {done}/{total}", end=end, file=self.stream, flush=True)
+
+
+def cmd_export_insurers(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from mycarenet_ic.persistence.insurer_export import ExportConflict, export_insurers
+
+    since = dt.date.fromisoformat(args.since) if args.since else None
+    platform = _platform(args)
+    try:
+        report = export_insurers(platform.inclusions, platform.affiliations, Path(args.out), since,
+                                 ProgressBar("export"))
+    except ExportConflict as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        platform.close()
+    if not report.events:
+        print("nothing new to export")
+        return 0
+    for insurer, path in sorted(report.files.items()):
+        print(f"insurer {insurer}: {report.per_insurer[insurer]} event(s) -> {path}")
+    print(f"exported {report.events} event(s), {report.first_seq}..{report.last_seq}")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else dt.date.today()
+    try:
+        cutoff = as_of.replace(year=as_of.year - 10)
+    except ValueError:  # 29 February
+        cutoff = as_of.replace(year=as_of.year - 10, day=28)
+    platform = _platform(args)
+    try:
+        deleted = platform.inclusions.purge(cutoff, f"retention of 10 years as of {as_of}")
+    finally:
+        platform.close()
+    print(f"purged {deleted} inclusion(s) that ended before {cutoff}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mycarenet-ic", description="A local MyCareNet in a box.")
     common = argparse.ArgumentParser(add_help=False)
@@ -182,6 +267,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--outcome", choices=["OK", "DENIED", "ERROR"])
     p.set_defaults(func=cmd_audit_show)
+
+    muts = sub.add_parser("mutations", help="the National Register's mutation feed").add_subparsers(
+        dest="mutations_command", required=True)
+    p = muts.add_parser("sync", parents=[common], help="apply new NISS changes and deaths to the inclusions now")
+    p.set_defaults(func=cmd_mutations_sync)
+
+    export = sub.add_parser("export", help="periodic exports").add_subparsers(dest="export_command", required=True)
+    p = export.add_parser("insurers", parents=[common],
+                          help="write, per insurer, the declarations and modifications not yet exported")
+    p.add_argument("--out", required=True, help="directory for the XML files")
+    p.add_argument("--since", help="re-export everything from this date (YYYY-MM-DD); the cursor is not moved")
+    p.set_defaults(func=cmd_export_insurers)
+
+    p = sub.add_parser("purge", parents=[common], help="delete inclusions that ended more than 10 years ago")
+    p.add_argument("--as-of", help="the date the 10 years are counted back from (default: today)")
+    p.set_defaults(func=cmd_purge)
 
     scen = sub.add_parser("scenario", help="change the running sandbox's scenario").add_subparsers(
         dest="action", required=True)

@@ -154,7 +154,8 @@ def test_sandbox_command_prints_ready_lines_serves_and_stops_on_sigterm(tmp_path
     try:
         lines = _read_lines_until(proc, lambda ls: any(x.startswith("Ctrl-C") for x in ls), 90)
         ready = dict(line.split()[1:3] for line in lines if line.startswith("READY "))
-        assert set(ready) == {"attribute-authority", "cobrha", "national-register", "scenario-admin"}
+        assert set(ready) == {"attribute-authority", "cobrha", "national-register", "scenario-admin",
+                              "integrated-care"}
         for name, url in ready.items():
             assert url.startswith("http://127.0.0.1:")
             if name != "scenario-admin":
@@ -167,6 +168,11 @@ def test_sandbox_command_prints_ready_lines_serves_and_stops_on_sigterm(tmp_path
         assert out.returncode == 0 and '"Deceased"' in out.stdout
         saved = Settings(data_dir=tmp_path / "d").data_dir / "scenario.json"
         assert support.PATIENT_LINKED in saved.read_text()
+        # ... and so does the on-demand mutation sync: the death closes Peeters' two demo inclusions
+        out = subprocess.run([sys.executable, "-m", "mycarenet_ic.cli", "mutations", "sync", "--data-dir",
+                              str(tmp_path / "d")], capture_output=True, text=True, timeout=60, env=env)
+        assert out.returncode == 0, out.stderr
+        assert "deaths 1" in out.stdout and "inclusions changed: 2" in out.stdout
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         assert "stopped" in _rest(proc)
