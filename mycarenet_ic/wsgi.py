@@ -1,7 +1,9 @@
-"""WSGI entry for process managers (gunicorn): every stub on one address, by path.
+"""WSGI entry for process managers (gunicorn): every stub and business service on one address, by path.
 
-``gunicorn 'mycarenet_ic.wsgi:create_app()'`` with ``MYCARENET_DATA_DIR`` and
-``MYCARENET_PUBLIC_URL`` (the address clients use, for ``?wsdl``).
+``gunicorn -k gthread --threads 8 'mycarenet_ic.wsgi:create_app()'`` with ``MYCARENET_DATA_DIR`` and
+``MYCARENET_PUBLIC_URL`` (the address clients use, for ``?wsdl``). The business services reach the
+stubs at ``MYCARENET_UPSTREAM_URL`` (default: the public URL), i.e. through the same server: give it
+threads. The mutation feed is read by ``mycarenet-ic mutations sync`` (a cron job), not by workers.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from mycarenet_ic.app import Platform, stub_endpoints
+from mycarenet_ic.app import STUBS, Platform, business_endpoints, stub_endpoints
 from mycarenet_ic.config import Settings
 
 
@@ -19,8 +21,10 @@ def create_app() -> Any:
     settings = Settings.from_env()
     platform = Platform(settings)
     scenario = Scenario.for_data_dir(settings.data_dir)
-    endpoints = stub_endpoints(platform, scenario)
     public = os.environ.get("MYCARENET_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+    upstream = os.environ.get("MYCARENET_UPSTREAM_URL", public).rstrip("/")
+    gateways = platform.gateways({name: f"{upstream}/{name}" for name in STUBS})
+    endpoints = {**stub_endpoints(platform, scenario), **business_endpoints(platform, gateways)}
     for name, endpoint in endpoints.items():
         endpoint.address = f"{public}/{name}"
 

@@ -200,12 +200,27 @@ class Scenario:
                 parse_niss(m.ssin)
                 if m.type == "SsinReplaced" and not m.new_ssin:
                     raise ScenarioError(f"mutation {m.seq}: SsinReplaced needs new_ssin")
+            for a in self.extra.get("insurer_affiliations", []):
+                parse_niss(a["ssin"])
+                if not (isinstance(a.get("mutuality"), str) and len(a["mutuality"]) == 3 and a["mutuality"].isdigit()):
+                    raise ScenarioError(f"affiliation of {a['ssin']}: mutuality must be 3 digits")
+                _date(a["start"]), _date(a.get("end"))
+            for inc in self.extra.get("inclusions", []):
+                parse_niss(inc["patient"])
+                org = self.organisations.get(inc["project"])
+                if org is None or org.type != "psi":
+                    raise ScenarioError(f"inclusion in unknown project {inc['project']}")
+                if inc["status"] not in ("principal", "information"):
+                    raise ScenarioError(f"inclusion status {inc['status']} unknown")
+                _date(inc["start"]), _date(inc.get("end")), _date(inc.get("consent_date"))
             for r in self.psi_roles:
                 if r.role not in ("administrative", "coordinator"):
                     raise ScenarioError(f"PSI role {r.role} unknown")
                 org = self.organisations.get(r.psi)
                 if org is None or org.type != "psi":
                     raise ScenarioError(f"PSI role for unknown project {r.psi}")
+        except (KeyError, TypeError) as exc:
+            raise ScenarioError(f"incomplete scenario record: {exc}") from None
         except ValueError as exc:
             if isinstance(exc, ScenarioError):
                 raise

@@ -71,7 +71,9 @@ def sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     """The stubs running over HTTP on 127.0.0.1, on each backend."""
     tmp = tmp_path_factory.mktemp("sandbox")
     for url in _database(request.param, tmp):
-        box = Sandbox(Settings(data_dir=tmp / "data", database_url=url), reset_scenario=True)
+        # The periodic mutation sync is tested on its own; here it must not race the tests' own syncs.
+        box = Sandbox(Settings(data_dir=tmp / "data", database_url=url, mutation_sync_seconds=3600),
+                      reset_scenario=True)
         box.start(0)
         try:
             yield box

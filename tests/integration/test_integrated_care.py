@@ -332,6 +332,38 @@ def test_every_call_is_audited_with_a_pseudonym(sandbox: Sandbox, clients: dict[
     assert ok["caller"] == f"doctor:{support.DOCTOR_NIHII}" and "inclusions=" in ok["detail"]
 
 
+_COMMON = ("<ic:CommonInput><ic:IsTest>true</ic:IsTest><ic:Origin><ic:Package><ic:Name>hand</ic:Name>"
+           "</ic:Package></ic:Origin><ic:InputReference>hand-1</ic:InputReference></ic:CommonInput>")
+HAND_BUILT = {
+    # operation: (certificate, body after CommonInput)
+    "DeclareInclusion": ("doctor", "<ic:Patient><ic:Ssin>16082102260</ic:Ssin></ic:Patient><ic:Project>91000252"
+                         "</ic:Project><ic:Status>information</ic:Status><ic:StartDate>2026-11-02</ic:StartDate>"
+                         "<ic:Consent><ic:Agreement>agree</ic:Agreement><ic:Date>2026-11-02</ic:Date></ic:Consent>"),
+    "ConsultInclusions": ("doctor", f"<ic:Patient><ic:Ssin>{A}</ic:Ssin></ic:Patient>"),
+    "ModifyInclusion": ("doctor", f"<ic:Patient><ic:Ssin>{A}</ic:Ssin></ic:Patient><ic:InclusionId>{{leuven}}"
+                        "</ic:InclusionId><ic:Consent><ic:Agreement>agree</ic:Agreement><ic:Date>2026-11-01"
+                        "</ic:Date></ic:Consent>"),
+    "ListProjectPatients": ("psi-coordinator", "<ic:Project>91000153</ic:Project><ic:MaxResults>5</ic:MaxResults>"),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(HAND_BUILT))
+def test_hand_built_requests_get_schema_valid_signed_answers(sandbox: Sandbox, clients: dict[str, IcClient],
+                                                             answer_verifier: Any, operation: str) -> None:
+    who, rest = HAND_BUILT[operation]
+    rest = rest.replace("{leuven}", in_project(sandbox, A, PSI_LEUVEN).id)
+    rid = f"_{secrets.token_hex(8)}"
+    body = (f'<ic:{operation}Request xmlns:ic="{IC_NS}" Id="{rid}" '
+            f'IssueInstant="{support.now().replace(microsecond=0).isoformat()}">{_COMMON}{rest}</ic:{operation}Request>')
+    signer = clients[who].client._client.wsse.signer
+    answer = support.post(sandbox.urls["integrated-care"], support.to_bytes(support.signed(signer, body)))
+    assert answer.status == 200, answer.body[:600]
+    payload = answer_verifier.verify(answer.root).body[0]
+    contract.schema("mycarenet-integratedcare-v1.xsd").assertValid(payload)
+    assert etree.QName(payload).localname == f"{operation}Response" and payload.get("InResponseTo") == rid
+    assert payload.findtext(f"{{{IC_NS}}}CommonOutput/{{{IC_NS}}}InputReference") == "hand-1"
+
+
 def test_answers_validate_against_the_schema_and_are_signed(sandbox: Sandbox, doctor_signer: Signer,
                                                             answer_verifier: Any) -> None:
     body = (f'<ic:ConsultInclusionsRequest xmlns:ic="{IC_NS}" Id="_{secrets.token_hex(8)}" '
@@ -390,6 +422,24 @@ def test_new_mutations_are_applied_on_demand_once(sandbox: Sandbox, clients: dic
     assert [(i.end, i.closed_by_death) for i in inclusions(sandbox, dying)] == [(dt.date(2026, 11, 10), True)]
     # the moved inclusion answers under the new NISS only
     assert clients["admin-gent"].consult(new_niss).Inclusion[0].Project == PSI_GENT
+
+
+def test_the_follower_applies_mutations_periodically(sandbox: Sandbox, clients: dict[str, IcClient]) -> None:
+    import time
+
+    from mycarenet_ic.app import MutationFollower
+
+    patient = "93031402178"  # Van de Velde
+    assert not isinstance(clients["doctor"].declare(patient, PSI_NAMUR, start=dt.date(2026, 5, 1)), Fault)
+    follower = MutationFollower(sandbox.platform.mutation_sync(sandbox.gateways), every=0.05).start()
+    try:
+        sandbox.scenario.record_death(patient, "2026-11-12")
+        deadline = time.monotonic() + 30
+        while inclusions(sandbox, patient)[0].end is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling the effect of a background thread, bounded
+    finally:
+        follower.stop()
+    assert inclusions(sandbox, patient)[0].end == dt.date(2026, 11, 12)
 
 
 # -- export, retention, what is stored ----------------------------------------------------------------------
