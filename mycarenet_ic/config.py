@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DEFAULT_DATA_DIR = Path("var") / "sandbox"
+
+
+def secret_file(path: Path, make: Callable[[], bytes]) -> bytes:
+    """A secret kept in ``path`` (mode 0600), made once by ``make`` and read ever after."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(make())
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return path.read_bytes()
 
 
 def _env_int(name: str, default: int) -> int:

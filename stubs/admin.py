@@ -13,20 +13,15 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from mycarenet_ic.config import secret_file
 from stubs.scenario import Scenario, ScenarioError
 
 MAX_BODY = 65_536
 
 
 def admin_token(data_dir: Path) -> str:
-    path = Path(data_dir) / "secrets" / "admin.token"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(secrets.token_urlsafe(32))
-        tmp.chmod(0o600)
-        tmp.replace(path)
-    return path.read_text().strip()
+    token = secret_file(Path(data_dir) / "secrets" / "admin.token", lambda: secrets.token_urlsafe(32).encode())
+    return token.decode().strip()
 
 
 class ScenarioAdmin:

@@ -7,6 +7,8 @@ import hmac
 import secrets
 from pathlib import Path
 
+from mycarenet_ic.config import secret_file
+
 
 class Pseudonymiser:
     def __init__(self, master_key: bytes) -> None:
@@ -28,7 +30,7 @@ class Pseudonymiser:
     @classmethod
     def from_data_dir(cls, data_dir: Path) -> Pseudonymiser:
         """Load the key from ``<data-dir>/secrets/pseudonym.key``, creating it once."""
-        return cls(_secret(Path(data_dir) / "secrets" / "pseudonym.key"))
+        return cls(secret_file(Path(data_dir) / "secrets" / "pseudonym.key", lambda: secrets.token_bytes(32)))
 
 
 class NissSealer:
@@ -56,15 +58,5 @@ class NissSealer:
 
     @classmethod
     def from_data_dir(cls, data_dir: Path) -> NissSealer:
-        return cls(_secret(Path(data_dir) / "secrets" / "niss-seal.key"))
+        return cls(secret_file(Path(data_dir) / "secrets" / "niss-seal.key", lambda: secrets.token_bytes(32)))
 
-
-def _secret(path: Path) -> bytes:
-    """A 32-byte secret kept in ``path`` (mode 0600), created once."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(secrets.token_bytes(32))
-        tmp.chmod(0o600)
-        tmp.replace(path)
-    return path.read_bytes()

@@ -295,15 +295,10 @@ class IntegratedCare:
                               provider_nihii=resolved.provider_nihii)
 
         def change(current: list[Inclusion]) -> tuple[Inclusion, str]:
-            try:
-                check_no_conflict(candidate, current)
-            except InclusionRuleError as exc:
-                raise _rule(exc) from None
+            check_no_conflict(candidate, current)
             return candidate, "declaration"
 
-        return self.store.write(ssin=ssin, sender=caller.audit_label, request_id=request_id,
-                                operation="declare", request_hash=request_hash,
-                                operator=caller.identity.ssin, change=change)
+        return self._write(caller, request_id, ssin, "declare", request_hash, change)
 
     # -- consult ---------------------------------------------------------------------------------------
     def consult(self, caller: Caller, patient_ssin: str) -> Consultation:
@@ -379,17 +374,23 @@ class IntegratedCare:
                 consent_date=cmd.consent_date or now.consent_date,
                 version=now.version + 1,
             )
-            try:
-                check_dates(updated.declared_start, updated.declared_end, updated.consent, updated.consent_date,
-                            today)
-                check_no_conflict(updated, current)
-            except InclusionRuleError as exc:
-                raise _rule(exc) from None
+            check_dates(updated.declared_start, updated.declared_end, updated.consent, updated.consent_date, today)
+            check_no_conflict(updated, current)
             return updated, "modification"
 
-        return self.store.write(ssin=ssin, sender=caller.audit_label, request_id=request_id,
-                                operation="modify", request_hash=request_hash,
-                                operator=caller.identity.ssin, change=change)
+        return self._write(caller, request_id, ssin, "modify", request_hash, change)
+
+    def _write(self, caller: Caller, request_id: str, ssin: str, operation: str, request_hash: str,
+               change: ChangeFn) -> WriteOutcome:
+        """Run ``change`` inside the store's per-patient transaction; a broken rule is a business error."""
+        def guarded(current: list[Inclusion]) -> tuple[Inclusion, str]:
+            try:
+                return change(current)
+            except InclusionRuleError as exc:
+                raise _rule(exc) from None
+
+        return self.store.write(ssin=ssin, sender=caller.audit_label, request_id=request_id, operation=operation,
+                                request_hash=request_hash, operator=caller.identity.ssin, change=guarded)
 
     # -- list ------------------------------------------------------------------------------------------
     def list_patients(self, caller: Caller, project: str, offset: int = 0, limit: int = 20) -> ProjectPage:

@@ -151,12 +151,6 @@ MATRIX: dict[str, dict[tuple[str, str], str]] = {
                ("modify", "own+link"): OK, ("modify", "own-link"): DENIED,
                ("modify", "other+link"): OK, ("modify", "other-link"): DENIED,
                ("list", "own"): DENIED, ("list", "other"): DENIED},
-    "pharmacist": {("declare", "own"): OK, ("declare", "other"): OK,
-                   ("consult", "own+link"): OK, ("consult", "own-link"): DENIED,
-                   ("consult", "other+link"): OK, ("consult", "other-link"): DENIED,
-                   ("modify", "own+link"): OK, ("modify", "own-link"): DENIED,
-                   ("modify", "other+link"): OK, ("modify", "other-link"): DENIED,
-                   ("list", "own"): DENIED, ("list", "other"): DENIED},
     "psi-administrative": {("declare", "own"): OK, ("declare", "other"): DENIED,
                            ("consult", "own+link"): OK, ("consult", "own-link"): OK,
                            ("consult", "other+link"): HIDDEN, ("consult", "other-link"): HIDDEN,
@@ -177,6 +171,7 @@ MATRIX: dict[str, dict[tuple[str, str], str]] = {
                 ("modify", "other+link"): DENIED, ("modify", "other-link"): DENIED,
                 ("list", "own"): DENIED, ("list", "other"): DENIED},
 }
+MATRIX["pharmacist"] = MATRIX["doctor"]  # §13: "aura accès sans restriction aux mêmes fonctionnalités"
 CELLS = [(role, op, where) for role, cells in MATRIX.items() for (op, where) in cells]
 PATIENT_OF = {"own+link": A, "own-link": B, "other+link": C, "other-link": D}
 PSI_OF = {"own": PSI_LEUVEN, "other": PSI_GENT}
