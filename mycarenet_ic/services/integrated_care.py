@@ -329,7 +329,9 @@ class IntegratedCare:
             raise NotFound(NO_INCLUSION)
         person = self.nr.person(ssin)
         return Consultation(person, ssin, sorted(visible, key=lambda i: (i.declared_start, i.id)),
-                            principal_elsewhere, f"inclusions={len(visible)}")
+                            principal_elsewhere,
+                            f"inclusions={len(visible)} " + " ".join(f"{i.id}@{i.project}" for i in visible)
+                            + ("" if principal_elsewhere is None else f" principal-elsewhere={principal_elsewhere}"))
 
     # -- modify ----------------------------------------------------------------------------------------
     def modify(self, caller: Caller, request_id: str, cmd: Modification) -> WriteOutcome:
@@ -402,4 +404,5 @@ class IntegratedCare:
         rows, total = self.store.project_page(project, self.today(), offset, limit)
         patients = [ProjectPatient(ssin, self.nr.person(ssin), inclusion) for ssin, inclusion in rows]
         return ProjectPage(total, patients, offset + len(rows) < total,
-                           f"project={project} offset={offset} returned={len(rows)} total={total}")
+                           f"project={project} offset={offset} returned={len(rows)} total={total} "
+                           + " ".join(i.id for _s, i in rows))

@@ -468,6 +468,11 @@ def test_export_to_insurers_writes_each_change_once(sandbox: Sandbox, clients: d
     assert exported[0].findtext("{*}Patient/{*}Ssin") == "09101202203"
     assert exported[0].get("Kind") == "declaration"
     assert any(r["operation"] == "ExportInsurers" for r in sandbox.platform.audit.rows(limit=100))
+    # --since re-exports from a date without moving the cursor
+    since = _cli(sandbox, "export", "insurers", "--since", "2000-01-01", "--out", str(tmp_path / "again"))
+    again = [e for p in (tmp_path / "again").glob("insurer-*since*.xml") for e in etree.parse(str(p)).getroot()]
+    assert since.returncode == 0 and len(again) == len(seqs) + 1
+    assert "nothing new" in _cli(sandbox, "export", "insurers", "--out", str(tmp_path / "four")).stdout
 
 
 def test_purge_deletes_what_ended_more_than_ten_years_ago(sandbox: Sandbox, clients: dict[str, IcClient]) -> None:
