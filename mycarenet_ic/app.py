@@ -29,13 +29,14 @@ from mycarenet_ic.security.pki import Pki
 from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, TrustStore, Verifier, VerifyPolicy
 from mycarenet_ic.server import ServedApp, wait_ready
 from mycarenet_ic.services.integrated_care import IntegratedCare
+from mycarenet_ic.services.memberdata import MemberData
 from mycarenet_ic.services.mutations import MutationSync
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 
 log = logging.getLogger(__name__)
 
 STUBS = ("attribute-authority", "cobrha", "national-register")
-BUSINESS = ("integrated-care",)
+BUSINESS = ("integrated-care", "memberdata")
 
 
 class Platform:
@@ -82,6 +83,9 @@ class Platform:
         return IntegratedCare(self.inclusions, gateways.attribute_authority, gateways.cobrha,
                               gateways.national_register)
 
+    def memberdata(self, gateways: Gateways) -> MemberData:
+        return MemberData(self.affiliations, gateways.cobrha, gateways.national_register)
+
     def mutation_sync(self, gateways: Gateways) -> MutationSync:
         return MutationSync(gateways.national_register, self.inclusions)
 
@@ -106,11 +110,12 @@ class Gateways:
 
 
 def business_endpoints(platform: Platform, gateways: Gateways) -> dict[str, SoapEndpoint]:
-    from mycarenet_ic.soap import integrated_care
+    from mycarenet_ic.soap import integrated_care, memberdata
 
     return {
         "integrated-care": integrated_care.build(platform.integrated_care(gateways),
                                                  platform.endpoint_deps("integrated-care")),
+        "memberdata": memberdata.build(platform.memberdata(gateways), platform.endpoint_deps("memberdata")),
     }
 
 

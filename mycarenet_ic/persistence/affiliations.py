@@ -1,8 +1,12 @@
-"""Insurer affiliations (the CIN/NIC affiliation database in reality): scenario data, read from the
-data directory's ``scenario.json`` (key ``insurer_affiliations``) and re-read when the file changes.
+"""The insurers' data (the CIN/NIC affiliation database and the member files in reality): scenario
+data, read from the data directory's ``scenario.json`` and re-read when the file changes.
 
-One record per period: NISS, mutuality code (3 digits: the insurer union is its first digit + "00"),
-registration number at the mutuality, start, end, CT1/CT2.
+``insurer_affiliations``: one record per insurability period (NISS, mutuality code — the insurer
+union is its first digit + "00" —, registration number, start, end and why it ended, CT1/CT2,
+third-party-payer regime, communication date). ``member_facts``: per NISS, what else the insurers
+know (MAF years, care trajectories, chronic-condition years, reference pharmacy, medical house,
+hospitalisation, GMD, palliative status, CPAS decision, …). Shared by Integrated Care (export),
+MemberData and Tarification.
 """
 
 from __future__ import annotations
@@ -10,27 +14,65 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from mycarenet_ic.domain.assurability import (
+    CareTrajectory,
+    GlobalMedicalFile,
+    Hospitalisation,
+    InsurabilityPeriod,
+    InvoicingStatus,
+    MedicalHouse,
+    MemberFile,
+    ReferencePharmacy,
+    ThirdPartyRegime,
+)
 
 
-@dataclass(frozen=True)
-class Affiliation:
-    ssin: str
-    mutuality: str
-    registration_number: str
-    start: dt.date
-    end: dt.date | None
-    ct1: str
-    ct2: str
+def _d(value: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(value) if value else None
 
-    @property
-    def insurer(self) -> str:
-        """The insurer union (100, 200, …, 600, 900) of the mutuality."""
-        return self.mutuality[0] + "00"
 
-    def covers(self, day: dt.date) -> bool:
-        return self.start <= day and (self.end is None or day <= self.end)
+def _period(rec: dict[str, Any]) -> InsurabilityPeriod:
+    start = _d(rec["start"])
+    assert start is not None
+    return InsurabilityPeriod(
+        mutuality=rec["mutuality"], registration_number=rec["registration_number"], start=start,
+        end=_d(rec.get("end")), ct1=rec.get("ct1", "110"), ct2=rec.get("ct2", "110"),
+        third_party=ThirdPartyRegime(rec.get("third_party", "none")),
+        communication_date=_d(rec.get("communication_date")), end_reason=rec.get("end_reason"))
+
+
+def _file(ssin: str, periods: list[InsurabilityPeriod], facts: dict[str, Any]) -> MemberFile:
+    def opt(key: str, build: Any) -> Any:
+        value = facts.get(key)
+        return build(value) if value else None
+
+    return MemberFile(
+        ssin=ssin,
+        periods=tuple(sorted(periods, key=lambda p: p.start)),
+        other_mutualities=tuple(facts.get("other_mutualities", ())),
+        maf_years=tuple(facts.get("maf_years", ())),
+        chronic_years=tuple(facts.get("chronic_years", ())),
+        care_trajectories=tuple(
+            CareTrajectory(c["type"], c.get("gp_nihii"), c.get("medical_house_nihii"), c.get("specialist_nihii"),
+                           _d(c["rights_start"]) or dt.date.min, _d(c.get("contract_end")), _d(c.get("rights_end")))
+            for c in facts.get("care_trajectories", ())),
+        reference_pharmacy=opt("reference_pharmacy", lambda r: ReferencePharmacy(
+            r["pharmacy_nihii"], _d(r["agreement_date"]) or dt.date.min)),
+        medical_house=opt("medical_house", lambda m: MedicalHouse(
+            m["nihii"], _d(m["start"]) or dt.date.min, _d(m.get("end")),
+            frozenset(m.get("covers", ("doctor", "nurse", "physiotherapist"))))),
+        hospitalisation=opt("hospitalisation", lambda h: Hospitalisation(
+            h["hospital_nihii"], _d(h["admission_date"]) or dt.date.min, h["service"], _d(h.get("discharge_date")))),
+        third_party_ban_exception=bool(facts.get("third_party_ban_exception")),
+        invoicing_status=InvoicingStatus(facts.get("invoicing_status", InvoicingStatus.POSSIBLE.value)),
+        global_medical_file=opt("global_medical_file", lambda g: GlobalMedicalFile(
+            g["holder_nihii"], _d(g["start"]) or dt.date.min, _d(g.get("end")))),
+        palliative_since=_d(facts.get("palliative_since")),
+        cpas=dict(facts.get("cpas") or {}),
+    )
 
 
 class ScenarioAffiliations:
@@ -38,9 +80,10 @@ class ScenarioAffiliations:
         self.path = Path(scenario_file)
         self._lock = threading.Lock()
         self._mtime: float | None = None
-        self._by_ssin: dict[str, list[Affiliation]] = {}
+        self._files: dict[str, MemberFile] = {}
+        self._by_registration: dict[tuple[str, str], str] = {}
 
-    def _load(self) -> dict[str, list[Affiliation]]:
+    def _load(self) -> dict[str, MemberFile]:
         with self._lock:
             try:
                 mtime = self.path.stat().st_mtime
@@ -48,18 +91,23 @@ class ScenarioAffiliations:
                 return {}
             if mtime != self._mtime:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
-                by_ssin: dict[str, list[Affiliation]] = {}
+                periods: dict[str, list[InsurabilityPeriod]] = {}
                 for rec in data.get("insurer_affiliations", []):
-                    aff = Affiliation(rec["ssin"], rec["mutuality"], rec["registration_number"],
-                                      dt.date.fromisoformat(rec["start"]),
-                                      dt.date.fromisoformat(rec["end"]) if rec.get("end") else None,
-                                      rec.get("ct1", "110"), rec.get("ct2", "110"))
-                    by_ssin.setdefault(aff.ssin, []).append(aff)
-                self._by_ssin, self._mtime = by_ssin, mtime
-            return self._by_ssin
+                    periods.setdefault(rec["ssin"], []).append(_period(rec))
+                facts = data.get("member_facts", {})
+                self._files = {ssin: _file(ssin, ps, facts.get(ssin, {})) for ssin, ps in periods.items()}
+                self._by_registration = {(p.mutuality, p.registration_number): ssin
+                                         for ssin, f in self._files.items() for p in f.periods}
+                self._mtime = mtime
+            return self._files
 
-    def affiliation(self, ssin: str, on: dt.date) -> Affiliation | None:
-        return next((a for a in self._load().get(ssin, []) if a.covers(on)), None)
+    def member_file(self, ssin: str) -> MemberFile | None:
+        return self._load().get(ssin)
 
-    def periods(self, ssin: str) -> list[Affiliation]:
-        return sorted(self._load().get(ssin, []), key=lambda a: a.start)
+    def ssin_of(self, mutuality: str, registration_number: str) -> str | None:
+        self._load()
+        return self._by_registration.get((mutuality, registration_number))
+
+    def affiliation(self, ssin: str, on: dt.date) -> InsurabilityPeriod | None:
+        file = self.member_file(ssin)
+        return file.period_on(on) if file else None

@@ -140,6 +140,30 @@ class Signer:
         ctx.sign(signature)
         return envelope
 
+    def sign_enveloped(self, element: etree._Element, after: etree._Element | None = None,
+                       id_attribute: str = "ID") -> etree._Element:
+        """An enveloped XML-DSig over ``element`` (a SAML assertion, say): exc-c14n, RSA-SHA256, SHA-256,
+        the certificate in KeyInfo, the signature placed right after ``after`` (or first)."""
+        ref_id = element.get(id_attribute)
+        if not ref_id:
+            raise ValueError(f"the element to sign has no {id_attribute}")
+        signature = xmlsec.template.create(element, xmlsec.constants.TransformExclC14N, self._sig_method, ns="ds")
+        if after is not None:
+            after.addnext(signature)
+        else:
+            element.insert(0, signature)
+        ref = xmlsec.template.add_reference(signature, self._digest_method, uri=f"#{ref_id}")
+        xmlsec.template.add_transform(ref, xmlsec.constants.TransformEnveloped)
+        xmlsec.template.add_transform(ref, xmlsec.constants.TransformExclC14N)
+        key_info = xmlsec.template.ensure_key_info(signature)
+        x509_data = etree.SubElement(key_info, _q(ns.DS, "X509Data"))
+        etree.SubElement(x509_data, _q(ns.DS, "X509Certificate")).text = self._cert_b64
+        ctx = xmlsec.SignatureContext()
+        ctx.key = self._key
+        ctx.register_id(element, id_attribute)
+        ctx.sign(signature)
+        return element
+
     # zeep plugin interface -------------------------------------------------
     def apply(self, envelope: etree._Element, headers: dict) -> tuple[etree._Element, dict]:
         return self.sign(envelope), headers

@@ -42,6 +42,7 @@ from mycarenet_ic.errors import (
     NotFound,
 )
 from mycarenet_ic.services.ports import AttributeAuthority, Cobrha, NationalRegister
+from mycarenet_ic.services.requesters import active_organisation, checked_profession
 
 PROVIDER_QUALITIES = {Quality.DOCTOR, Quality.NURSE, Quality.PHYSIOTHERAPIST, Quality.DENTIST, Quality.MIDWIFE,
                       Quality.LOGOPEDIST}
@@ -189,7 +190,7 @@ class IntegratedCare:
             return self._resolve_professional(caller, today)
         if quality is Quality.PHARMACY:
             self._check_claim(caller, {ident.nihii})
-            self._active_pharmacy(ident.nihii, today)
+            active_organisation(self.cobrha, ident.nihii, "pharmacy", today, "pharmacy")
             return _Resolved([Actor(Role.PHARMACIST, nihii=ident.nihii, pharmacy=ident.nihii)], "orgpharmacy",
                              ident.nihii)
         if quality is Quality.INTEGRATED_CARE_PROJECT and ident.nihii:
@@ -219,12 +220,7 @@ class IntegratedCare:
 
     def _resolve_professional(self, caller: Caller, today: dt.date) -> _Resolved:
         ident = caller.identity
-        pro = self.cobrha.professional(nihii=ident.nihii) if ident.nihii else None
-        profession = None
-        if pro is not None and (ident.ssin is None or pro.ssin == ident.ssin):
-            profession = next((p for p in pro.professions if p.nihii == ident.nihii), None)
-        if profession is None or not profession.visa_valid_on(today):
-            raise AccessDenied("The care provider is not known in CoBrHa with a valid VISA.")
+        profession = checked_profession(self.cobrha, ident, today)
         if ident.quality is not Quality.PHARMACIST:
             self._check_claim(caller, {ident.nihii})
             return _Resolved([Actor(Role.PROVIDER, ssin=ident.ssin, nihii=ident.nihii)], profession.code,
@@ -239,11 +235,6 @@ class IntegratedCare:
                 return _Resolved([Actor(Role.PHARMACIST, ssin=ident.ssin, nihii=ident.nihii, pharmacy=nihii)],
                                  "orgpharmacy", nihii, ident.nihii)
         raise AccessDenied("The pharmacist works in no pharmacy that is known and active in CoBrHa.")
-
-    def _active_pharmacy(self, nihii: str | None, today: dt.date) -> None:
-        org = self.cobrha.organisation(nihii=nihii) if nihii else None
-        if org is None or org.type != "pharmacy" or not org.active_on(today):
-            raise AccessDenied("The pharmacy is not known and active in CoBrHa.")
 
     def _has_link(self, resolved: _Resolved, patient_ssin: str) -> bool:
         if resolved.link_type is None or resolved.link_holder is None:

@@ -1,0 +1,251 @@
+"""Assurability ("MemberData", seed 001 §5-9): what the insurers know of a member over a period.
+
+A :class:`MemberFile` is the insurers' file of one person: insurability periods (insurer,
+registration number, CT1/CT2, third-party-payer regime, payment approval), other insurers on a
+double or triple affiliation, MAF years, care trajectories, chronic-condition years, reference
+pharmacy, medical-house convention, hospitalisation, and so on. The functions here turn a file,
+a requested period and the requester's kind into the facts of the answer; no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+from dataclasses import dataclass, field
+
+# Seed 001 §8/§9 and the public error catalogue: how far back and how long a query may go.
+MAX_YEARS_BACK = 5
+MAX_PERIOD_DAYS = 366
+
+
+class RequestType(enum.Enum):
+    INFORMATION = "information"
+    INVOICING = "invoicing"
+
+
+class ContactType(enum.Enum):
+    """Hospitals: ambulatory care, day hospitalisation, or care for a patient hospitalised elsewhere."""
+
+    OTHER = "other"
+    HOSPITALIZED = "hospitalized"                       # in the public contract: hospitalised elsewhere
+    DAY_HOSPITALIZATION = "dayhospitalization"          # ours: the seed names it, no public value seen
+
+
+class InvoicingStatus(enum.Enum):
+    POSSIBLE = "invoicingPossible"
+    INDIVIDUAL_PROBLEM = "invoicingImpossible:individualProblem"
+    SYSTEM_PROBLEM = "invoicingImpossible:systemProblem"
+
+
+class ThirdPartyRegime(enum.Enum):
+    NONE = "none"
+    NON_PREFERENTIAL = "nonPreferential"
+    PREFERENTIAL = "preferential"
+
+
+class Situation(enum.Enum):
+    NORMAL = "normal"
+    MUTATION = "mutation"
+    SEVERAL = "severalSituations"
+    CLOSED = "closedBefore"
+    OPENED_AFTER = "openedAfter"
+
+
+class Facet(enum.Enum):
+    INSURABILITY = "urn:be:cin:nippin:insurability"
+    CHRONIC_CONDITION = "urn:be:cin:nippin:chronicCondition"
+    CARE_PATH = "urn:be:cin:nippin:carePath"
+    REFERENCE_PHARMACY = "urn:be:cin:nippin:referencePharmacy"
+    GLOBAL_MEDICAL_FILE = "urn:be:cin:nippin:globalMedicalFile"
+    PALLIATIVE_STATUS = "urn:be:cin:nippin:palliativeStatus"
+
+
+# Which requester may ask which facet (UNAUTHORIZED_FACET otherwise). The public contract refuses
+# some facets by profession (e.g. carePath for a physiotherapist); this table is the sandbox's.
+_ALL = frozenset(Facet)
+FACETS_BY_KIND: dict[str, frozenset[Facet]] = {
+    "doctor": _ALL,
+    "medicalhouse": _ALL,
+    "hospital": _ALL,
+    "pharmacist": frozenset({Facet.INSURABILITY, Facet.CHRONIC_CONDITION, Facet.CARE_PATH,
+                             Facet.REFERENCE_PHARMACY}),
+    "nurse": frozenset({Facet.INSURABILITY, Facet.CHRONIC_CONDITION, Facet.PALLIATIVE_STATUS}),
+    "midwife": frozenset({Facet.INSURABILITY}),
+    "physiotherapist": frozenset({Facet.INSURABILITY, Facet.CHRONIC_CONDITION}),
+    "dentist": frozenset({Facet.INSURABILITY}),
+    "logopedist": frozenset({Facet.INSURABILITY}),
+}
+
+
+class AssurabilityError(ValueError):
+    """A request the insurers answer with an error status; ``code`` is the public catalogue's code."""
+
+    def __init__(self, code: str, message: str, location: str, requester_error: bool = True) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.location = location
+        self.requester_error = requester_error
+
+
+@dataclass(frozen=True)
+class InsurabilityPeriod:
+    mutuality: str
+    registration_number: str
+    start: dt.date
+    end: dt.date | None
+    ct1: str
+    ct2: str
+    third_party: ThirdPartyRegime = ThirdPartyRegime.NONE
+    communication_date: dt.date | None = None
+    # Why the period ended: "death" | "mutation" | "unknown" (None while it runs).
+    end_reason: str | None = None
+
+    @property
+    def insurer(self) -> str:
+        return self.mutuality[0] + "00"
+
+    @property
+    def preferential(self) -> bool:
+        """Last digit 1 of CT1/CT2: preferential reimbursement (BIM)."""
+        return self.ct1.endswith("1") or self.ct2.endswith("1")
+
+    def overlaps(self, start: dt.date, end: dt.date) -> bool:
+        return self.start <= end and (self.end is None or self.end >= start)
+
+    def covers(self, day: dt.date) -> bool:
+        return self.start <= day and (self.end is None or day <= self.end)
+
+
+@dataclass(frozen=True)
+class CareTrajectory:
+    type: str                      # "diabetes" | "renalinsufficiency"
+    gp_nihii: str | None
+    medical_house_nihii: str | None
+    specialist_nihii: str | None
+    rights_start: dt.date
+    contract_end: dt.date | None
+    rights_end: dt.date | None
+
+
+@dataclass(frozen=True)
+class ReferencePharmacy:
+    pharmacy_nihii: str
+    agreement_date: dt.date
+
+
+@dataclass(frozen=True)
+class MedicalHouse:
+    nihii: str
+    start: dt.date
+    end: dt.date | None
+    # Disciplines the subscription covers: any of "doctor", "nurse", "physiotherapist".
+    covers: frozenset[str] = frozenset({"doctor", "nurse", "physiotherapist"})
+
+    def active_on(self, day: dt.date) -> bool:
+        return self.start <= day and (self.end is None or day <= self.end)
+
+
+@dataclass(frozen=True)
+class Hospitalisation:
+    hospital_nihii: str
+    admission_date: dt.date
+    service: str
+    discharge_date: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class GlobalMedicalFile:
+    holder_nihii: str
+    start: dt.date
+    end: dt.date | None = None
+
+    def active_on(self, day: dt.date) -> bool:
+        return self.start <= day and (self.end is None or day <= self.end)
+
+
+@dataclass(frozen=True)
+class MemberFile:
+    ssin: str
+    periods: tuple[InsurabilityPeriod, ...]
+    other_mutualities: tuple[str, ...] = ()
+    maf_years: tuple[int, ...] = ()
+    chronic_years: tuple[int, ...] = ()
+    care_trajectories: tuple[CareTrajectory, ...] = ()
+    reference_pharmacy: ReferencePharmacy | None = None
+    medical_house: MedicalHouse | None = None
+    hospitalisation: Hospitalisation | None = None
+    third_party_ban_exception: bool = False
+    invoicing_status: InvoicingStatus = InvoicingStatus.POSSIBLE
+    global_medical_file: GlobalMedicalFile | None = None
+    palliative_since: dt.date | None = None
+    cpas: dict[str, str] = field(default_factory=dict)
+
+    def period_on(self, day: dt.date) -> InsurabilityPeriod | None:
+        return next((p for p in self.periods if p.covers(day)), None)
+
+    def periods_in(self, start: dt.date, end: dt.date) -> list[InsurabilityPeriod]:
+        return sorted((p for p in self.periods if p.overlaps(start, end)), key=lambda p: p.start)
+
+
+@dataclass(frozen=True)
+class GeneralSituation:
+    situation: Situation
+    closure_reason: str | None = None          # death | mutation | unknown (file closed)
+    mutation_date: dt.date | None = None
+    old_mutuality: str | None = None
+    new_mutuality: str | None = None
+
+
+def general_situation(file: MemberFile, start: dt.date, end: dt.date,
+                      death: dt.date | None = None) -> GeneralSituation:
+    """The person's global situation over ``start``..``end`` (seed 001 §9)."""
+    inside = file.periods_in(start, end)
+    if not inside:
+        if any(p.start > end for p in file.periods):
+            return GeneralSituation(Situation.OPENED_AFTER)
+        last = max(file.periods, key=lambda p: p.start, default=None)
+        reason = "death" if death is not None and death <= end else (last.end_reason if last else None)
+        return GeneralSituation(Situation.CLOSED, closure_reason=reason or "unknown")
+    last = inside[-1]
+    if last.end is not None and last.end < end:
+        reason = "death" if death is not None and death <= end else (last.end_reason or "unknown")
+        return GeneralSituation(Situation.CLOSED, closure_reason=reason)
+    insurers = [p.mutuality for p in inside]
+    if len(inside) == 2 and insurers[0] != insurers[1]:
+        return GeneralSituation(Situation.MUTATION, mutation_date=inside[1].start, old_mutuality=insurers[0],
+                                new_mutuality=insurers[1])
+    if len(inside) > 1:
+        return GeneralSituation(Situation.SEVERAL)
+    return GeneralSituation(Situation.NORMAL)
+
+
+def years_in(years: tuple[int, ...], start: dt.date, end: dt.date) -> list[int]:
+    return sorted(y for y in years if start.year <= y <= end.year)
+
+
+def check_period(start: dt.date, end: dt.date, today: dt.date, pharmacist: bool) -> None:
+    """The requested period, as the public error catalogue judges it."""
+    where = "*:AttributeQuery/*:Subject/*:SubjectConfirmation/*:SubjectConfirmationData"
+    if end < start:
+        raise AssurabilityError("INVALID_PERIOD", "The End Date is before start Date", where + "/@NotOnOrAfter")
+    if start > today:
+        raise AssurabilityError("START_DATE_IN_FUTURE", "The Start Date is in the future", where + "/@NotBefore")
+    if start < today.replace(year=today.year - MAX_YEARS_BACK, day=min(today.day, 28)):
+        raise AssurabilityError("PERIOD_TOO_FAR_IN_PAST", "Request more than 5 years in the past", where)
+    # Pharmacists give a date of request/delivery, not a period (seed §6).
+    longest = 1 if pharmacist else MAX_PERIOD_DAYS
+    if (end - start).days > longest:
+        raise AssurabilityError("INVALID_PERIOD_FOR_SECTOR", "Invalid Period for sector", where)
+
+
+def payment_approval(file: MemberFile, period: InsurabilityPeriod, day: dt.date) -> tuple[str, str]:
+    """The payment-commitment approval number and its check code for an invoicing request.
+
+    Deterministic per member, insurer and day, so that the insurer can verify it later.
+    """
+    seed = f"{file.ssin}|{period.mutuality}|{period.registration_number}|{day.isoformat()}".encode()
+    digest = hashlib.sha256(seed).hexdigest()
+    number = f"{period.mutuality}{day:%y%m%d}{int(digest[:10], 16) % 10**8:08d}"
+    return number, f"{int(number) % 97:02d}"

@@ -1,0 +1,430 @@
+"""MemberData (assurability consultation, seed 001 §5-9) as a use case.
+
+In: the requester (verified certificate + what the CommonInput claims) and the SAML query already
+read into a :class:`Query`. Out: the assertions of the answer as plain facts (type, facet echo,
+attributes with their public ``urn:be:cin:nippin:…`` names), or an :class:`AssurabilityError`
+carrying the public error catalogue's code, which the SOAP layer turns into a SAML error status.
+
+Pharmacists (and pharmacies) get the §8 answer; other providers, hospitals and medical houses the
+§9 answer. Attribute names marked "ours" in ``README.md`` were not seen in a public answer and are
+named in the same style.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mycarenet_ic.domain.assurability import (
+    FACETS_BY_KIND,
+    AssurabilityError,
+    ContactType,
+    Facet,
+    InvoicingStatus,
+    MemberFile,
+    RequestType,
+    Situation,
+    ThirdPartyRegime,
+    check_period,
+    general_situation,
+    payment_approval,
+    years_in,
+)
+from mycarenet_ic.domain.identifiers import InvalidIdentifier, parse_niss
+from mycarenet_ic.domain.qualities import CallerIdentity, Quality
+from mycarenet_ic.domain.records import Person
+from mycarenet_ic.errors import AccessDenied
+from mycarenet_ic.services.ports import Cobrha, NationalRegister
+from mycarenet_ic.services.requesters import active_organisation, checked_profession
+
+NIPPIN = "urn:be:cin:nippin"
+NAME_ID_SSIN = "urn:be:fgov:person:ssin"
+NAME_ID_SSIN_MUT = "urn:be:cin:nippin:member:ssin@mut"
+NAME_ID_REGNR_MUT = "urn:be:cin:nippin:careReceiver:registrationNumber@mut"
+MAX_PERIODS = 5
+_NAME_ID = "*:AttributeQuery/*:Subject/*:NameID"
+_FACETS = "*:AttributeQuery/*:Extensions/*:Facet"
+
+# Requesters by certificate quality: the answer they get and the facets they may ask.
+_KIND_OF = {
+    Quality.DOCTOR: "doctor", Quality.NURSE: "nurse", Quality.PHYSIOTHERAPIST: "physiotherapist",
+    Quality.DENTIST: "dentist", Quality.MIDWIFE: "midwife", Quality.LOGOPEDIST: "logopedist",
+    Quality.PHARMACIST: "pharmacist", Quality.PHARMACY: "pharmacist", Quality.HOSPITAL: "hospital",
+    Quality.MEDICAL_HOUSE: "medicalhouse",
+}
+_ORG_KIND = {Quality.PHARMACY: "pharmacy", Quality.HOSPITAL: "hospital", Quality.MEDICAL_HOUSE: "medicalhouse"}
+
+
+class InsurerData(Protocol):
+    def member_file(self, ssin: str) -> MemberFile | None: ...
+
+    def ssin_of(self, mutuality: str, registration_number: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class FacetRequest:
+    id: str
+    dimensions: tuple[tuple[str, str], ...] = ()
+
+    def values(self, dimension: str) -> list[str]:
+        return [v for d, v in self.dimensions if d == dimension]
+
+
+@dataclass(frozen=True)
+class Query:
+    """A SAML AttributeQuery as read by the SOAP layer (nothing checked yet but its shape)."""
+
+    id: str
+    issuer_nihii: str
+    name_id_format: str
+    name_id: str
+    start: dt.date
+    end: dt.date
+    facets: tuple[FacetRequest, ...]
+
+
+@dataclass(frozen=True)
+class Requester:
+    identity: CallerIdentity
+    claimed_nihii: str | None = None
+    claimed_quality: str | None = None
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AssertionFacts:
+    type: str
+    facet: FacetRequest | None
+    attributes: tuple[Attribute, ...]
+
+
+@dataclass(frozen=True)
+class Warning:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    ssin: str
+    insurer: str | None
+    start: dt.date
+    end: dt.date
+    assertions: tuple[AssertionFacts, ...]
+    warnings: tuple[Warning, ...] = ()
+    audit_detail: str = ""
+
+
+def _attrs(*pairs: tuple[str, object]) -> tuple[Attribute, ...]:
+    """Attributes from (name, value) pairs; None values are left out, lists become several values."""
+    out = []
+    for name, value in pairs:
+        if value is None or value == [] or value == ():
+            continue
+        values = value if isinstance(value, list | tuple) else [value]
+        out.append(Attribute(name, tuple(_text(v) for v in values)))
+    return tuple(out)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+@dataclass
+class _Context:
+    kind: str
+    query: Query
+    ssin: str
+    file: MemberFile
+    person: Person | None
+    request_type: RequestType = RequestType.INFORMATION
+    contact_type: ContactType = ContactType.OTHER
+    today: dt.date = field(default_factory=dt.date.today)
+    requester_nihii: str | None = None
+
+    @property
+    def pharmacist(self) -> bool:
+        return self.kind == "pharmacist"
+
+
+class MemberData:
+    def __init__(self, insurers: InsurerData, cobrha: Cobrha, national_register: NationalRegister,
+                 today: Callable[[], dt.date] = dt.date.today) -> None:
+        self.insurers = insurers
+        self.cobrha = cobrha
+        self.nr = national_register
+        self.today = today
+
+    # -- the requester ------------------------------------------------------------------------------
+    def _kind(self, requester: Requester, today: dt.date) -> str:
+        ident = requester.identity
+        kind = _KIND_OF.get(ident.quality)
+        if kind is None:
+            raise AccessDenied("The caller's quality gives no access to MemberData.")
+        allowed = {ident.nihii}
+        if ident.quality in _ORG_KIND:
+            active_organisation(self.cobrha, ident.nihii, _ORG_KIND[ident.quality], today)
+        else:
+            profession = checked_profession(self.cobrha, ident, today)
+            allowed |= set(profession.workplaces)
+        if requester.claimed_nihii and requester.claimed_nihii not in allowed:
+            raise AccessDenied("The CommonInput names another care provider than the certificate.")
+        return kind
+
+    # -- the subject ---------------------------------------------------------------------------------
+    def _subject(self, query: Query) -> tuple[str, MemberFile]:
+        fmt, value = query.name_id_format, query.name_id.strip()
+        mutuality = None
+        if fmt == NAME_ID_SSIN:
+            ssin = value
+        elif fmt == NAME_ID_SSIN_MUT:
+            ssin, _, mutuality = value.partition("@")
+        elif fmt == NAME_ID_REGNR_MUT:
+            registration, _, mutuality = value.partition("@")
+            if not registration:
+                raise AssurabilityError("EMPTY_REG_NUM", "regNrWithMut not present", _NAME_ID)
+            if not mutuality:
+                raise AssurabilityError("EMPTY_IO", "IO not present", _NAME_ID)
+            found = self.insurers.ssin_of(mutuality, registration)
+            if found is None:
+                raise AssurabilityError("BO_UNKNOWN_REGNBR", "regNrWithMut unknown in IO", "/", requester_error=False)
+            ssin = found
+        else:
+            raise AssurabilityError("INVALID_NAMEID_FORMAT", "Invalid Format attribute value for NameId",
+                                    _NAME_ID + "/@Format")
+        if mutuality is not None and not (len(mutuality) == 3 and mutuality.isdigit()):
+            raise AssurabilityError("INVALID_IO_FORMAT", "The IO has an invalid format", _NAME_ID + "/@Format")
+        if not ssin:
+            raise AssurabilityError("EMPTY_INSS", "INSS not present", _NAME_ID)
+        if len(ssin) != 11 or not ssin.isdigit():
+            raise AssurabilityError("INVALID_INSS_FORMAT", "The inss has an invalid format (not 11 digits)", _NAME_ID)
+        try:
+            parse_niss(ssin)
+        except InvalidIdentifier:
+            raise AssurabilityError("INVALID_INSS_VALUE", "The inss is incorrect (incorrect check digit)",
+                                    _NAME_ID) from None
+        file = self.insurers.member_file(ssin)
+        if file is None:
+            raise AssurabilityError("UNKNOWN_NISS_ROUTING", "Inss not found on Routing algorithm", _NAME_ID,
+                                    requester_error=False)
+        if mutuality is not None and all(p.mutuality != mutuality for p in file.periods):
+            raise AssurabilityError("BO_UNKNOWN_NISS", "Niss not known in IO", "/", requester_error=False)
+        return ssin, file
+
+    # -- the facets ----------------------------------------------------------------------------------
+    def _facets(self, ctx: _Context) -> list[tuple[Facet, FacetRequest]]:
+        seen: set[str] = set()
+        out = []
+        allowed = FACETS_BY_KIND.get(ctx.kind, frozenset())
+        for req in ctx.query.facets:
+            if req.id in seen:
+                raise AssurabilityError("DUPLICATED_FACET", "A facet is asked more than once", _FACETS)
+            seen.add(req.id)
+            try:
+                facet = Facet(req.id)
+            except ValueError:
+                raise AssurabilityError("UNKNOWN_FACET", "A requested facet does not exist", _FACETS) from None
+            if facet not in allowed:
+                raise AssurabilityError("UNAUTHORIZED_FACET", "Access rights are insufficient for a requested facet",
+                                        _FACETS)
+            self._dimensions(ctx, facet, req)
+            out.append((facet, req))
+        if not out:
+            raise AssurabilityError("MISSING_EXTENSIONS_TAG", "Missing Extensions tag", "*:AttributeQuery")
+        return out
+
+    def _dimensions(self, ctx: _Context, facet: Facet, req: FacetRequest) -> None:
+        where = f"{_FACETS}[{facet.value}]/Dimension"
+        known = {Facet.INSURABILITY: {"requestType", "contactType"},
+                 Facet.CARE_PATH: {"carePathType"}}.get(facet, set())
+        for dim, _value in req.dimensions:
+            if dim not in known:
+                raise AssurabilityError("INVALID_DIMENSION_ID", "A dimension is invalid in a facet", where)
+        if facet is Facet.INSURABILITY:
+            kinds = req.values("requestType")
+            if not kinds:
+                raise AssurabilityError("MISSING_DIMENSION", "A mandatory dimension is missing in a facet", where)
+            if len(kinds) > 1 or len(req.values("contactType")) > 1:
+                raise AssurabilityError("DUPLICATED_DIMENSION", "A unique dimension is repeated", where)
+            try:
+                ctx.request_type = RequestType(kinds[0])
+            except ValueError:
+                raise AssurabilityError("UNALLOWED_REQUESTTYPE",
+                                        "The value of requestType is not in the list of allowed values",
+                                        where + "[requestType]") from None
+            contact = (req.values("contactType") or ["other"])[0]
+            try:
+                ctx.contact_type = ContactType(contact)
+            except ValueError:
+                raise AssurabilityError("UNALLOWED_CONTACTTYPE",
+                                        "The value of contactType is not in the list of allowed values",
+                                        where + "[contactType]") from None
+            if ctx.contact_type is not ContactType.OTHER and ctx.kind != "hospital":
+                raise AssurabilityError("UNAUTHORIZED_CONTACTTYPE",
+                                        "The value of contactType is not allowed for the requestor",
+                                        where + "[contactType]")
+        if facet is Facet.CARE_PATH:
+            for value in req.values("carePathType"):
+                if value not in ("diabetes", "renalinsufficiency"):
+                    raise AssurabilityError("UNALLOWED_CAREPATHTYPE",
+                                            "The value of carePathType is not in the list of allowed values",
+                                            where + "[carePathType]")
+
+    # -- the consultation ----------------------------------------------------------------------------
+    def consult(self, requester: Requester, query: Query) -> Answer:
+        today = self.today()
+        kind = self._kind(requester, today)
+        if query.issuer_nihii != (requester.claimed_nihii or requester.identity.nihii):
+            raise AssurabilityError("CROSSCHECK_ISSUER", "crosscheck attributeQuery/Issuer vs. gen(A)Sync:NIHII",
+                                    "*:AttributeQuery/*:Issuer")
+        ssin, file = self._subject(query)
+        ctx = _Context(kind, query, ssin, file, None, today=today, requester_nihii=requester.identity.nihii)
+        facets = self._facets(ctx)
+        check_period(query.start, query.end, today, ctx.pharmacist)
+        ctx.person = self.nr.person(ssin)
+        death = ctx.person.death_date if ctx.person else None
+        if (ctx.contact_type is ContactType.HOSPITALIZED and
+                (file.hospitalisation is None or file.hospitalisation.admission_date > query.end)):
+            raise AssurabilityError("MISMATCHED_CONTACTTYPE",
+                                    "The value of contactType is hospitalized and member is not hospitalized",
+                                    f"{_FACETS}[{Facet.INSURABILITY.value}]/Dimension[contactType]",
+                                    requester_error=False)
+        assertions: list[AssertionFacts] = []
+        warnings: list[Warning] = []
+        for facet, req in facets:
+            assertions += self._assert(ctx, facet, req, warnings, death)
+        inside = file.periods_in(query.start, query.end)
+        current = file.period_on(min(query.end, today)) or (inside[-1] if inside else None)
+        types = sorted({a.type.rsplit(":", 1)[-1] for a in assertions})
+        detail = (f"requester={kind} why={ctx.request_type.value} contact={ctx.contact_type.value} "
+                  f"period={query.start}..{query.end} facets={','.join(r.id.rsplit(':', 1)[-1] for _f, r in facets)} "
+                  f"returned={','.join(types)}" + "".join(f" warning={w.code}" for w in warnings))
+        return Answer(ssin, current.insurer if current else None, query.start, query.end, tuple(assertions),
+                      tuple(warnings), detail)
+
+    def _assert(self, ctx: _Context, facet: Facet, req: FacetRequest, warnings: list[Warning],
+                death: dt.date | None) -> list[AssertionFacts]:
+        file, q = ctx.file, ctx.query
+        if facet is Facet.INSURABILITY:
+            return self._insurability(ctx, req, warnings, death)
+        if facet is Facet.CHRONIC_CONDITION:
+            years = years_in(file.chronic_years, q.start, q.end)
+            return [AssertionFacts(f"{NIPPIN}:chronicCondition", req,
+                                   _attrs((f"{NIPPIN}:chronicCondition:year", years)))]
+        if facet is Facet.CARE_PATH:
+            wanted = req.values("carePathType") or ["diabetes", "renalinsufficiency"]
+            return [AssertionFacts(f"{NIPPIN}:carePath", req, _attrs(
+                (f"{NIPPIN}:carePath:type", c.type), (f"{NIPPIN}:carePath:physician:nihii11", c.gp_nihii),
+                (f"{NIPPIN}:carePath:medicalHouse:nihii11", c.medical_house_nihii),
+                (f"{NIPPIN}:carePath:specialist:nihii11", c.specialist_nihii),
+                (f"{NIPPIN}:carePath:rights:startDate", c.rights_start),
+                (f"{NIPPIN}:carePath:contract:endDate", c.contract_end),
+                (f"{NIPPIN}:carePath:rights:endDate", c.rights_end),
+            )) for c in file.care_trajectories if c.type in wanted
+                and c.rights_start <= q.end and (c.rights_end is None or c.rights_end >= q.start)]
+        if facet is Facet.REFERENCE_PHARMACY:
+            ref = file.reference_pharmacy
+            if ref is None or ref.agreement_date > q.end:
+                return []
+            return [AssertionFacts(f"{NIPPIN}:referencePharmacy", req, _attrs(
+                (f"{NIPPIN}:referencePharmacy:pharmacy:nihii8", ref.pharmacy_nihii),
+                (f"{NIPPIN}:referencePharmacy:agreementDate", ref.agreement_date)))]
+        if facet is Facet.GLOBAL_MEDICAL_FILE:
+            gmd = file.global_medical_file
+            if gmd is None or not gmd.active_on(min(q.end, ctx.today)):
+                return []
+            holder = self.cobrha.professional(nihii=gmd.holder_nihii)
+            return [AssertionFacts(f"{NIPPIN}:globalMedicalFile", req, _attrs(
+                (f"{NIPPIN}:globalMedicalFile:hcp:nihii11", gmd.holder_nihii),
+                (f"{NIPPIN}:globalMedicalFile:hcp:name", holder.last_name if holder else None),
+                (f"{NIPPIN}:globalMedicalFile:hcp:firstName", holder.first_name if holder else None),
+                (f"{NIPPIN}:globalMedicalFile:startDate", gmd.start)))]
+        if file.palliative_since is None or file.palliative_since > q.end:  # palliative status
+            return []
+        return [AssertionFacts(f"{NIPPIN}:palliativeStatus", req,
+                               _attrs((f"{NIPPIN}:palliativeStatus:startDate", file.palliative_since)))]
+
+    def _insurability(self, ctx: _Context, req: FacetRequest, warnings: list[Warning],
+                      death: dt.date | None) -> list[AssertionFacts]:
+        file, q, person = ctx.file, ctx.query, ctx.person
+        base = f"{NIPPIN}:insurability"
+        out = [AssertionFacts(f"{base}:patientData", req, _attrs(
+            (NAME_ID_SSIN, ctx.ssin),
+            (f"{NIPPIN}:careReceiver:name", person.last_name if person else None),
+            (f"{NIPPIN}:careReceiver:firstName", " ".join(person.first_names) if person else None),
+            (f"{NIPPIN}:careReceiver:birthDate", person.birth_date if person else None),
+            (f"{NIPPIN}:careReceiver:gender", person.sex if person else None),
+            (f"{NIPPIN}:careReceiver:deceasedDate", death),
+        ))]
+        periods = file.periods_in(q.start, q.end)
+        if len(periods) > MAX_PERIODS:
+            periods = periods[-MAX_PERIODS:]
+            warnings.append(Warning("ONLY_FIVE_PERIODS_RETURNED",
+                                    "There are more than 5 insurability periods but only five were returned"))
+        invoicing = ctx.request_type is RequestType.INVOICING and file.invoicing_status is InvoicingStatus.POSSIBLE
+        for p in periods:
+            approval = payment_approval(file, p, q.start) if invoicing else None
+            out.append(AssertionFacts(f"{base}:period", req, _attrs(
+                (f"{base}:period:startDate", max(p.start, q.start)),
+                (f"{base}:period:endDate", min(p.end, q.end) if p.end else q.end),
+                (f"{NIPPIN}:careReceiver:registrationNumber", p.registration_number),
+                (f"{NIPPIN}:careReceiver:mutuality", p.mutuality),
+                (f"{NIPPIN}:cb1", p.ct1), (f"{NIPPIN}:cb2", p.ct2),
+                (f"{NIPPIN}:communicationDate", p.communication_date),
+                (f"{NIPPIN}:paymentApproval", approval[0] if approval else None),
+                (f"{NIPPIN}:paymentApproval:checkCode", approval[1] if approval and ctx.pharmacist else None),
+            )))
+        on = min(q.end, ctx.today)
+        now = file.period_on(q.start if ctx.pharmacist else on)
+        regime = now.third_party if now else ThirdPartyRegime.NONE
+        out.append(AssertionFacts(f"{base}:payment", req, _attrs(
+            (f"{NIPPIN}:payment:byIO", regime is not ThirdPartyRegime.NONE),
+            (f"{NIPPIN}:payment:regime", regime.value),
+            (f"{NIPPIN}:payment:exceptionToBan", None if ctx.pharmacist else file.third_party_ban_exception),
+            (f"{NIPPIN}:maf:year", sorted(years_in(file.maf_years, q.start, q.end), reverse=True)),
+        )))
+        if ctx.pharmacist:
+            out.append(AssertionFacts(f"{base}:status", req, _attrs(
+                (f"{base}:status:code", file.invoicing_status.value),
+                (f"{base}:status:requestDate", q.start),
+                (f"{base}:status:coverageEndDate", now.end if now else None),
+                (f"{NIPPIN}:otherMutuality", list(file.other_mutualities)),
+            )))
+            return out
+        situation = general_situation(file, q.start, q.end, death)
+        if situation.situation is Situation.MUTATION:
+            warnings.append(Warning("MUTATION", "There is a mutation during the requested period"))
+        out.append(AssertionFacts(f"{base}:generalSituation", req, _attrs(
+            (f"{base}:generalSituation:event", situation.situation.value),
+            (f"{base}:generalSituation:closureReason", situation.closure_reason),
+            (f"{base}:generalSituation:transfer:date", situation.mutation_date),
+            (f"{base}:generalSituation:transfer:oldMutuality", situation.old_mutuality),
+            (f"{base}:generalSituation:transfer:newMutuality", situation.new_mutuality),
+            (f"{base}:generalSituation:transfer:affiliationDate", situation.mutation_date),
+        )))
+        house = file.medical_house
+        if house is not None and house.start <= q.end and (house.end is None or house.end >= q.start):
+            out.append(AssertionFacts(f"{NIPPIN}:medicalHouse", req, _attrs(
+                (f"{NIPPIN}:medicalHouse:nihii11", house.nihii),
+                (f"{NIPPIN}:medicalHouse:type", sorted(house.covers)),
+                (f"{NIPPIN}:medicalHouse:start", house.start), (f"{NIPPIN}:medicalHouse:end", house.end))))
+        stay = file.hospitalisation
+        # Only when the care is given in another hospital than the one the patient stays in (seed §31).
+        if ctx.contact_type is ContactType.HOSPITALIZED and stay is not None \
+                and stay.hospital_nihii != ctx.requester_nihii:
+            out.append(AssertionFacts(f"{NIPPIN}:hospitalisation", req, _attrs(
+                (f"{NIPPIN}:hospitalisation:hospital:nihii11", stay.hospital_nihii),
+                (f"{NIPPIN}:hospitalisation:service", stay.service),
+                (f"{NIPPIN}:hospitalisation:admissionDate", stay.admission_date))))
+        return out
