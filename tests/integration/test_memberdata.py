@@ -1,0 +1,443 @@
+"""MemberData over HTTP: signed zeep calls built from ``wsdl/`` and hand-built requests that follow
+the public contract, against the running sandbox. Each answer field of seed 001 §8 (pharmacists)
+and §9 (other providers) is asserted for a scenario person; query errors carry the public
+catalogue's codes in the SAML status; answers validate against ``xsd/`` and every assertion is
+signed by the service."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import secrets
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import zeep.exceptions
+from lxml import etree
+from signxml import XMLVerifier
+
+from mycarenet_ic import contract
+from mycarenet_ic.app import Sandbox
+from mycarenet_ic.clients.base import SignedSoapClient
+from mycarenet_ic.domain.qualities import Quality
+from mycarenet_ic.security.wssec import Signer
+from tests import support
+
+pytestmark = pytest.mark.integration
+
+MD = "urn:be:fgov:ehealth:mycarenet:memberdata:protocol:v1"
+P3 = "urn:be:fgov:ehealth:mycarenet:commons:protocol:v3"
+CORE = "urn:be:fgov:ehealth:mycarenet:commons:core:v3"
+SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
+SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
+EXT = "urn:be:cin:nippin:memberdata:saml:extension"
+N = "urn:be:cin:nippin"
+INS = f"{N}:insurability"
+PHYSIO_NIHII, PHYSIO_SSIN = "51218572528", "78111302143"
+HOSPITAL_NIHII, OTHER_HOSPITAL_NIHII = "71009938", "71025477"
+TODAY = dt.date.today()
+LAST_MONTH = (TODAY - dt.timedelta(days=30), TODAY - dt.timedelta(days=1))
+
+
+def query_xml(issuer: str, subject: str, start: dt.date, end: dt.date,
+              facets: list[tuple[str, list[tuple[str, str]]]] | None = None,
+              name_format: str = "urn:be:fgov:person:ssin", extra: str = "") -> bytes:
+    """A SAML AttributeQuery the way MyCareNet clients build it."""
+    facets = facets if facets is not None else [(f"{INS}", [("requestType", "information"),
+                                                             ("contactType", "other")])]
+    facet_xml = "".join(
+        f'<ext:Facet id="{fid}">' + "".join(f'<Dimension id="{d}">{v}</Dimension>' for d, v in dims) + "</ext:Facet>"
+        for fid, dims in facets)
+    return (f'<samlp:AttributeQuery xmlns:samlp="{SAMLP}" xmlns:saml="{SAML}" ID="_{secrets.token_hex(8)}" '
+            f'Version="2.0" IssueInstant="{support.now().replace(microsecond=0).isoformat()}">'
+            f'<saml:Issuer Format="urn:be:cin:nippin:nihii11">{issuer}</saml:Issuer>'
+            f'<samlp:Extensions xmlns:ext="{EXT}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            f'xsi:type="ext:ExtensionsType">{facet_xml}</samlp:Extensions>'
+            f'<saml:Subject><saml:NameID Format="{name_format}">{subject}</saml:NameID>'
+            f'<saml:SubjectConfirmation Method="urn:be:cin:nippin:memberIdentification">'
+            f'<saml:SubjectConfirmationData NotBefore="{start}T00:00:00" NotOnOrAfter="{end}T00:00:00"/>'
+            f"</saml:SubjectConfirmation></saml:Subject>{extra}</samlp:AttributeQuery>").encode()
+
+
+@dataclass
+class MdAnswer:
+    saml: etree._Element
+    common_output: Any
+
+    @property
+    def status(self) -> list[str]:
+        return [s.get("Value") or "" for s in self.saml.iter(f"{{{SAMLP}}}StatusCode")]
+
+    @property
+    def detail_code(self) -> str | None:
+        return self.saml.findtext(".//{urn:be:cin:types:v1}DetailCode")
+
+    def assertions(self, kind: str) -> list[dict[str, list[str]]]:
+        out = []
+        for assertion in self.saml.findall(f"{{{SAML}}}Assertion"):
+            if assertion.findtext(f"{{{SAML}}}Advice/{{{EXT}}}AssertionType") == kind:
+                out.append({a.get("Name"): [v.text or "" for v in a] for a in assertion.iter(f"{{{SAML}}}Attribute")})
+        return out
+
+    def one(self, kind: str) -> dict[str, list[str]]:
+        found = self.assertions(kind)
+        assert len(found) == 1, (kind, [a.findtext(f".//{{{EXT}}}AssertionType") for a in self.saml])
+        return found[0]
+
+
+class MdClient:
+    def __init__(self, box: Sandbox, quality: Quality, ssin: str | None, nihii: str | None) -> None:
+        self.box, self.nihii, self.quality = box, nihii, quality
+        self.holder = box.platform.pki.issue_holder(quality, ssin, nihii)
+        self.client = SignedSoapClient("mycarenet-memberdata-v1.wsdl", f"{{{MD}}}MycarenetMemberDataSOAPBinding",
+                                       box.urls["memberdata"], Signer(self.holder), box.platform.answer_verifier())
+
+    def ask(self, query: bytes, encoding: str = "none", claimed: str | None = None) -> MdAnswer | dict[str, str]:
+        common = {"Request": {"IsTest": True},
+                  "Origin": {"Package": {"Name": {"_value_1": "tests"}, "License": {"Username": "u", "Password": "p"}},
+                             "CareProvider": {"Nihii": {"Quality": self.quality.value,
+                                                        "Value": {"_value_1": claimed or self.nihii}}}},
+                  "InputReference": "ref-42"}
+        blob = query if encoding == "none" else _deflate(query)
+        try:
+            answer = self.client._service.memberDataConsultation(
+                **self.client.header(), CommonInput=common,
+                Detail={"_value_1": blob, "ContentType": "text/xml", "ContentEncoding": encoding})
+        except zeep.exceptions.Fault as exc:
+            err = exc.detail[0]
+            return {"kind": etree.QName(err).localname, "Code": err.findtext("Code") or ""}
+        data = answer.Return.Detail._value_1
+        if answer.Return.Detail.ContentEncoding == "deflate":
+            data = zlib.decompress(data, -zlib.MAX_WBITS)
+        return MdAnswer(etree.fromstring(data), answer.Return.CommonOutput)
+
+    def consult(self, ssin: str, period: tuple[dt.date, dt.date] = LAST_MONTH, **kw: Any) -> MdAnswer:
+        answer = self.ask(query_xml(self.nihii or "", ssin, *period, **kw))
+        assert isinstance(answer, MdAnswer), answer
+        return answer
+
+
+def _deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+@pytest.fixture(scope="module")
+def gp(sandbox: Sandbox) -> MdClient:
+    return MdClient(sandbox, Quality.DOCTOR, support.DOCTOR_SSIN, support.DOCTOR_NIHII)
+
+
+@pytest.fixture(scope="module")
+def pharmacist(sandbox: Sandbox) -> MdClient:
+    return MdClient(sandbox, Quality.PHARMACIST, support.PHARMACIST_SSIN, "61229665000")
+
+
+@pytest.fixture(scope="module")
+def hospital(sandbox: Sandbox) -> MdClient:
+    return MdClient(sandbox, Quality.HOSPITAL, None, HOSPITAL_NIHII)
+
+
+ALL_FACETS = [(f"{INS}", [("requestType", "invoicing"), ("contactType", "other")]),
+              (f"{N}:chronicCondition", []), (f"{N}:carePath", []), (f"{N}:referencePharmacy", []),
+              (f"{N}:globalMedicalFile", []), (f"{N}:palliativeStatus", [])]
+
+
+# -- every scenario person -------------------------------------------------------------------------------
+def test_every_scenario_person_is_answered(sandbox: Sandbox, gp: MdClient) -> None:
+    files = sandbox.platform.affiliations
+    schema = contract.schema("saml-protocol-2.0-subset.xsd")
+    for person in sandbox.scenario.persons.values():
+        file = files.member_file(person.ssin)
+        answer = gp.consult(person.ssin, (TODAY - dt.timedelta(days=90), TODAY - dt.timedelta(days=1)))
+        schema.assertValid(answer.saml)
+        assert file is not None
+        patient = answer.one(f"{INS}:patientData")
+        assert patient["urn:be:fgov:person:ssin"] == [person.ssin]
+        assert patient[f"{N}:careReceiver:name"] == [person.last_name]
+        periods = answer.assertions(f"{INS}:period")
+        expected = file.periods_in(TODAY - dt.timedelta(days=90), TODAY - dt.timedelta(days=1))
+        assert [p[f"{N}:careReceiver:mutuality"] for p in periods] == [[p.mutuality] for p in expected], person.ssin
+
+
+def test_answer_is_signed_by_the_service_and_validates(sandbox: Sandbox, gp: MdClient) -> None:
+    answer = gp.consult(support.PATIENT_LINKED, facets=ALL_FACETS)
+    contract.schema("saml-protocol-2.0-subset.xsd").assertValid(answer.saml)
+    service_cert = sandbox.platform.pki.service("mycarenet").cert_pem
+    assertions = answer.saml.findall(f"{{{SAML}}}Assertion")
+    assert len(assertions) >= 6
+    for assertion in assertions:
+        verified = XMLVerifier().verify(etree.tostring(assertion), x509_cert=service_cert.decode())
+        assert verified.signed_xml is not None and verified.signed_xml.get("ID") == assertion.get("ID")
+    # a changed attribute value no longer verifies
+    forged = assertions[0]
+    forged.find(f".//{{{SAML}}}AttributeValue").text = "00000000000"
+    with pytest.raises(Exception):  # noqa: B017 - signxml raises InvalidSignature/InvalidDigest
+        XMLVerifier().verify(etree.tostring(forged), x509_cert=service_cert.decode())
+    assert answer.common_output.InputReference == "ref-42"
+
+
+# -- §9: other providers -----------------------------------------------------------------------------------
+def test_other_provider_answer_normal_situation_identity_insurability(gp: MdClient) -> None:
+    answer = gp.consult(support.PATIENT_LINKED, facets=ALL_FACETS)  # Peeters
+    assert answer.status == ["urn:oasis:names:tc:SAML:2.0:status:Success"]
+    patient = answer.one(f"{INS}:patientData")
+    assert patient[f"{N}:careReceiver:firstName"] == ["Jan Pieter"] and patient[f"{N}:careReceiver:gender"] == ["male"]
+    assert patient[f"{N}:careReceiver:birthDate"] == ["1948-03-12"]
+    period = answer.one(f"{INS}:period")
+    assert period[f"{N}:careReceiver:mutuality"] == ["101"] and period[f"{N}:cb1"] == ["110"]
+    assert period[f"{N}:cb2"] == ["110"] and period[f"{N}:communicationDate"] == ["2015-01-01"]
+    assert len(period[f"{N}:paymentApproval"][0]) == 17  # invoicing: an approval number
+    assert f"{N}:paymentApproval:checkCode" not in period  # the check code is for pharmacists
+    assert period[f"{INS}:period:startDate"] == [LAST_MONTH[0].isoformat()]
+    situation = answer.one(f"{INS}:generalSituation")
+    assert situation[f"{INS}:generalSituation:event"] == ["normal"]
+    payment = answer.one(f"{INS}:payment")
+    assert payment[f"{N}:payment:byIO"] == ["false"] and payment[f"{N}:payment:exceptionToBan"] == ["false"]
+    assert f"{N}:maf:year" not in payment  # his MAF year (2025) is outside the period asked
+    care = answer.one(f"{N}:carePath")
+    assert care[f"{N}:carePath:type"] == ["diabetes"] and care[f"{N}:carePath:physician:nihii11"] == ["11200035003"]
+    assert care[f"{N}:carePath:specialist:nihii11"] == ["11203795004"]
+    assert care[f"{N}:carePath:rights:startDate"] == ["2024-03-01"]
+    assert care[f"{N}:carePath:contract:endDate"] == ["2028-02-29"] and care[f"{N}:carePath:rights:endDate"]
+    assert answer.one(f"{N}:chronicCondition")[f"{N}:chronicCondition:year"] == [str(TODAY.year)]
+    pharmacy = answer.one(f"{N}:referencePharmacy")
+    assert pharmacy[f"{N}:referencePharmacy:pharmacy:nihii8"] == ["62103457"]
+    assert pharmacy[f"{N}:referencePharmacy:agreementDate"] == ["2025-02-10"]
+    gmd = answer.one(f"{N}:globalMedicalFile")
+    assert gmd[f"{N}:globalMedicalFile:hcp:nihii11"] == ["11200035003"]
+    assert gmd[f"{N}:globalMedicalFile:hcp:name"] == ["Verhoeven"]
+
+
+def test_mutation_in_the_period(gp: MdClient) -> None:
+    answer = gp.consult("61110202116", (dt.date(2026, 5, 1), dt.date(2026, 8, 31)))  # Maes: 101 → 319
+    assert answer.status[-1] == "urn:be:cin:nippin:SAML:status:PartialAnswer" and answer.detail_code == "MUTATION"
+    situation = answer.one(f"{INS}:generalSituation")
+    assert situation[f"{INS}:generalSituation:event"] == ["mutation"]
+    assert situation[f"{INS}:generalSituation:transfer:date"] == ["2026-07-01"]
+    assert situation[f"{INS}:generalSituation:transfer:oldMutuality"] == ["101"]
+    assert situation[f"{INS}:generalSituation:transfer:newMutuality"] == ["319"]
+    assert situation[f"{INS}:generalSituation:transfer:affiliationDate"] == ["2026-07-01"]
+    periods = answer.assertions(f"{INS}:period")
+    assert [(p[f"{N}:careReceiver:mutuality"], p[f"{INS}:period:endDate"]) for p in periods] == [
+        (["101"], ["2026-06-30"]), (["319"], ["2026-08-31"])]
+
+
+@pytest.mark.parametrize("ssin,period,event,reason", [
+    ("70011902212", (dt.date(2026, 3, 1), dt.date(2026, 10, 1)), "severalSituations", None),  # Jacobs
+    (support.DECEASED, (dt.date(2026, 9, 1), dt.date(2026, 9, 30)), "closedBefore", "death"),  # Lejeune
+    ("75050502181", (dt.date(2026, 8, 1), dt.date(2026, 9, 30)), "closedBefore", "mutation"),  # Mertens
+    ("83092302227", (dt.date(2026, 5, 1), dt.date(2026, 6, 30)), "closedBefore", "unknown"),  # Willems
+    ("90120102180", (dt.date(2026, 9, 1), dt.date(2026, 10, 15)), "openedAfter", None),       # Claes
+])
+def test_global_situation(gp: MdClient, ssin: str, period: tuple[dt.date, dt.date], event: str,
+                          reason: str | None) -> None:
+    situation = gp.consult(ssin, period).one(f"{INS}:generalSituation")
+    assert situation[f"{INS}:generalSituation:event"] == [event]
+    assert situation.get(f"{INS}:generalSituation:closureReason") == ([reason] if reason else None)
+
+
+def test_deceased_person_has_a_death_date(gp: MdClient) -> None:
+    answer = gp.consult(support.DECEASED, (dt.date(2026, 9, 1), dt.date(2026, 9, 30)))
+    assert answer.one(f"{INS}:patientData")[f"{N}:careReceiver:deceasedDate"] == ["2026-09-14"]
+
+
+def test_preferential_third_party_payer_and_maf(gp: MdClient) -> None:
+    janssens = gp.consult("52073002225")
+    assert janssens.one(f"{INS}:period")[f"{N}:cb1"] == ["111"]
+    payment = janssens.one(f"{INS}:payment")
+    assert payment[f"{N}:payment:byIO"] == ["true"] and payment[f"{N}:payment:regime"] == ["preferential"]
+    martin = gp.consult("58032102205", (dt.date(2025, 12, 1), dt.date(2026, 1, 31)))
+    assert martin.one(f"{INS}:payment")[f"{N}:maf:year"] == ["2026", "2025"]  # most recent first (§9)
+    dupont = gp.consult("46010302186")
+    assert dupont.one(f"{INS}:payment")[f"{N}:payment:exceptionToBan"] == ["true"]
+
+
+def test_medical_house_convention_and_palliative_status(gp: MdClient) -> None:
+    answer = gp.consult("39060802118", facets=ALL_FACETS)  # Wouters
+    house = answer.one(f"{N}:medicalHouse")
+    assert house[f"{N}:medicalHouse:nihii11"] == ["19001211"] and house[f"{N}:medicalHouse:start"] == ["2024-01-01"]
+    assert house[f"{N}:medicalHouse:type"] == ["doctor", "nurse", "physiotherapist"]
+    assert answer.one(f"{N}:palliativeStatus")[f"{N}:palliativeStatus:startDate"] == ["2026-10-01"]
+
+
+def test_care_path_with_medical_house(gp: MdClient) -> None:
+    care = gp.consult("63070702174", facets=[(f"{N}:carePath", [("carePathType", "renalinsufficiency")])])
+    path = care.one(f"{N}:carePath")
+    assert path[f"{N}:carePath:type"] == ["renalinsufficiency"]
+    assert path[f"{N}:carePath:medicalHouse:nihii11"] == ["19001211"]
+
+
+def test_hospital_is_told_of_a_stay_in_another_hospital(sandbox: Sandbox, hospital: MdClient) -> None:
+    hospitalized = [(INS, [("requestType", "information"), ("contactType", "hospitalized")])]
+    days = (TODAY - dt.timedelta(days=2), TODAY - dt.timedelta(days=1))
+    other = MdClient(sandbox, Quality.HOSPITAL, None, OTHER_HOSPITAL_NIHII)
+    stay = other.consult("68042702242", days, facets=hospitalized).one(f"{N}:hospitalisation")  # De Smet
+    assert stay[f"{N}:hospitalisation:hospital:nihii11"] == [HOSPITAL_NIHII]
+    assert stay[f"{N}:hospitalisation:admissionDate"] == ["2026-11-18"]
+    assert stay[f"{N}:hospitalisation:service"] == ["C"]
+    # the hospital the patient stays in learns nothing it does not know (§31)
+    assert hospital.consult("68042702242", days, facets=hospitalized).assertions(f"{N}:hospitalisation") == []
+    # "hospitalised elsewhere" for a patient who is not: the insurer's error
+    answer = hospital.ask(query_xml(HOSPITAL_NIHII, support.PATIENT_LINKED, *LAST_MONTH, facets=hospitalized))
+    assert isinstance(answer, MdAnswer) and answer.detail_code == "MISMATCHED_CONTACTTYPE"
+    assert answer.status[0].endswith(":Responder")
+
+
+# -- §8: pharmacists ---------------------------------------------------------------------------------------
+def test_pharmacist_answer(pharmacist: MdClient) -> None:
+    day = TODAY - dt.timedelta(days=1)
+    answer = pharmacist.consult(support.PATIENT_LINKED, (day, day), facets=[
+        (INS, [("requestType", "invoicing")]), (f"{N}:referencePharmacy", []), (f"{N}:chronicCondition", []),
+        (f"{N}:carePath", [("carePathType", "diabetes")])])
+    status = answer.one(f"{INS}:status")
+    assert status[f"{INS}:status:code"] == ["invoicingPossible"]
+    assert status[f"{INS}:status:requestDate"] == [day.isoformat()]
+    assert f"{INS}:status:coverageEndDate" not in status  # open-ended coverage
+    period = answer.one(f"{INS}:period")
+    number, check = period[f"{N}:paymentApproval"][0], period[f"{N}:paymentApproval:checkCode"][0]
+    assert int(number) % 97 == int(check)
+    assert period[f"{N}:careReceiver:registrationNumber"] and period[f"{N}:communicationDate"]
+    assert answer.one(f"{INS}:payment")[f"{N}:payment:regime"] == ["none"]
+    assert answer.assertions(f"{INS}:generalSituation") == []  # §9 only
+    assert answer.one(f"{N}:referencePharmacy")[f"{N}:referencePharmacy:pharmacy:nihii8"] == ["62103457"]
+    assert answer.one(f"{N}:carePath")[f"{N}:carePath:type"] == ["diabetes"]
+
+
+def test_pharmacist_double_affiliation_and_invoicing_problems(pharmacist: MdClient) -> None:
+    day = (TODAY - dt.timedelta(days=1),) * 2
+    dubois = pharmacist.consult("55101002131", day).one(f"{INS}:status")
+    assert dubois[f"{N}:otherMutuality"] == ["509"]
+    lambert = pharmacist.consult("79081502279", day, facets=[(INS, [("requestType", "invoicing")])])
+    assert lambert.one(f"{INS}:status")[f"{INS}:status:code"] == ["invoicingImpossible:individualProblem"]
+    assert f"{N}:paymentApproval" not in lambert.one(f"{INS}:period")
+    goossens = pharmacist.consult("44021402211", day).one(f"{INS}:status")
+    assert goossens[f"{INS}:status:code"] == ["invoicingImpossible:systemProblem"]
+    mertens = pharmacist.consult("75050502181", (dt.date(2026, 8, 10),) * 2).one(f"{INS}:status")
+    assert mertens[f"{INS}:status:coverageEndDate"] == ["2026-08-31"]
+    maf = pharmacist.consult("58032102205", day).one(f"{INS}:payment")
+    assert maf[f"{N}:maf:year"] == [str(TODAY.year)]
+
+
+# -- subject forms and errors --------------------------------------------------------------------------------
+def test_subject_by_registration_number_or_with_the_insurer(sandbox: Sandbox, gp: MdClient) -> None:
+    file = sandbox.platform.affiliations.member_file(support.PATIENT_LINKED)
+    assert file is not None
+    reg = file.periods[0].registration_number
+    by_reg = gp.consult(f"{reg}@101", name_format="urn:be:cin:nippin:careReceiver:registrationNumber@mut")
+    assert by_reg.one(f"{INS}:patientData")["urn:be:fgov:person:ssin"] == [support.PATIENT_LINKED]
+    named = gp.consult(f"{support.PATIENT_LINKED}@101", name_format="urn:be:cin:nippin:member:ssin@mut")
+    assert named.one(f"{INS}:period")[f"{N}:careReceiver:mutuality"] == ["101"]
+    wrong = gp.consult(f"{support.PATIENT_LINKED}@509", name_format="urn:be:cin:nippin:member:ssin@mut")
+    assert wrong.detail_code == "BO_UNKNOWN_NISS"
+
+
+@pytest.mark.parametrize("case,kw,code,top", [
+    ("unknown NISS", {"subject": "85100403749"}, "UNKNOWN_NISS_ROUTING", "Responder"),
+    ("NISS with a wrong check digit", {"subject": "48031202167"}, "INVALID_INSS_VALUE", "Requester"),
+    ("NISS not 11 digits", {"subject": "4803120216"}, "INVALID_INSS_FORMAT", "Requester"),
+    ("period in the future", {"start": TODAY + dt.timedelta(days=3), "end": TODAY + dt.timedelta(days=9)},
+     "START_DATE_IN_FUTURE", "Requester"),
+    ("period too long", {"start": TODAY - dt.timedelta(days=400), "end": TODAY - dt.timedelta(days=1)},
+     "INVALID_PERIOD_FOR_SECTOR", "Requester"),
+    ("period more than 5 years back", {"start": dt.date(2019, 1, 1), "end": dt.date(2019, 2, 1)},
+     "PERIOD_TOO_FAR_IN_PAST", "Requester"),
+    ("end before start", {"start": TODAY - dt.timedelta(days=3), "end": TODAY - dt.timedelta(days=9)},
+     "INVALID_PERIOD", "Requester"),
+    ("unknown facet", {"facets": [("urn:be:cin:nippin:whatever", [])]}, "UNKNOWN_FACET", "Requester"),
+    ("facet asked twice", {"facets": [(f"{N}:chronicCondition", []), (f"{N}:chronicCondition", [])]},
+     "DUPLICATED_FACET", "Requester"),
+    ("requestType missing", {"facets": [(INS, [("contactType", "other")])]}, "MISSING_DIMENSION", "Requester"),
+    ("requestType not allowed", {"facets": [(INS, [("requestType", "curiosity")])]}, "UNALLOWED_REQUESTTYPE",
+     "Requester"),
+    ("contactType hospitalized for a doctor", {"facets": [(INS, [("requestType", "information"),
+                                                                 ("contactType", "hospitalized")])]},
+     "UNAUTHORIZED_CONTACTTYPE", "Requester"),
+    ("unknown dimension", {"facets": [(f"{N}:chronicCondition", [("colour", "blue")])]}, "INVALID_DIMENSION_ID",
+     "Requester"),
+    ("issuer is not the care provider", {"issuer": "11203795004"}, "CROSSCHECK_ISSUER", "Requester"),
+    ("attributes in the query", {"extra": f'<saml:Attribute xmlns:saml="{SAML}" Name="x"/>'},
+     "FORBIDDEN_ATTRIBUTES", "Requester"),
+])
+def test_query_errors_carry_the_catalogue_codes(sandbox: Sandbox, gp: MdClient, case: str, kw: dict[str, Any],
+                                                 code: str, top: str) -> None:
+    before = len(sandbox.platform.audit.rows(limit=100_000))
+    query = query_xml(kw.pop("issuer", support.DOCTOR_NIHII), kw.pop("subject", support.PATIENT_LINKED),
+                      kw.pop("start", LAST_MONTH[0]), kw.pop("end", LAST_MONTH[1]), **kw)
+    answer = gp.ask(query)
+    assert isinstance(answer, MdAnswer), answer
+    assert answer.detail_code == code, case
+    assert answer.status[0] == f"urn:oasis:names:tc:SAML:2.0:status:{top}"
+    assert answer.saml.findall(f"{{{SAML}}}Assertion") == []
+    contract.schema("saml-protocol-2.0-subset.xsd").assertValid(answer.saml)
+    rows = sandbox.platform.audit.rows(limit=100_000)[before:]
+    assert [r for r in rows if r["service"] == "memberdata"][-1]["detail"] == f"refused {code}"
+
+
+def test_facet_not_allowed_for_the_quality(sandbox: Sandbox) -> None:
+    physio = MdClient(sandbox, Quality.PHYSIOTHERAPIST, PHYSIO_SSIN, PHYSIO_NIHII)
+    answer = physio.ask(query_xml(PHYSIO_NIHII, support.PATIENT_LINKED, *LAST_MONTH,
+                                  facets=[(f"{N}:carePath", [("carePathType", "diabetes")])]))
+    assert isinstance(answer, MdAnswer) and answer.detail_code == "UNAUTHORIZED_FACET"
+    fault = answer.saml.find(".//{urn:be:cin:types:v1}FaultCode")
+    assert fault is not None and fault.text == "AUTHORIZATION_ERROR"
+    assert not isinstance(physio.consult(support.PATIENT_LINKED), dict)  # insurability: allowed
+
+
+def test_pharmacist_gives_a_day_not_a_period(pharmacist: MdClient) -> None:
+    answer = pharmacist.ask(query_xml("61229665000", support.PATIENT_LINKED, *LAST_MONTH))
+    assert isinstance(answer, MdAnswer) and answer.detail_code == "INVALID_PERIOD_FOR_SECTOR"
+
+
+def test_who_may_ask_is_checked_at_the_envelope(sandbox: Sandbox, gp: MdClient) -> None:
+    citizen = MdClient(sandbox, Quality.CITIZEN, support.PATIENT_LINKED, None)
+    assert citizen.ask(query_xml("48031202166", support.PATIENT_LINKED, *LAST_MONTH)) == {
+        "kind": "BusinessError", "Code": "ACCESS_DENIED"}
+    expired = MdClient(sandbox, Quality.DOCTOR, "57120502143", support.EXPIRED_VISA_NIHII)
+    assert expired.ask(query_xml(support.EXPIRED_VISA_NIHII, support.PATIENT_LINKED, *LAST_MONTH))["Code"] == \
+        "ACCESS_DENIED"  # type: ignore[index]
+    claimed = gp.ask(query_xml("11203795004", support.PATIENT_LINKED, *LAST_MONTH), claimed="11203795004")
+    assert claimed == {"kind": "BusinessError", "Code": "ACCESS_DENIED"}
+    assert sandbox.platform.audit.rows(limit=1)[0]["outcome"] == "DENIED"
+
+
+def test_deflate_encoded_blob_is_answered_deflated(gp: MdClient) -> None:
+    answer = gp.ask(query_xml(support.DOCTOR_NIHII, support.PATIENT_LINKED, *LAST_MONTH), encoding="deflate")
+    assert isinstance(answer, MdAnswer) and answer.one(f"{INS}:patientData")
+
+
+def test_hand_built_request_following_the_public_contract(sandbox: Sandbox, doctor_signer: Signer,
+                                                          answer_verifier: Any) -> None:
+    blob = base64.b64encode(query_xml(support.DOCTOR_NIHII, support.PATIENT_LINKED, *LAST_MONTH)).decode()
+    body = (f'<mdp:MemberDataConsultationRequest xmlns:mdp="{MD}" xmlns:p="{P3}" xmlns:c="{CORE}" '
+            f'Id="_{secrets.token_hex(8)}" IssueInstant="{support.now().replace(microsecond=0).isoformat()}">'
+            "<p:CommonInput><c:Request><c:IsTest>true</c:IsTest></c:Request><c:Origin><c:Package>"
+            "<c:Name>hand</c:Name><c:License><c:Username>u</c:Username><c:Password>p</c:Password></c:License>"
+            "</c:Package><c:CareProvider><c:Nihii><c:Quality>doctor</c:Quality>"
+            f"<c:Value>{support.DOCTOR_NIHII}</c:Value></c:Nihii><c:PhysicalPerson>"
+            f"<c:Ssin>{support.DOCTOR_SSIN}</c:Ssin></c:PhysicalPerson></c:CareProvider></c:Origin>"
+            "<c:InputReference>hand-7</c:InputReference></p:CommonInput>"
+            f"<p:Routing><c:CareReceiver><c:Ssin>{support.PATIENT_LINKED}</c:Ssin></c:CareReceiver>"
+            f"<c:ReferenceDate>{TODAY}</c:ReferenceDate></p:Routing>"
+            f'<p:Detail ContentEncoding="none" ContentType="text/xml">{blob}</p:Detail>'
+            "</mdp:MemberDataConsultationRequest>")
+    answer = support.post(sandbox.urls["memberdata"], support.to_bytes(support.signed(doctor_signer, body)))
+    assert answer.status == 200, answer.body[:500]
+    payload = answer_verifier.verify(answer.root).body[0]
+    contract.schema("mycarenet-memberdata-v1.xsd").assertValid(payload)
+    assert payload.tag == f"{{{MD}}}MemberDataConsultationResponse"
+    detail = payload.find(f"{{{P3}}}Return/{{{P3}}}Detail")
+    assert detail is not None and detail.get("ContentEncoding") == "none"
+    saml = etree.fromstring(base64.b64decode(detail.text or ""))
+    assert saml.get("InResponseTo", "").startswith("_") and saml.findall(f"{{{SAML}}}Assertion")
+    assert payload.findtext(f"{{{P3}}}Return/{{{P3}}}CommonOutput/{{{CORE}}}InputReference") == "hand-7"
+
+
+def test_consultations_are_audited_with_purpose_and_what_was_returned(sandbox: Sandbox, gp: MdClient) -> None:
+    gp.consult("52073002225", facets=ALL_FACETS)
+    row = [r for r in sandbox.platform.audit.rows(limit=20) if r["service"] == "memberdata"][-1]
+    assert row["patient"] == sandbox.platform.pseudonymiser.pseudonym("52073002225")
+    assert row["caller"] == f"doctor:{support.DOCTOR_NIHII}" and row["outcome"] == "OK"
+    assert "why=invoicing" in row["detail"] and "returned=" in row["detail"] and "patientData" in row["detail"]
+    assert "52073002225" not in str(row)
