@@ -27,6 +27,8 @@ EXPECTED_OPERATIONS = {
     "sandbox-nationalregister-v1.wsdl": {"searchPersonBySsin", "consultMutations"},
     "mycarenet-integratedcare-v1.wsdl": {"declareInclusion", "consultInclusions", "modifyInclusion",
                                          "listProjectPatients"},
+    # One operation: the audit log is never readable through a SOAP service.
+    "mycarenet-memberdata-v1.wsdl": {"memberDataConsultation"},
 }
 
 
@@ -87,6 +89,7 @@ def endpoints(tmp_path_factory: pytest.TempPathFactory):
     ("cobrha", "sandbox-cobrha-v1.xsd"),
     ("national-register", "sandbox-nationalregister-v1.xsd"),
     ("integrated-care", "mycarenet-integratedcare-v1.xsd"),
+    ("memberdata", "mycarenet-memberdata-v1.xsd mycarenet-commons-protocol-v3.xsd mycarenet-commons-core-v3.xsd"),
 ])
 def test_spyne_models_match_the_checked_in_schema(endpoints, service: str, xsd: str) -> None:
     from spyne.interface.wsdl import Wsdl11
@@ -94,7 +97,15 @@ def test_spyne_models_match_the_checked_in_schema(endpoints, service: str, xsd: 
     wsdl = Wsdl11(endpoints[service].spyne_app.interface)
     wsdl.build_interface_document("http://127.0.0.1/drift")
     generated = _types(etree.fromstring(wsdl.get_interface_document()))
-    checked_in = _types(etree.parse(str(contract.XSD_DIR / xsd)).getroot())
+    checked_in: dict[str, tuple[list[tuple[str, bool]], set[str]]] = {}
+    for name in xsd.split():
+        root = etree.parse(str(contract.XSD_DIR / name)).getroot()
+        checked_in.update(_types(root))
+        # Spyne binds the message to its base type: an extension that adds nothing has no model of its own.
+        for ct in root.iter(f"{{{XS}}}complexType"):
+            ext = ct.find(f"{{{XS}}}complexContent/{{{XS}}}extension")
+            if ext is not None and len(ext) == 0:
+                checked_in.pop(ct.get("name"), None)
     assert set(generated) == set(checked_in), "complex types differ"
     for name, (elements, attrs) in checked_in.items():
         assert generated[name] == (elements, attrs), name

@@ -363,6 +363,7 @@ def test_subject_by_registration_number_or_with_the_insurer(sandbox: Sandbox, gp
 def test_query_errors_carry_the_catalogue_codes(sandbox: Sandbox, gp: MdClient, case: str, kw: dict[str, Any],
                                                  code: str, top: str) -> None:
     before = len(sandbox.platform.audit.rows(limit=100_000))
+    kw = dict(kw)  # the parameters are shared by both database backends
     query = query_xml(kw.pop("issuer", support.DOCTOR_NIHII), kw.pop("subject", support.PATIENT_LINKED),
                       kw.pop("start", LAST_MONTH[0]), kw.pop("end", LAST_MONTH[1]), **kw)
     answer = gp.ask(query)
