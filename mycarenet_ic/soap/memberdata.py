@@ -16,8 +16,7 @@ import zlib
 from typing import Any
 
 from lxml import etree
-from spyne import Boolean, ByteArray, ComplexModel, DateTime, ServiceBase, Unicode, XmlAttribute, XmlData, rpc
-from spyne import Date as SpyneDate
+from spyne import ServiceBase, rpc
 
 from mycarenet_ic.domain.assurability import AssurabilityError
 from mycarenet_ic.errors import MalformedRequest, MycarenetError, SchemaViolation
@@ -31,6 +30,7 @@ from mycarenet_ic.services.memberdata import (
     Query,
     Requester,
 )
+from mycarenet_ic.soap.commons import commons_models
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 from mycarenet_ic.soap.service import build_endpoint, call_of
 
@@ -48,118 +48,17 @@ CIN_STATUS = "urn:be:cin:nippin:SAML:status"
 MAX_BLOB = 262_144
 
 
-# -- commons core v3 ------------------------------------------------------------------------------
-class _Core(ComplexModel):
-    __namespace__ = CORE
-
-
-class ValueRefString(_Core):
-    __type_name__ = "ValueRefString"
-    _type_info = [("ValueRef", XmlAttribute(Unicode)), ("value", XmlData(Unicode))]
-
-
-class RequestType(_Core):
-    __type_name__ = "RequestType"
-    _type_info = [("IsTest", Boolean)]
-
-
-class LicenseType(_Core):
-    __type_name__ = "LicenseType"
-    _type_info = [("Username", Unicode), ("Password", Unicode)]
-
-
-class PackageType(_Core):
-    __type_name__ = "PackageType"
-    _type_info = [("Id", XmlAttribute(Unicode)), ("Name", ValueRefString), ("License", LicenseType)]
-
-
-class NihiiType(_Core):
-    __type_name__ = "NihiiType"
-    _type_info = [("Id", XmlAttribute(Unicode)), ("Quality", Unicode), ("Value", ValueRefString)]
-
-
-class IdType(_Core):
-    __type_name__ = "IdType"
-    _type_info = [("Id", XmlAttribute(Unicode)), ("Name", ValueRefString), ("Nihii", NihiiType),
-                  ("Ssin", ValueRefString), ("Cbe", ValueRefString)]
-
-
-class CareProviderType(_Core):
-    __type_name__ = "CareProviderType"
-    _type_info = [("Nihii", NihiiType), ("PhysicalPerson", IdType), ("Organization", IdType)]
-
-
-class PartyType(_Core):
-    __type_name__ = "PartyType"
-    _type_info = [("PhysicalPerson", IdType), ("Organization", IdType)]
-
-
-class OriginType(_Core):
-    __type_name__ = "OriginType"
-    _type_info = [("Package", PackageType), ("SiteID", ValueRefString), ("CareProvider", CareProviderType),
-                  ("Sender", PartyType)]
-
-
-class CommonInputType(_Core):
-    __type_name__ = "CommonInputType"
-    _type_info = [("Request", RequestType), ("Origin", OriginType), ("InputReference", Unicode),
-                  ("NIPReference", Unicode)]
-
-
-class CommonOutputType(_Core):
-    __type_name__ = "CommonOutputType"
-    _type_info = [("InputReference", Unicode), ("NIPReference", Unicode), ("OutputReference", Unicode)]
-
-
-class CareReceiverIdType(_Core):
-    __type_name__ = "CareReceiverIdType"
-    _type_info = [("Ssin", Unicode), ("RegNrWithMut", Unicode), ("Mutuality", Unicode)]
-
-
-class PeriodType(_Core):
-    __type_name__ = "PeriodType"
-    _type_info = [("Start", SpyneDate), ("End", SpyneDate)]
-
-
-class RoutingType(_Core):
-    __type_name__ = "RoutingType"
-    _type_info = [("CareReceiver", CareReceiverIdType), ("ReferenceDate", SpyneDate), ("Period", PeriodType)]
-
-
-class BlobType(_Core):
-    __type_name__ = "BlobType"
-    _type_info = [
-        ("ContentType", XmlAttribute(Unicode)), ("ContentEncoding", XmlAttribute(Unicode)),
-        ("ContentEncryption", XmlAttribute(Unicode)), ("Etk", XmlAttribute(Unicode)),
-        ("HashValue", XmlAttribute(Unicode)), ("Id", XmlAttribute(Unicode)), ("value", XmlData(ByteArray)),
-    ]
-
-
-# -- commons protocol v3 --------------------------------------------------------------------------
-class _Protocol(ComplexModel):
-    __namespace__ = PROTOCOL
-
-
-class SendRequestType(_Protocol):
-    __type_name__ = "SendRequestType"
-    _type_info = [("Id", XmlAttribute(Unicode)), ("IssueInstant", XmlAttribute(DateTime)),
-                  ("CommonInput", CommonInputType), ("Routing", RoutingType), ("Detail", BlobType),
-                  ("Xades", ByteArray)]
-
-
-class ResponseReturnType(_Protocol):
-    __type_name__ = "ResponseReturnType"
-    _type_info = [("CommonOutput", CommonOutputType), ("Detail", BlobType), ("XadesT", ByteArray)]
-
-
-class SendResponseType(_Protocol):
-    __type_name__ = "SendResponseType"
-    _type_info = [("Id", XmlAttribute(Unicode)), ("InResponseTo", XmlAttribute(Unicode)),
-                  ("IssueInstant", XmlAttribute(DateTime)), ("Return", ResponseReturnType)]
+COMMONS = commons_models(CORE, PROTOCOL)
+BlobType = COMMONS.BlobType
+CommonInputType = COMMONS.CommonInputType
+CommonOutputType = COMMONS.CommonOutputType
+ResponseReturnType = COMMONS.ResponseReturnType
+SendRequestType = COMMONS.SendRequestType
+SendResponseType = COMMONS.SendResponseType
 
 
 # -- the Detail blob --------------------------------------------------------------------------------
-def decode_blob(blob: BlobType) -> bytes:
+def decode_blob(blob: Any) -> bytes:
     """The bytes of a Detail blob: base64 already undone by Spyne, then inflated when ``deflate``."""
     if blob is None or blob.value is None:
         raise SchemaViolation("The Detail blob is empty.")
@@ -185,7 +84,7 @@ def decode_blob(blob: BlobType) -> bytes:
     return out
 
 
-def encode_blob(data: bytes, encoding: str) -> BlobType:
+def encode_blob(data: bytes, encoding: str) -> Any:
     if encoding == "deflate":
         packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
         data = packer.compress(data) + packer.flush()
@@ -372,7 +271,7 @@ def answer_response(in_response_to: str, answer: Answer, signer: Signer) -> etre
 
 
 # -- the service ------------------------------------------------------------------------------------
-def _claims(common: CommonInputType) -> tuple[str | None, str | None]:
+def _claims(common: Any) -> tuple[str | None, str | None]:
     provider = common.Origin.CareProvider if common.Origin is not None else None
     if provider is None or provider.Nihii is None:
         return None, None

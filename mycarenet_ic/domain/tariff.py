@@ -1,0 +1,229 @@
+"""The tariff engine (seed 001 §10-18): fee, insurer amount and patient share per nomenclature code.
+
+Amounts are integers in euro cents. Inputs: the provider (discipline, accreditation, GMD holder),
+the patient (GMD and its holder, care trajectory, palliative status, age, chronic condition,
+reimbursement regime), the act (code, date) and the reason for third-party payment. Ignored, as the
+seed says: hospitalisation, cumulation rules, cross checks, maxima, general nomenclature rules, MAF.
+
+Rules, in the order they apply to the patient share of one code:
+
+1. the reimbursement regime picks the ordinary or the preferential (BIM) share; children under
+   12 at the date of the act get the preferential share (sandbox rule);
+2. a global medical file (GMD) lowers the share of the codes that have a GMD share, when the
+   requester holds the GMD or names its holder as ``gmdmanager`` (the "G" notion);
+3. an active care trajectory makes the share of ``care_path_free`` codes nil;
+4. palliative status makes the share of ``palliative_free`` codes nil.
+
+The fee is the table's fee plus the accreditation supplement for an accredited provider. The
+insurer pays the fee minus the share. No tariff at all when a medical-house subscription covers the
+code's discipline on the date (error 169 of the public catalogue), nor for a code of another
+discipline than the provider's (171).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from mycarenet_ic.domain.assurability import MemberFile, payment_approval
+
+CHILD_AGE = 12
+
+
+class ThirdPartyReason(enum.Enum):
+    """Why the insurer may pay the provider directly (CD-MYCARENET-JUSTIFICATION; sandbox values)."""
+
+    FINANCIAL_SITUATION = "financialsituation"
+    ON_CALL_SERVICE = "oncallservice"
+    CHRONIC_CONDITION = "chroniccondition"
+    PREFERENTIAL = "preferential"
+
+
+@dataclass(frozen=True)
+class NomenclatureCode:
+    code: str
+    label: str
+    discipline: str                      # gp | specialist | nurse | physiotherapist
+    fee: int
+    accredited_supplement: int
+    ordinary_share: int
+    preferential_share: int
+    gmd_ordinary_share: int | None
+    gmd_preferential_share: int | None
+    care_path_free: bool
+    palliative_free: bool
+
+
+@dataclass(frozen=True)
+class Nomenclature:
+    version: str
+    source: str
+    codes: dict[str, NomenclatureCode]
+
+    @classmethod
+    def load(cls, data: dict[str, Any] | None = None) -> Nomenclature:
+        """The table under version control (``domain/data/nomenclature.json``), or ``data``."""
+        if data is None:
+            text = resources.files("mycarenet_ic.domain").joinpath("data/nomenclature.json").read_text("utf-8")
+            data = json.loads(text)
+        codes = {c["code"]: NomenclatureCode(**c) for c in data["codes"]}
+        for c in codes.values():
+            if min(c.fee, c.ordinary_share, c.preferential_share, c.accredited_supplement) < 0:
+                raise ValueError(f"negative amount for {c.code}")
+            if not c.preferential_share <= c.ordinary_share <= c.fee:
+                raise ValueError(f"{c.code}: shares must satisfy preferential <= ordinary <= fee")
+        return cls(data.get("version", ""), data.get("source", ""), codes)
+
+
+@dataclass(frozen=True)
+class Provider:
+    nihii: str
+    discipline: str
+    accredited: bool
+
+
+@dataclass(frozen=True)
+class Patient:
+    ssin: str
+    birth_date: dt.date | None
+    file: MemberFile
+
+
+@dataclass(frozen=True)
+class TariffLine:
+    code: str
+    fee: int
+    insurer_amount: int
+    patient_share: int
+    payment_approval: str | None
+    third_party_reason: ThirdPartyReason | None
+    applied: tuple[str, ...]             # which rules shaped the share, for the answer and the audit
+
+
+@dataclass(frozen=True)
+class NoTariff:
+    code: str
+    error: str                           # the public catalogue's code (169, 171, 130)
+    message: str
+
+
+def discipline_of(profession_code: str, nihii: str) -> tuple[str, bool]:
+    """The provider's discipline and accreditation from CoBrHa's profession and the NIHII qualification.
+
+    Sandbox convention on the 3-digit qualification of doctors: 003-099 general practitioner
+    (004 accredited), 500-999 specialist; a qualification ending in 4 is accredited.
+    """
+    qualification = nihii[8:11] if len(nihii) == 11 else ""
+    accredited = qualification.endswith("4")
+    if profession_code == "persphysician":
+        return ("specialist" if qualification >= "500" else "gp"), accredited
+    return {"persnurse": "nurse", "persphysiotherapist": "physiotherapist", "persmidwife": "midwife",
+            "persdentist": "dentist"}.get(profession_code, profession_code), accredited
+
+
+def _age(birth: dt.date | None, on: dt.date) -> int | None:
+    if birth is None:
+        return None
+    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+
+
+def tariff(table: Nomenclature, provider: Provider, patient: Patient, code: str, on: dt.date,
+           reason: ThirdPartyReason | None = None, gmd_manager: str | None = None) -> TariffLine | NoTariff:
+    """The tariff of one code for this provider and patient on ``on``."""
+    item = table.codes.get(code)
+    if item is None:
+        return NoTariff(code, "130", "Unknown nomenclature code.")
+    if item.discipline != provider.discipline:
+        return NoTariff(code, "171", "Nomenclature code not allowed for this type of provider.")
+    file = patient.file
+    house = file.medical_house
+    covers = {"gp": "doctor", "specialist": "doctor"}.get(item.discipline, item.discipline)
+    if house is not None and house.active_on(on) and covers in house.covers:
+        return NoTariff(code, "169", "Nomenclature code not allowed for a patient subscribed to a medical house.")
+
+    period = file.period_on(on)
+    applied: list[str] = []
+    age = _age(patient.birth_date, on)
+    preferential = bool(period and period.preferential)
+    if preferential:
+        applied.append("preferential")
+    elif age is not None and age < CHILD_AGE:
+        preferential = True
+        applied.append("child")
+    share = item.preferential_share if preferential else item.ordinary_share
+
+    gmd = file.global_medical_file
+    gmd_share = item.gmd_preferential_share if preferential else item.gmd_ordinary_share
+    if gmd is not None and gmd.active_on(on) and gmd_share is not None \
+            and gmd.holder_nihii in {provider.nihii, gmd_manager}:
+        share = min(share, gmd_share)
+        applied.append("gmd")
+    if item.care_path_free and any(c.rights_start <= on and (c.rights_end is None or on <= c.rights_end)
+                                   for c in file.care_trajectories):
+        share = 0
+        applied.append("care-path")
+    if item.palliative_free and file.palliative_since is not None and file.palliative_since <= on:
+        share = 0
+        applied.append("palliative")
+
+    fee = item.fee + (item.accredited_supplement if provider.accredited else 0)
+    if provider.accredited and item.accredited_supplement:
+        applied.append("accredited")
+    share = max(0, min(share, fee))
+    if reason is None and on.year in file.chronic_years:
+        reason = ThirdPartyReason.CHRONIC_CONDITION
+    if reason is None and preferential and period is not None:
+        reason = ThirdPartyReason.PREFERENTIAL
+    approval = payment_approval(file, period, on)[0] if reason is not None and period is not None else None
+    return TariffLine(code, fee, fee - share, share, approval, reason, tuple(applied))
+
+
+# -- Mediprima: care covered by a CPAS decision (seed 001 §14-18) -----------------------------------
+
+@dataclass(frozen=True)
+class CpasDecision:
+    cpas: str                      # the CPAS (public social-welfare centre), by its enterprise number
+    decision: str                  # decision reference
+    start: dt.date
+    end: dt.date
+    patient_share_by_cpas: bool    # the CPAS also pays the personal share
+    urgent_medical_aid: bool       # AMU: an urgent-medical-aid certificate is needed
+
+    def covers(self, day: dt.date) -> bool:
+        return self.start <= day <= self.end
+
+
+@dataclass(frozen=True)
+class MediprimaLine:
+    code: str
+    date: dt.date
+    fee: int
+    patient_share: int
+    approval: str
+    spp_amount: int                # reimbursed by SPP Social Integration
+    cpas_amount: int               # reimbursed by the CPAS
+    amu_certificate_needed: bool
+
+
+def mediprima_tariff(table: Nomenclature, provider: Provider, decision: CpasDecision, ssin: str, code: str,
+                     on: dt.date) -> MediprimaLine | NoTariff:
+    """SPP Social Integration pays what the insurance would (fee minus the ordinary share); the CPAS
+    pays the share too when its decision says so; otherwise the patient pays it."""
+    item = table.codes.get(code)
+    if item is None:
+        return NoTariff(code, "130", "Unknown nomenclature code.")
+    if item.discipline != provider.discipline:
+        return NoTariff(code, "171", "Nomenclature code not allowed for this type of provider.")
+    if not decision.covers(on):
+        return NoTariff(code, "170", "No CPAS decision covers the patient on this date.")
+    fee = item.fee + (item.accredited_supplement if provider.accredited else 0)
+    share = item.ordinary_share
+    cpas_amount = share if decision.patient_share_by_cpas else 0
+    seed = sum(ord(c) for c in f"{ssin}{code}{on}{decision.decision}")
+    approval = f"MP{on:%y%m%d}{seed % 10**6:06d}"
+    return MediprimaLine(code, on, fee, share - cpas_amount, approval, fee - share, cpas_amount,
+                         decision.urgent_medical_aid)
