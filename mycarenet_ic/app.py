@@ -19,6 +19,7 @@ from mycarenet_ic.clients.gateways import (
 )
 from mycarenet_ic.config import Settings
 from mycarenet_ic.domain.inclusions import Consent, Inclusion, Status, check_no_conflict
+from mycarenet_ic.domain.tariff import Nomenclature
 from mycarenet_ic.persistence.affiliations import ScenarioAffiliations
 from mycarenet_ic.persistence.audit import SqlAuditLog
 from mycarenet_ic.persistence.db import make_engine, migrate
@@ -31,12 +32,13 @@ from mycarenet_ic.server import ServedApp, wait_ready
 from mycarenet_ic.services.integrated_care import IntegratedCare
 from mycarenet_ic.services.memberdata import MemberData
 from mycarenet_ic.services.mutations import MutationSync
+from mycarenet_ic.services.tarification import Tarification
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 
 log = logging.getLogger(__name__)
 
 STUBS = ("attribute-authority", "cobrha", "national-register")
-BUSINESS = ("integrated-care", "memberdata")
+BUSINESS = ("integrated-care", "memberdata", "tarification", "mediprima")
 
 
 class Platform:
@@ -58,6 +60,7 @@ class Platform:
         self.sealer = NissSealer.from_data_dir(settings.data_dir)
         self.inclusions = SqlInclusionStore(self.engine, self.pseudonymiser, self.sealer, self.audit)
         self.affiliations = ScenarioAffiliations(settings.data_dir / "scenario.json")
+        self.nomenclature = Nomenclature.load()
         self._signers: dict[str, Signer] = {}
 
     def signer(self, service: str) -> Signer:
@@ -86,6 +89,9 @@ class Platform:
     def memberdata(self, gateways: Gateways) -> MemberData:
         return MemberData(self.affiliations, gateways.cobrha, gateways.national_register)
 
+    def tarification(self, gateways: Gateways) -> Tarification:
+        return Tarification(self.nomenclature, self.affiliations, gateways.cobrha, gateways.national_register)
+
     def mutation_sync(self, gateways: Gateways) -> MutationSync:
         return MutationSync(gateways.national_register, self.inclusions)
 
@@ -110,12 +116,15 @@ class Gateways:
 
 
 def business_endpoints(platform: Platform, gateways: Gateways) -> dict[str, SoapEndpoint]:
-    from mycarenet_ic.soap import integrated_care, memberdata
+    from mycarenet_ic.soap import integrated_care, memberdata, tarification
 
     return {
         "integrated-care": integrated_care.build(platform.integrated_care(gateways),
                                                  platform.endpoint_deps("integrated-care")),
         "memberdata": memberdata.build(platform.memberdata(gateways), platform.endpoint_deps("memberdata")),
+        "tarification": tarification.build(platform.tarification(gateways), platform.endpoint_deps("tarification")),
+        "mediprima": tarification.build(platform.tarification(gateways), platform.endpoint_deps("mediprima"),
+                                        mediprima=True),
     }
 
 

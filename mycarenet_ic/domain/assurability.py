@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Seed 001 §8/§9 and the public error catalogue: how far back and how long a query may go.
 MAX_YEARS_BACK = 5
@@ -166,6 +166,19 @@ class GlobalMedicalFile:
 
 
 @dataclass(frozen=True)
+class CpasDecision:
+    cpas: str                      # the CPAS (public social-welfare centre), by its enterprise number
+    decision: str                  # decision reference
+    start: dt.date
+    end: dt.date
+    patient_share_by_cpas: bool    # the CPAS also pays the personal share
+    urgent_medical_aid: bool       # AMU: an urgent-medical-aid certificate is needed
+
+    def covers(self, day: dt.date) -> bool:
+        return self.start <= day <= self.end
+
+
+@dataclass(frozen=True)
 class MemberFile:
     ssin: str
     periods: tuple[InsurabilityPeriod, ...]
@@ -180,7 +193,7 @@ class MemberFile:
     invoicing_status: InvoicingStatus = InvoicingStatus.POSSIBLE
     global_medical_file: GlobalMedicalFile | None = None
     palliative_since: dt.date | None = None
-    cpas: dict[str, str] = field(default_factory=dict)
+    cpas: CpasDecision | None = None
 
     def period_on(self, day: dt.date) -> InsurabilityPeriod | None:
         return next((p for p in self.periods if p.covers(day)), None)

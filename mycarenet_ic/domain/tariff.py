@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from mycarenet_ic.domain.assurability import MemberFile, payment_approval
+from mycarenet_ic.domain.assurability import CpasDecision, MemberFile, payment_approval
 
 CHILD_AGE = 12
 
@@ -76,6 +76,10 @@ class Nomenclature:
                 raise ValueError(f"negative amount for {c.code}")
             if not c.preferential_share <= c.ordinary_share <= c.fee:
                 raise ValueError(f"{c.code}: shares must satisfy preferential <= ordinary <= fee")
+            gmd = (c.gmd_preferential_share, c.gmd_ordinary_share)
+            if (gmd[0] is None) != (gmd[1] is None) or (gmd[0] is not None and gmd[1] is not None and not (
+                    0 <= gmd[0] <= min(gmd[1], c.preferential_share) and gmd[1] <= c.ordinary_share)):
+                raise ValueError(f"{c.code}: GMD shares must be both given, preferential <= ordinary, and lower")
         return cls(data.get("version", ""), data.get("source", ""), codes)
 
 
@@ -183,19 +187,6 @@ def tariff(table: Nomenclature, provider: Provider, patient: Patient, code: str,
 
 
 # -- Mediprima: care covered by a CPAS decision (seed 001 §14-18) -----------------------------------
-
-@dataclass(frozen=True)
-class CpasDecision:
-    cpas: str                      # the CPAS (public social-welfare centre), by its enterprise number
-    decision: str                  # decision reference
-    start: dt.date
-    end: dt.date
-    patient_share_by_cpas: bool    # the CPAS also pays the personal share
-    urgent_medical_aid: bool       # AMU: an urgent-medical-aid certificate is needed
-
-    def covers(self, day: dt.date) -> bool:
-        return self.start <= day <= self.end
-
 
 @dataclass(frozen=True)
 class MediprimaLine:

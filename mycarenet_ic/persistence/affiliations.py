@@ -19,6 +19,7 @@ from typing import Any
 
 from mycarenet_ic.domain.assurability import (
     CareTrajectory,
+    CpasDecision,
     GlobalMedicalFile,
     Hospitalisation,
     InsurabilityPeriod,
@@ -71,7 +72,9 @@ def _file(ssin: str, periods: list[InsurabilityPeriod], facts: dict[str, Any]) -
         global_medical_file=opt("global_medical_file", lambda g: GlobalMedicalFile(
             g["holder_nihii"], _d(g["start"]) or dt.date.min, _d(g.get("end")))),
         palliative_since=_d(facts.get("palliative_since")),
-        cpas=dict(facts.get("cpas") or {}),
+        cpas=opt("cpas", lambda c: CpasDecision(
+            c["cpas"], c["decision"], _d(c["start"]) or dt.date.min, _d(c["end"]) or dt.date.max,
+            bool(c.get("patient_share_by_cpas")), bool(c.get("urgent_medical_aid")))),
     )
 
 
@@ -95,7 +98,9 @@ class ScenarioAffiliations:
                 for rec in data.get("insurer_affiliations", []):
                     periods.setdefault(rec["ssin"], []).append(_period(rec))
                 facts = data.get("member_facts", {})
-                self._files = {ssin: _file(ssin, ps, facts.get(ssin, {})) for ssin, ps in periods.items()}
+                # People the insurers do not cover (a CPAS decision, say) have facts but no period.
+                self._files = {ssin: _file(ssin, periods.get(ssin, []), facts.get(ssin, {}))
+                               for ssin in set(periods) | set(facts)}
                 self._by_registration = {(p.mutuality, p.registration_number): ssin
                                          for ssin, f in self._files.items() for p in f.periods}
                 self._mtime = mtime

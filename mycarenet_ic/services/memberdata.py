@@ -215,7 +215,7 @@ class MemberData:
             raise AssurabilityError("INVALID_INSS_VALUE", "The inss is incorrect (incorrect check digit)",
                                     _NAME_ID) from None
         file = self.insurers.member_file(ssin)
-        if file is None:
+        if file is None or not file.periods:
             raise AssurabilityError("UNKNOWN_NISS_ROUTING", "Inss not found on Routing algorithm", _NAME_ID,
                                     requester_error=False)
         if mutuality is not None and all(p.mutuality != mutuality for p in file.periods):

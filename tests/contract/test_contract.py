@@ -29,6 +29,8 @@ EXPECTED_OPERATIONS = {
                                          "listProjectPatients"},
     # One operation: the audit log is never readable through a SOAP service.
     "mycarenet-memberdata-v1.wsdl": {"memberDataConsultation"},
+    "mycarenet-tarification-v1.wsdl": {"tarificationConsultation"},
+    "mycarenet-mediprima-tarification-v1.wsdl": {"tarificationConsultation"},
 }
 
 
@@ -90,6 +92,9 @@ def endpoints(tmp_path_factory: pytest.TempPathFactory):
     ("national-register", "sandbox-nationalregister-v1.xsd"),
     ("integrated-care", "mycarenet-integratedcare-v1.xsd"),
     ("memberdata", "mycarenet-memberdata-v1.xsd mycarenet-commons-protocol-v3.xsd mycarenet-commons-core-v3.xsd"),
+    ("tarification", "mycarenet-tarification-v1.xsd mycarenet-commons-protocol-v2.xsd mycarenet-commons-core-v2.xsd"),
+    ("mediprima", "mycarenet-mediprima-tarification-v1.xsd mycarenet-commons-protocol-v2.xsd "
+                  "mycarenet-commons-core-v2.xsd"),
 ])
 def test_spyne_models_match_the_checked_in_schema(endpoints, service: str, xsd: str) -> None:
     from spyne.interface.wsdl import Wsdl11
