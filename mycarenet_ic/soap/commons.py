@@ -7,10 +7,20 @@ service binds the generation its public contract uses.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+import secrets
+import zlib
 from types import SimpleNamespace
+from typing import Any
 
+from lxml import etree
 from spyne import Boolean, ByteArray, ComplexModel, Date, DateTime, Unicode, XmlAttribute, XmlData
+
+from mycarenet_ic.errors import MalformedRequest, MycarenetError, SchemaViolation
+from mycarenet_ic.security.parser import ParseLimits, parse_untrusted
+
+MAX_BLOB = 262_144
 
 
 @functools.cache
@@ -66,3 +76,71 @@ def commons_models(core_ns: str, protocol_ns: str) -> SimpleNamespace:
     return SimpleNamespace(BlobType=blob, CommonInputType=common_input, CommonOutputType=common_output,
                            RoutingType=routing, SendRequestType=send_request, ResponseReturnType=response_return,
                            SendResponseType=send_response)
+
+
+# -- the Detail blob --------------------------------------------------------------------------------
+# -- the Detail blob --------------------------------------------------------------------------------
+def decode_blob(blob: Any) -> bytes:
+    """The bytes of a Detail blob: base64 already undone by Spyne, then inflated when ``deflate``."""
+    if blob is None or blob.value is None:
+        raise SchemaViolation("The Detail blob is empty.")
+    if blob.ContentEncryption:
+        raise MalformedRequest("Encrypted Detail blobs are not supported by the sandbox; send ContentEncryption-free.")
+    data = b"".join(blob.value)
+    encoding = (blob.ContentEncoding or "deflate").lower()
+    if encoding == "none":
+        return data
+    if encoding != "deflate":
+        raise MalformedRequest(f"Unknown Detail ContentEncoding {blob.ContentEncoding!r}.")
+    try:
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        out = inflater.decompress(data, MAX_BLOB + 1)
+    except zlib.error:
+        try:  # some clients send a zlib stream rather than raw deflate
+            inflater = zlib.decompressobj()
+            out = inflater.decompress(data, MAX_BLOB + 1)
+        except zlib.error:
+            raise MalformedRequest("The Detail blob is not deflate-compressed as its ContentEncoding says.") from None
+    if len(out) > MAX_BLOB:
+        raise MalformedRequest("The Detail blob is larger than allowed once inflated.")
+    return out
+
+
+def encode_blob(data: bytes, encoding: str, models: SimpleNamespace) -> Any:
+    if encoding == "deflate":
+        packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        data = packer.compress(data) + packer.flush()
+    return models.BlobType(ContentType="text/xml", ContentEncoding=encoding, value=[data])
+
+
+def read_detail(blob: Any, limits: ParseLimits) -> tuple[etree._Element, str]:
+    """The Detail blob parsed by the hardened parser, and the encoding to answer with."""
+    encoding = (blob.ContentEncoding or "deflate").lower() if blob is not None else "none"
+    try:
+        root = parse_untrusted(decode_blob(blob), limits)
+    except MycarenetError:
+        raise
+    except Exception:  # noqa: BLE001 - the hardened parser's refusals are SecurityRejected already
+        raise MalformedRequest("The Detail blob is not a well-formed XML document.") from None
+    return root, "deflate" if encoding == "deflate" else "none"
+
+
+def claimed_provider(common: Any) -> tuple[str | None, str | None]:
+    """The care provider's NIHII and quality as the CommonInput claims them."""
+    provider = common.Origin.CareProvider if common.Origin is not None else None
+    if provider is None or provider.Nihii is None:
+        return None, None
+    value = provider.Nihii.Value.value if provider.Nihii.Value is not None else None
+    return value, provider.Nihii.Quality
+
+
+def send_response(models: SimpleNamespace, request: Any, body: bytes, encoding: str) -> Any:
+    """The commons answer to ``request``: ``Return`` with ``CommonOutput`` and ``body`` as the Detail blob."""
+    reply_id = f"_{secrets.token_hex(16)}"
+    return models.SendResponseType(
+        Id=reply_id, InResponseTo=request.Id, IssueInstant=dt.datetime.now(dt.UTC).replace(microsecond=0),
+        Return=models.ResponseReturnType(
+            CommonOutput=models.CommonOutputType(InputReference=request.CommonInput.InputReference,
+                                                 NIPReference=request.CommonInput.NIPReference,
+                                                 OutputReference=reply_id),
+            Detail=encode_blob(body, encoding, models)))

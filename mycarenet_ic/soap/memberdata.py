@@ -9,18 +9,15 @@ Query errors are answered as the real service does: a SAML error status with the
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import secrets
-import zlib
-from typing import Any
 
 from lxml import etree
 from spyne import ServiceBase, rpc
 
 from mycarenet_ic.domain.assurability import AssurabilityError
-from mycarenet_ic.errors import MalformedRequest, MycarenetError, SchemaViolation
-from mycarenet_ic.security.parser import ParseLimits, parse_untrusted
+from mycarenet_ic.errors import SchemaViolation
+from mycarenet_ic.security.parser import ParseLimits
 from mycarenet_ic.security.wssec import Signer
 from mycarenet_ic.services.memberdata import (
     Answer,
@@ -30,7 +27,7 @@ from mycarenet_ic.services.memberdata import (
     Query,
     Requester,
 )
-from mycarenet_ic.soap.commons import commons_models
+from mycarenet_ic.soap.commons import MAX_BLOB, claimed_provider, commons_models, read_detail, send_response
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 from mycarenet_ic.soap.service import build_endpoint, call_of
 
@@ -45,50 +42,11 @@ XSI = "http://www.w3.org/2001/XMLSchema-instance"
 XS = "http://www.w3.org/2001/XMLSchema"
 STATUS = "urn:oasis:names:tc:SAML:2.0:status"
 CIN_STATUS = "urn:be:cin:nippin:SAML:status"
-MAX_BLOB = 262_144
 
 
 COMMONS = commons_models(CORE, PROTOCOL)
-BlobType = COMMONS.BlobType
-CommonInputType = COMMONS.CommonInputType
-CommonOutputType = COMMONS.CommonOutputType
-ResponseReturnType = COMMONS.ResponseReturnType
 SendRequestType = COMMONS.SendRequestType
 SendResponseType = COMMONS.SendResponseType
-
-
-# -- the Detail blob --------------------------------------------------------------------------------
-def decode_blob(blob: Any) -> bytes:
-    """The bytes of a Detail blob: base64 already undone by Spyne, then inflated when ``deflate``."""
-    if blob is None or blob.value is None:
-        raise SchemaViolation("The Detail blob is empty.")
-    if blob.ContentEncryption:
-        raise MalformedRequest("Encrypted Detail blobs are not supported by the sandbox; send ContentEncryption-free.")
-    data = b"".join(blob.value)
-    encoding = (blob.ContentEncoding or "deflate").lower()
-    if encoding == "none":
-        return data
-    if encoding != "deflate":
-        raise MalformedRequest(f"Unknown Detail ContentEncoding {blob.ContentEncoding!r}.")
-    try:
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        out = inflater.decompress(data, MAX_BLOB + 1)
-    except zlib.error:
-        try:  # some clients send a zlib stream rather than raw deflate
-            inflater = zlib.decompressobj()
-            out = inflater.decompress(data, MAX_BLOB + 1)
-        except zlib.error:
-            raise MalformedRequest("The Detail blob is not deflate-compressed as its ContentEncoding says.") from None
-    if len(out) > MAX_BLOB:
-        raise MalformedRequest("The Detail blob is larger than allowed once inflated.")
-    return out
-
-
-def encode_blob(data: bytes, encoding: str) -> Any:
-    if encoding == "deflate":
-        packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
-        data = packer.compress(data) + packer.flush()
-    return BlobType(ContentType="text/xml", ContentEncoding=encoding, value=[data])
 
 
 # -- reading the AttributeQuery ---------------------------------------------------------------------
@@ -271,14 +229,6 @@ def answer_response(in_response_to: str, answer: Answer, signer: Signer) -> etre
 
 
 # -- the service ------------------------------------------------------------------------------------
-def _claims(common: Any) -> tuple[str | None, str | None]:
-    provider = common.Origin.CareProvider if common.Origin is not None else None
-    if provider is None or provider.Nihii is None:
-        return None, None
-    value = provider.Nihii.Value.value if provider.Nihii.Value is not None else None
-    return value, provider.Nihii.Quality
-
-
 def make_service(memberdata: MemberData, signer: Signer, limits: ParseLimits) -> type[ServiceBase]:
     class MemberDataService(ServiceBase):
         @rpc(SendRequestType, _body_style="bare", _returns=SendResponseType,
@@ -286,15 +236,9 @@ def make_service(memberdata: MemberData, signer: Signer, limits: ParseLimits) ->
         def memberDataConsultation(ctx, request):  # noqa: N805
             """Handles ``MemberDataConsultationRequest`` (SAML AttributeQuery in Detail)."""
             call = call_of(ctx)
-            encoding = (request.Detail.ContentEncoding or "deflate").lower() if request.Detail else "none"
-            try:
-                root = parse_untrusted(decode_blob(request.Detail), limits)
-            except MycarenetError:
-                raise
-            except Exception:  # noqa: BLE001 - the hardened parser's refusals are SecurityRejected already
-                raise MalformedRequest("The Detail blob is not a well-formed XML document.") from None
+            root, encoding = read_detail(request.Detail, limits)
             query_id = root.get("ID") or ""
-            nihii, quality = _claims(request.CommonInput)
+            nihii, quality = claimed_provider(request.CommonInput)
             try:
                 query = read_query(root)
                 if query.name_id_format == "urn:be:fgov:person:ssin" or "@" in query.name_id:
@@ -307,15 +251,8 @@ def make_service(memberdata: MemberData, signer: Signer, limits: ParseLimits) ->
                 call.audit.patient = answer.ssin
                 call.audit.detail = answer.audit_detail
                 saml = answer_response(query_id, answer, signer)
-            reply_id = f"_{secrets.token_hex(16)}"
-            body = etree.tostring(saml, encoding="UTF-8", xml_declaration=True)
-            return SendResponseType(
-                Id=reply_id, InResponseTo=request.Id, IssueInstant=dt.datetime.now(dt.UTC).replace(microsecond=0),
-                Return=ResponseReturnType(
-                    CommonOutput=CommonOutputType(InputReference=request.CommonInput.InputReference,
-                                                  NIPReference=request.CommonInput.NIPReference,
-                                                  OutputReference=reply_id),
-                    Detail=encode_blob(body, "deflate" if encoding == "deflate" else "none")))
+            return send_response(COMMONS, request, etree.tostring(saml, encoding="UTF-8", xml_declaration=True),
+                                 encoding)
 
     return MemberDataService
 
@@ -324,11 +261,3 @@ def build(memberdata: MemberData, deps: EndpointDeps) -> SoapEndpoint:
     limits = ParseLimits(max_bytes=MAX_BLOB)
     return build_endpoint("memberdata", [make_service(memberdata, deps.signer, limits)], MD,
                           "mycarenet-memberdata-v1.xsd", "mycarenet-memberdata-v1.wsdl", deps)
-
-
-def saml_of(detail_b64: str | bytes, encoding: str) -> Any:
-    """For clients and tests: the SAML document inside a Detail blob (base64 text)."""
-    data = base64.b64decode(detail_b64)
-    if encoding == "deflate":
-        data = zlib.decompress(data, -zlib.MAX_WBITS)
-    return data

@@ -16,12 +16,11 @@ from spyne import ServiceBase, rpc
 
 from mycarenet_ic import contract
 from mycarenet_ic.domain.tariff import MediprimaLine, NoTariff, TariffLine
-from mycarenet_ic.errors import MalformedRequest, MycarenetError, SchemaViolation
-from mycarenet_ic.security.parser import ParseLimits, parse_untrusted
+from mycarenet_ic.errors import SchemaViolation
+from mycarenet_ic.security.parser import ParseLimits
 from mycarenet_ic.services.tarification import TariffAnswer, TariffRequest, Tarification
-from mycarenet_ic.soap.commons import commons_models
+from mycarenet_ic.soap.commons import MAX_BLOB, claimed_provider, commons_models, read_detail, send_response
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
-from mycarenet_ic.soap.memberdata import MAX_BLOB, decode_blob, encode_blob
 from mycarenet_ic.soap.service import build_endpoint, call_of
 
 TARIFICATION = "urn:be:fgov:ehealth:mycarenet:tarification:protocol:v1"
@@ -235,29 +234,14 @@ def make_service(tarification: Tarification, mediprima: bool, version: str) -> t
         def tarificationConsultation(ctx, request):  # noqa: N805
             """Handles ``TarificationConsultationRequest`` (KMEHR RetrieveTransactionRequest in Detail)."""
             call = call_of(ctx)
-            encoding = (request.Detail.ContentEncoding or "deflate").lower() if request.Detail else "none"
-            try:
-                root = parse_untrusted(decode_blob(request.Detail), limits)
-            except MycarenetError:
-                raise
-            except Exception:  # noqa: BLE001
-                raise MalformedRequest("The Detail blob is not a well-formed XML document.") from None
+            root, encoding = read_detail(request.Detail, limits)
             tariff_request = read_request(root, mediprima)
             call.audit.patient = tariff_request.patient_ssin or None
-            provider = request.CommonInput.Origin.CareProvider if request.CommonInput.Origin else None
-            claimed = provider.Nihii.Value.value if provider is not None and provider.Nihii is not None \
-                and provider.Nihii.Value is not None else None
+            claimed, _quality = claimed_provider(request.CommonInput)
             answer = tarification.consult(call.caller, claimed, tariff_request)
             call.audit.detail = answer.audit_detail
             body = etree.tostring(build_response(answer, root, version), encoding="UTF-8", xml_declaration=True)
-            reply_id = f"_{secrets.token_hex(16)}"
-            return COMMONS.SendResponseType(
-                Id=reply_id, InResponseTo=request.Id, IssueInstant=dt.datetime.now(dt.UTC).replace(microsecond=0),
-                Return=COMMONS.ResponseReturnType(
-                    CommonOutput=COMMONS.CommonOutputType(InputReference=request.CommonInput.InputReference,
-                                                          NIPReference=request.CommonInput.NIPReference,
-                                                          OutputReference=reply_id),
-                    Detail=encode_blob(body, "deflate" if encoding == "deflate" else "none")))
+            return send_response(COMMONS, request, body, encoding)
 
     return TarificationService
 

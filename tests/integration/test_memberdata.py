@@ -412,19 +412,9 @@ def test_deflate_encoded_blob_is_answered_deflated(gp: MdClient) -> None:
 
 def test_hand_built_request_following_the_public_contract(sandbox: Sandbox, doctor_signer: Signer,
                                                           answer_verifier: Any) -> None:
-    blob = base64.b64encode(query_xml(support.DOCTOR_NIHII, support.PATIENT_LINKED, *LAST_MONTH)).decode()
-    body = (f'<mdp:MemberDataConsultationRequest xmlns:mdp="{MD}" xmlns:p="{P3}" xmlns:c="{CORE}" '
-            f'Id="_{secrets.token_hex(8)}" IssueInstant="{support.now().replace(microsecond=0).isoformat()}">'
-            "<p:CommonInput><c:Request><c:IsTest>true</c:IsTest></c:Request><c:Origin><c:Package>"
-            "<c:Name>hand</c:Name><c:License><c:Username>u</c:Username><c:Password>p</c:Password></c:License>"
-            "</c:Package><c:CareProvider><c:Nihii><c:Quality>doctor</c:Quality>"
-            f"<c:Value>{support.DOCTOR_NIHII}</c:Value></c:Nihii><c:PhysicalPerson>"
-            f"<c:Ssin>{support.DOCTOR_SSIN}</c:Ssin></c:PhysicalPerson></c:CareProvider></c:Origin>"
-            "<c:InputReference>hand-7</c:InputReference></p:CommonInput>"
-            f"<p:Routing><c:CareReceiver><c:Ssin>{support.PATIENT_LINKED}</c:Ssin></c:CareReceiver>"
-            f"<c:ReferenceDate>{TODAY}</c:ReferenceDate></p:Routing>"
-            f'<p:Detail ContentEncoding="none" ContentType="text/xml">{blob}</p:Detail>'
-            "</mdp:MemberDataConsultationRequest>")
+    body = support.commons_request("MemberDataConsultationRequest", MD, 3,
+                                   query_xml(support.DOCTOR_NIHII, support.PATIENT_LINKED, *LAST_MONTH),
+                                   support.PATIENT_LINKED, TODAY, "hand-7")
     answer = support.post(sandbox.urls["memberdata"], support.to_bytes(support.signed(doctor_signer, body)))
     assert answer.status == 200, answer.body[:500]
     payload = answer_verifier.verify(answer.root).body[0]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import secrets
 from decimal import Decimal
 from typing import Any
 
@@ -268,19 +267,9 @@ def test_mediprima_cpas_decisions(sandbox: Sandbox) -> None:
 
 def test_hand_built_request_following_the_public_contract(sandbox: Sandbox, doctor_signer: Signer,
                                                           answer_verifier: Any) -> None:
-    blob = base64.b64encode(kmehr_request(support.DOCTOR_NIHII, support.DOCTOR_SSIN, support.PATIENT_UNLINKED, DAY,
-                                          ["101076"])).decode()
-    body = (f'<t:TarificationConsultationRequest xmlns:t="{TAR}" xmlns:p="{P2}" xmlns:c="{CORE2}" '
-            f'Id="_{secrets.token_hex(8)}" IssueInstant="{support.now().replace(microsecond=0).isoformat()}">'
-            "<p:CommonInput><c:Request><c:IsTest>true</c:IsTest></c:Request><c:Origin><c:Package>"
-            "<c:License><c:Username>u</c:Username><c:Password>p</c:Password></c:License></c:Package>"
-            f"<c:CareProvider><c:Nihii><c:Quality>doctor</c:Quality><c:Value>{support.DOCTOR_NIHII}</c:Value>"
-            f"</c:Nihii><c:PhysicalPerson><c:Ssin>{support.DOCTOR_SSIN}</c:Ssin></c:PhysicalPerson></c:CareProvider>"
-            "</c:Origin><c:InputReference>hand-t</c:InputReference></p:CommonInput>"
-            f"<p:Routing><c:CareReceiver><c:Ssin>{support.PATIENT_UNLINKED}</c:Ssin></c:CareReceiver>"
-            f"<c:ReferenceDate>{DAY}</c:ReferenceDate></p:Routing>"
-            f'<p:Detail ContentEncoding="none" ContentType="text/xml">{blob}</p:Detail>'
-            "</t:TarificationConsultationRequest>")
+    body = support.commons_request("TarificationConsultationRequest", TAR, 2,
+                                   kmehr_request(support.DOCTOR_NIHII, support.DOCTOR_SSIN, support.PATIENT_UNLINKED,
+                                                 DAY, ["101076"]), support.PATIENT_UNLINKED, DAY, "hand-t")
     answer = support.post(sandbox.urls["tarification"], support.to_bytes(support.signed(doctor_signer, body)))
     assert answer.status == 200, answer.body[:500]
     payload = answer_verifier.verify(answer.root).body[0]
