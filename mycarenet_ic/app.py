@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from mycarenet_ic.clients.gateways import (
+    CachingCobrha,
     ZeepAttributeAuthorityGateway,
     ZeepCobrhaGateway,
     ZeepNationalRegisterGateway,
@@ -98,9 +99,12 @@ class Platform:
     def gateways(self, urls: dict[str, str]) -> Gateways:
         signer, verifier = self.signer("mycarenet"), self.answer_verifier()
         timeout = self.settings.upstream_timeout_seconds
+        direct = ZeepCobrhaGateway(urls["cobrha"], signer, verifier, timeout)
+        cache = self.settings.cobrha_cache_seconds
+        cobrha: ZeepCobrhaGateway | CachingCobrha = CachingCobrha(direct, cache) if cache > 0 else direct
         return Gateways(
             ZeepAttributeAuthorityGateway(urls["attribute-authority"], signer, verifier, timeout),
-            ZeepCobrhaGateway(urls["cobrha"], signer, verifier, timeout),
+            cobrha,
             ZeepNationalRegisterGateway(urls["national-register"], signer, verifier, timeout),
         )
 
@@ -111,7 +115,7 @@ class Platform:
 @dataclass
 class Gateways:
     attribute_authority: ZeepAttributeAuthorityGateway
-    cobrha: ZeepCobrhaGateway
+    cobrha: ZeepCobrhaGateway | CachingCobrha
     national_register: ZeepNationalRegisterGateway
 
 

@@ -42,6 +42,8 @@ class Settings:
     server_threads: int = 16
     # How often the National Register's mutation feed is read (also once at start).
     mutation_sync_seconds: float = 60.0
+    # How long CoBrHa answers (providers, VISA, organisations) are reused; 0 asks every time.
+    cobrha_cache_seconds: float = 300.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -53,6 +55,7 @@ class Settings:
             upstream_timeout_seconds=float(os.environ.get("MYCARENET_UPSTREAM_TIMEOUT", "5")),
             server_threads=_env_int("MYCARENET_SERVER_THREADS", 16),
             mutation_sync_seconds=float(os.environ.get("MYCARENET_MUTATION_SYNC_SECONDS", "60")),
+            cobrha_cache_seconds=float(os.environ.get("MYCARENET_COBRHA_CACHE_SECONDS", "300")),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "data_dir" in clean:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from mycarenet_ic.clients.base import SignedSoapClient
@@ -106,3 +109,37 @@ class ZeepNationalRegisterGateway:
             for m in ((answer.MutationList.Mutation if answer.MutationList else None) or [])
         )
         return MutationBatch(mutations, answer.Header.SequenceNumber, bool(answer.MoreAvailable))
+
+
+class CachingCobrha:
+    """CoBrHa answers kept for ``ttl`` seconds, per question (not-found answers too).
+
+    Who is a provider, a pharmacy or a PSI, and their VISA, change on the scale of days; every
+    Integrated Care, MemberData and Tarification call asks it, so the answers are reused.
+    """
+
+    def __init__(self, inner: ZeepCobrhaGateway, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.inner = inner
+        self.ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._answers: dict[tuple[str, str | None, str | None], tuple[float, Any]] = {}
+
+    def _cached(self, key: tuple[str, str | None, str | None], fetch: Callable[[], Any]) -> Any:
+        now = self._clock()
+        with self._lock:
+            hit = self._answers.get(key)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        value = fetch()
+        with self._lock:
+            if len(self._answers) > 10_000:
+                self._answers.clear()
+            self._answers[key] = (now + self.ttl, value)
+        return value
+
+    def professional(self, *, ssin: str | None = None, nihii: str | None = None) -> Professional | None:
+        return self._cached(("pro", ssin, nihii), lambda: self.inner.professional(ssin=ssin, nihii=nihii))
+
+    def organisation(self, *, nihii: str | None = None, cbe: str | None = None) -> Organisation | None:
+        return self._cached(("org", nihii, cbe), lambda: self.inner.organisation(nihii=nihii, cbe=cbe))

@@ -157,9 +157,10 @@ class SoapEndpoint:
                 caller = identity_from_certificate(verified.certificate)
             except ValueError:
                 raise SecurityRejected("certificate names no known holder") from None
-        except MycarenetError as exc:
-            entry.outcome, entry.detail = _outcome(exc), f"{exc.code}: {exc.reason}"
-            return self._answer_error(exc, entry, start_response)
+        except Exception as exc:  # noqa: BLE001 - every failure gets a clean, signed fault
+            error = faults.as_mycarenet_error(exc)
+            entry.outcome, entry.detail = _outcome(error), f"{error.code}: {error.reason}"
+            return self._answer_error(error, entry, start_response)
 
         entry.caller = self.deps.audit.caller_label(caller)
         payload = verified.body[0] if len(verified.body) else None
@@ -177,11 +178,11 @@ class SoapEndpoint:
 
         chunks = self._spyne(environ, _capture)
         body = b"".join(chunks)
-        error = environ.get(ENV_ERROR)
-        if entry.outcome == "OK" and error is not None:
-            entry.outcome = _outcome(error)
-        if error is not None and not entry.detail:
-            entry.detail = f"{error.code}: {error.reason}"
+        failed: MycarenetError | None = environ.get(ENV_ERROR)
+        if entry.outcome == "OK" and failed is not None:
+            entry.outcome = _outcome(failed)
+        if failed is not None and not entry.detail:
+            entry.detail = f"{failed.code}: {failed.reason}"
         try:
             self.deps.audit.append(entry)
         except Exception:  # noqa: BLE001 - an answer we cannot audit is not given

@@ -11,9 +11,10 @@ import logging
 import secrets
 
 from lxml import etree
+from sqlalchemy.exc import DBAPIError
 
 from mycarenet_ic import ns
-from mycarenet_ic.errors import InternalError, MycarenetError
+from mycarenet_ic.errors import InternalError, MycarenetError, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 def as_mycarenet_error(error: BaseException) -> MycarenetError:
     if isinstance(error, MycarenetError):
         return error
+    if isinstance(error, DBAPIError | TimeoutError):
+        # The database refused or failed: nothing was committed, so the client may simply retry.
+        log.error("storage failure", exc_info=error)
+        return StorageUnavailable(reason=f"{type(error).__name__}")
     log.error("unexpected error", exc_info=error)
     return InternalError()
 
