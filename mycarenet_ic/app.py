@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from mycarenet_ic.clients.gateways import (
     CachingCobrha,
+    CachingNationalRegister,
     ZeepAttributeAuthorityGateway,
     ZeepCobrhaGateway,
     ZeepNationalRegisterGateway,
@@ -23,7 +24,7 @@ from mycarenet_ic.domain.inclusions import Consent, Inclusion, Status, check_no_
 from mycarenet_ic.domain.tariff import Nomenclature
 from mycarenet_ic.persistence.affiliations import ScenarioAffiliations
 from mycarenet_ic.persistence.audit import SqlAuditLog
-from mycarenet_ic.persistence.db import make_engine, migrate
+from mycarenet_ic.persistence.db import make_engine, migrate, reading
 from mycarenet_ic.persistence.inclusions import SqlInclusionStore
 from mycarenet_ic.persistence.pseudonym import NissSealer, Pseudonymiser
 from mycarenet_ic.persistence.replay import SqlReplayCache
@@ -102,10 +103,14 @@ class Platform:
         direct = ZeepCobrhaGateway(urls["cobrha"], signer, verifier, timeout)
         cache = self.settings.cobrha_cache_seconds
         cobrha: ZeepCobrhaGateway | CachingCobrha = CachingCobrha(direct, cache) if cache > 0 else direct
+        register = ZeepNationalRegisterGateway(urls["national-register"], signer, verifier, timeout)
+        nr_ttl = self.settings.nr_cache_seconds
+        nr: ZeepNationalRegisterGateway | CachingNationalRegister = (
+            CachingNationalRegister(register, nr_ttl) if nr_ttl > 0 else register)
         return Gateways(
             ZeepAttributeAuthorityGateway(urls["attribute-authority"], signer, verifier, timeout),
             cobrha,
-            ZeepNationalRegisterGateway(urls["national-register"], signer, verifier, timeout),
+            nr,
         )
 
     def close(self) -> None:
@@ -116,7 +121,7 @@ class Platform:
 class Gateways:
     attribute_authority: ZeepAttributeAuthorityGateway
     cobrha: ZeepCobrhaGateway | CachingCobrha
-    national_register: ZeepNationalRegisterGateway
+    national_register: ZeepNationalRegisterGateway | CachingNationalRegister
 
 
 def business_endpoints(platform: Platform, gateways: Gateways) -> dict[str, SoapEndpoint]:
@@ -138,7 +143,7 @@ def seed_demo_inclusions(platform: Platform, records: list[dict[str, Any]]) -> i
 
     from mycarenet_ic.persistence.tables import ic_inclusion
 
-    with platform.engine.connect() as conn:
+    with reading(platform.engine) as conn:
         if conn.execute(select(func.count()).select_from(ic_inclusion)).scalar_one():
             return 0
     for n, rec in enumerate(records, 1):
@@ -251,7 +256,8 @@ class Sandbox:
     def stop(self) -> None:
         if getattr(self, "follower", None) is not None:
             self.follower.stop()
-        for served in self.served.values():
+        # Business services first (their in-flight requests still need the stubs), then the stubs.
+        for served in reversed(self.served.values()):
             try:
                 served.stop()
             except Exception:  # noqa: BLE001 - stopping the rest matters more

@@ -44,6 +44,8 @@ class Settings:
     mutation_sync_seconds: float = 60.0
     # How long CoBrHa answers (providers, VISA, organisations) are reused; 0 asks every time.
     cobrha_cache_seconds: float = 300.0
+    # How long National Register persons are reused (forgotten at once when a mutation names them).
+    nr_cache_seconds: float = 60.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -56,6 +58,7 @@ class Settings:
             server_threads=_env_int("MYCARENET_SERVER_THREADS", 16),
             mutation_sync_seconds=float(os.environ.get("MYCARENET_MUTATION_SYNC_SECONDS", "60")),
             cobrha_cache_seconds=float(os.environ.get("MYCARENET_COBRHA_CACHE_SECONDS", "300")),
+            nr_cache_seconds=float(os.environ.get("MYCARENET_NR_CACHE_SECONDS", "60")),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "data_dir" in clean:

@@ -18,8 +18,9 @@ class ServedApp:
                  path: str = "/") -> None:
         self.name = name
         self.path = path
+        # A real listen backlog: cheroot's default of 5 refuses connections under a burst of clients.
         self.server = wsgi.Server((host, port), app, numthreads=threads, server_name=name,
-                                  shutdown_timeout=5)
+                                  shutdown_timeout=5, request_queue_size=256)
         self.server.prepare()  # binds now, so the real port is known before serving
         self._thread = threading.Thread(target=self.server.serve, name=f"http-{name}", daemon=True)
 

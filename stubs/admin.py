@@ -1,7 +1,7 @@
 """Scenario admin endpoint (JSON over HTTP, loopback, bearer token from the data directory).
 
 ``GET /scenario`` returns the running scenario; ``POST /scenario/changes`` with
-``{"action": "add-link" | "remove-links" | "death" | "replace-ssin" | "add-person", …}``
+``{"action": "add-link" | "remove-links" | "death" | "replace-ssin" | "add-person" | "add-persons", …}``
 changes it for every stub at once. ``mycarenet-ic scenario …`` is its client.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 from mycarenet_ic.config import secret_file
 from stubs.scenario import Scenario, ScenarioError
 
-MAX_BODY = 65_536
+MAX_BODY = 1_048_576
 
 
 def admin_token(data_dir: Path) -> str:

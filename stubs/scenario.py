@@ -328,14 +328,20 @@ class Scenario:
             return mutation
 
     def add_person(self, record: dict[str, Any]) -> Person:
-        person = Person(**record)
+        return self.add_persons([record])[0]
+
+    def add_persons(self, records: list[dict[str, Any]]) -> list[Person]:
+        """Add several persons at once (validated first, saved once)."""
+        persons = [Person(**record) for record in records]
         with self._lock:
-            parse_niss(person.ssin)
-            if person.ssin in self.persons:
-                raise ScenarioError(f"{person.ssin} already exists")
-            self.persons[person.ssin] = person
+            for person in persons:
+                parse_niss(person.ssin)
+                if person.ssin in self.persons:
+                    raise ScenarioError(f"{person.ssin} already exists")
+            for person in persons:
+                self.persons[person.ssin] = person
             self.save()
-        return person
+        return persons
 
     def apply(self, change: dict[str, Any]) -> dict[str, Any]:
         """Apply one admin change ``{"action": …, …}``; return what it did."""
@@ -352,6 +358,8 @@ class Scenario:
                 return {"mutation": asdict(self.replace_ssin(**args))}
             if action == "add-person":
                 return {"person": asdict(self.add_person(args))}
+            if action == "add-persons":
+                return {"persons": len(self.add_persons(list(args.get("persons", []))))}
         except TypeError as exc:
             raise ScenarioError(f"bad arguments for {action}: {exc}") from None
         except ValueError as exc:

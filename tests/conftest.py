@@ -72,8 +72,10 @@ def sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     tmp = tmp_path_factory.mktemp("sandbox")
     for url in _database(request.param, tmp):
         # The periodic mutation sync is tested on its own; here it must not race the tests' own syncs.
-        box = Sandbox(Settings(data_dir=tmp / "data", database_url=url, mutation_sync_seconds=3600),
-                      reset_scenario=True)
+        # Upstream timeout: the load tests run 32 signing clients in this process on 2 cores; the timeout
+        # itself is tested with its own servers (test_reliability).
+        box = Sandbox(Settings(data_dir=tmp / "data", database_url=url, mutation_sync_seconds=3600,
+                               upstream_timeout_seconds=30), reset_scenario=True)
         box.start(0)
         try:
             yield box

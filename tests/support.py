@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import os
 import secrets
@@ -49,21 +48,10 @@ def aa_body(patient: str = PATIENT_LINKED, hcparty: str = DOCTOR_NIHII, kind: st
 
 def commons_request(element: str, ns: str, version: int, blob: bytes, patient: str, day: dt.date,
                     reference: str) -> str:
-    """A MyCareNet commons request body (CommonInput, Routing, Detail) built by hand, the way the public
-    contract spells it: ``element`` in ``ns``, its children in commons protocol v``version``, theirs in core."""
-    protocol = f"urn:be:fgov:ehealth:mycarenet:commons:protocol:v{version}"
-    core = f"urn:be:fgov:ehealth:mycarenet:commons:core:v{version}"
-    detail = base64.b64encode(blob).decode()
-    return (f'<x:{element} xmlns:x="{ns}" xmlns:p="{protocol}" xmlns:c="{core}" Id="_{secrets.token_hex(8)}" '
-            f'IssueInstant="{now().replace(microsecond=0).isoformat()}">'
-            "<p:CommonInput><c:Request><c:IsTest>true</c:IsTest></c:Request><c:Origin><c:Package>"
-            "<c:Name>hand</c:Name><c:License><c:Username>u</c:Username><c:Password>p</c:Password></c:License>"
-            f"</c:Package><c:CareProvider><c:Nihii><c:Quality>doctor</c:Quality><c:Value>{DOCTOR_NIHII}</c:Value>"
-            f"</c:Nihii><c:PhysicalPerson><c:Ssin>{DOCTOR_SSIN}</c:Ssin></c:PhysicalPerson></c:CareProvider>"
-            f"</c:Origin><c:InputReference>{reference}</c:InputReference></p:CommonInput>"
-            f"<p:Routing><c:CareReceiver><c:Ssin>{patient}</c:Ssin></c:CareReceiver>"
-            f"<c:ReferenceDate>{day}</c:ReferenceDate></p:Routing>"
-            f'<p:Detail ContentEncoding="none" ContentType="text/xml">{detail}</p:Detail></x:{element}>')
+    """A commons request body built by hand for the demo GP (see mycarenet_ic.clients.messages)."""
+    from mycarenet_ic.clients.messages import commons_request as build
+
+    return build(element, ns, version, blob, patient, day, reference, DOCTOR_NIHII, DOCTOR_SSIN)
 
 
 def envelope(body_xml: str) -> etree._Element:

@@ -143,3 +143,42 @@ class CachingCobrha:
 
     def organisation(self, *, nihii: str | None = None, cbe: str | None = None) -> Organisation | None:
         return self._cached(("org", nihii, cbe), lambda: self.inner.organisation(nihii=nihii, cbe=cbe))
+
+
+class CachingNationalRegister:
+    """National Register persons kept for ``ttl`` seconds; a person is forgotten as soon as a mutation
+    about them (NISS replaced, death) passes through :meth:`mutations_after`, so the layer never
+    answers from an identity it knows to be outdated."""
+
+    def __init__(self, inner: ZeepNationalRegisterGateway, ttl: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.inner = inner
+        self.ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._persons: dict[str, tuple[float, Person | None]] = {}
+
+    def person(self, ssin: str) -> Person | None:
+        now = self._clock()
+        with self._lock:
+            hit = self._persons.get(ssin)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        found = self.inner.person(ssin)
+        with self._lock:
+            if len(self._persons) > 50_000:
+                self._persons.clear()
+            self._persons[ssin] = (now + self.ttl, found)
+        return found
+
+    def forget(self, *ssins: str | None) -> None:
+        with self._lock:
+            for ssin in ssins:
+                if ssin:
+                    self._persons.pop(ssin, None)
+
+    def mutations_after(self, seq: int, max_results: int = 100) -> MutationBatch:
+        batch = self.inner.mutations_after(seq, max_results)
+        for m in batch.mutations:
+            self.forget(m.ssin, m.new_ssin)
+        return batch

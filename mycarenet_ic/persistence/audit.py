@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
 from mycarenet_ic.domain.qualities import CallerIdentity
+from mycarenet_ic.persistence.db import reading
 from mycarenet_ic.persistence.pseudonym import Pseudonymiser
 from mycarenet_ic.persistence.tables import audit_head, audit_log
 
@@ -95,7 +96,7 @@ class SqlAuditLog:
             query = query.where(audit_log.c.outcome == outcome)
         if limit:
             query = query.limit(limit)
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             return [dict(r._mapping) for r in conn.execute(query)][::-1]
 
 
@@ -112,7 +113,7 @@ class ChainReport:
 
 def _iter_rows(engine: Engine, batch: int = 5000) -> Iterator[dict[str, object]]:
     last = 0
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         while True:
             chunk = conn.execute(
                 select(audit_log).where(audit_log.c.seq > last).order_by(audit_log.c.seq).limit(batch)
@@ -137,7 +138,7 @@ def verify_chain(engine: Engine) -> ChainReport:
         if _row_hash(row) != row["hash"]:
             return ChainReport(count, seq, f"row {seq} was changed after it was written")
         prev_hash, expected_seq = str(row["hash"]), seq + 1
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
     if head.seq != expected_seq - 1 or head.hash != prev_hash:
         return ChainReport(count, expected_seq, f"rows after {expected_seq - 1} are missing (head is {head.seq})")

@@ -1,20 +1,23 @@
 """Engine creation and schema migration.
 
-SQLite runs in WAL mode with a busy timeout, and every transaction starts
+SQLite runs in WAL mode with a busy timeout; every write transaction starts
 with ``BEGIN IMMEDIATE`` so that concurrent writers queue instead of failing
-on a lock upgrade. PostgreSQL is used when the URL says so.
+on a lock upgrade, while reads (:func:`reading`) use a plain ``BEGIN`` and
+never wait for writers. PostgreSQL is used when the URL says so.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+_READ_ONLY = "mycarenet_read_only"
 _ADVISORY_LOCK = 0x6D636E  # any constant shared by all workers of this layer
 
 
@@ -37,14 +40,57 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
+        # Writers of this process queue on a lock that wakes the next one at once; SQLite's own busy
+        # handler (for other processes) sleeps in steps of up to 100 ms, which starves a busy server.
+        writers = threading.Lock()
+        holder = threading.local()
+
         @event.listens_for(engine, "begin")
         def _on_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if conn.get_execution_options().get(_READ_ONLY):
+                conn.exec_driver_sql("BEGIN")  # readers never wait (WAL)
+                return
+            writers.acquire()
+            holder.held = True
+            try:
+                # Writers take the write lock up front: no failed lock upgrade halfway through.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                _release()
+                raise
+
+        def _release() -> None:
+            if getattr(holder, "held", False):
+                holder.held = False
+                writers.release()
+
+        dialect = engine.dialect
+        commit, rollback = dialect.do_commit, dialect.do_rollback
+
+        def do_commit(dbapi_connection):
+            try:
+                commit(dbapi_connection)
+            finally:
+                _release()
+
+        def do_rollback(dbapi_connection):
+            try:
+                rollback(dbapi_connection)
+            finally:
+                _release()
+
+        dialect.do_commit = do_commit  # type: ignore[method-assign]
+        dialect.do_rollback = do_rollback  # type: ignore[method-assign]
 
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     return create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+
+
+def reading(engine: Engine) -> Connection:
+    """A connection for reads only: on SQLite it does not take the write lock."""
+    return engine.connect().execution_options(**{_READ_ONLY: True})
 
 
 def alembic_config(engine: Engine) -> Config:

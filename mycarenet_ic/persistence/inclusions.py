@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from mycarenet_ic.domain.inclusions import Consent, Inclusion, Status, close_at_death
 from mycarenet_ic.errors import BusinessRuleViolation
 from mycarenet_ic.persistence.audit import AuditEntry, SqlAuditLog
+from mycarenet_ic.persistence.db import reading
 from mycarenet_ic.persistence.pseudonym import NissSealer, Pseudonymiser
 from mycarenet_ic.persistence.tables import feed_cursor, ic_event, ic_inclusion, ic_patient, ic_request
 from mycarenet_ic.services.integrated_care import ChangeFn, WriteOutcome
@@ -94,7 +95,7 @@ class SqlInclusionStore:
 
     # -- reads -----------------------------------------------------------------------------------------
     def inclusions_of(self, ssin: str) -> list[Inclusion]:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             return self._of(conn, self.key(ssin))
 
     @staticmethod
@@ -104,7 +105,7 @@ class SqlInclusionStore:
         return [_from_row(r) for r in rows]
 
     def get(self, inclusion_id: str) -> Inclusion | None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(select(ic_inclusion).where(ic_inclusion.c.id == inclusion_id)).first()
         return _from_row(row) if row else None
 
@@ -116,7 +117,7 @@ class SqlInclusionStore:
         """Inclusions of ``project`` not ended before ``on``, with the patient's NISS (unsealed)."""
         where = and_(ic_inclusion.c.project == project,
                      or_(ic_inclusion.c.end_date.is_(None), ic_inclusion.c.end_date >= on))
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             total = conn.execute(select(func.count()).select_from(ic_inclusion).where(where)).scalar_one()
             rows = conn.execute(select(ic_inclusion).where(where)
                                 .order_by(ic_inclusion.c.start_date, ic_inclusion.c.id)
@@ -124,7 +125,7 @@ class SqlInclusionStore:
         return [(self.sealer.open(r.patient_sealed), _from_row(r)) for r in rows], int(total)
 
     def replayed(self, sender: str, request_id: str, request_hash: str) -> WriteOutcome | None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(select(ic_request).where(
                 ic_request.c.sender == sender, ic_request.c.request_id == request_id)).first()
         if row is None:
@@ -204,7 +205,7 @@ class SqlInclusionStore:
 
     # -- National Register mutations ------------------------------------------------------------------
     def cursor(self, name: str) -> int:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             pos = conn.execute(select(feed_cursor.c.position).where(feed_cursor.c.name == name)).scalar()
         return int(pos or 0)
 
@@ -275,7 +276,7 @@ class SqlInclusionStore:
         """Every event after ``seq``, in order, read in batches (constant memory)."""
         last = seq
         while True:
-            with self.engine.connect() as conn:
+            with reading(self.engine) as conn:
                 rows = conn.execute(select(ic_event).where(ic_event.c.seq > last)
                                     .order_by(ic_event.c.seq).limit(batch)).all()
             if not rows:
@@ -285,11 +286,11 @@ class SqlInclusionStore:
             last = rows[-1].seq
 
     def last_event_seq(self) -> int:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             return int(conn.execute(select(func.coalesce(func.max(ic_event.c.seq), 0))).scalar_one())
 
     def count_events_after(self, seq: int) -> int:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             return int(conn.execute(select(func.count()).select_from(ic_event).where(ic_event.c.seq > seq))
                        .scalar_one())
 

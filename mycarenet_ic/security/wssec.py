@@ -206,12 +206,28 @@ class TrustStore:
 
     def __init__(self, ca_certs: list[x509.Certificate]) -> None:
         self._cas = {ca.subject.public_bytes(): ca for ca in ca_certs}
+        # Certificates whose issuer signature and key were checked (DER bytes): only the dates are
+        # checked again. Bounded; a trust store is built once per process.
+        self._checked: set[bytes] = set()
+        self._lock = threading.Lock()
 
     @classmethod
     def from_pem(cls, *pems: bytes) -> TrustStore:
         return cls([x509.load_pem_x509_certificate(p) for p in pems])
 
     def check(self, cert: x509.Certificate, now: dt.datetime) -> None:
+        der = cert.public_bytes(serialization.Encoding.DER)
+        if der in self._checked:
+            if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
+                raise SecurityRejected("certificate outside its validity period")
+            return
+        self._check(cert, now)
+        with self._lock:
+            if len(self._checked) > 10_000:
+                self._checked.clear()
+            self._checked.add(der)
+
+    def _check(self, cert: x509.Certificate, now: dt.datetime) -> None:
         ca = self._cas.get(cert.issuer.public_bytes())
         if ca is None:
             raise SecurityRejected("certificate from an unknown issuer")

@@ -8,30 +8,25 @@ import datetime as dt
 import secrets
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import zeep
-import zeep.exceptions
 from lxml import etree
 from sqlalchemy import func, select, text
 
 from mycarenet_ic import contract, ns
 from mycarenet_ic.app import Sandbox
-from mycarenet_ic.clients.base import SignedSoapClient
 from mycarenet_ic.domain.identifiers import is_valid_niss
 from mycarenet_ic.domain.inclusions import Inclusion
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.persistence.tables import ic_event, ic_inclusion, ic_request
 from mycarenet_ic.security.wssec import Signer
 from tests import support
+from tests.ic_client import IC_NS, Fault, IcClient
 
 pytestmark = pytest.mark.integration
 
-IC_NS = "urn:be:fgov:ehealth:mycarenet:integratedcare:protocol:v1"
-BINDING = f"{{{IC_NS}}}IntegratedCareSoapBinding"
 PSI_LEUVEN, PSI_NAMUR, PSI_GENT, PSI_STOPPED = "91000153", "91000252", "91000351", "91000450"
 ADMIN_LEUVEN, COORD_LEUVEN = "81041102219", "73080202153"
 ADMIN_NAMUR, ADMIN_GENT = "79033002279", "83060602231"
@@ -42,58 +37,6 @@ B = support.PATIENT_UNLINKED    # Desmet: declared in Leuven by the fixture; no 
 C = "61110202116"               # Maes: principal in Gent; linked to doctor and pharmacy
 D = "41091702105"               # Cools: declared in Gent by the fixture; no link
 NOBODY_INCLUDED = "72061602183"  # Renard: in no project
-
-
-@dataclass
-class Fault:
-    code: str
-    message: str
-    kind: str
-    retry: str
-
-
-class IcClient:
-    """A signed zeep client of the Integrated Care service for one certificate holder."""
-
-    def __init__(self, box: Sandbox, quality: Quality, ssin: str | None, nihii: str | None) -> None:
-        self.box = box
-        holder = box.platform.pki.issue_holder(quality, ssin, nihii)
-        self.client = SignedSoapClient("mycarenet-integratedcare-v1.wsdl", BINDING, box.urls["integrated-care"],
-                                       Signer(holder), box.platform.answer_verifier())
-
-    @staticmethod
-    def common(**provider: Any) -> dict[str, Any]:
-        origin: dict[str, Any] = {"Package": {"Name": "sandbox-tests", "License": {"Username": "u", "Password": "p"}}}
-        if provider:
-            origin["CareProvider"] = provider
-        return {"IsTest": True, "Origin": origin, "InputReference": "ref-1"}
-
-    def raw(self, operation: str, request_id: str | None = None, **kwargs: Any) -> Any:
-        header = self.client.header()
-        if request_id:
-            header["Id"] = request_id
-        kwargs.setdefault("CommonInput", self.common())
-        try:
-            return getattr(self.client._service, operation)(**header, **kwargs)
-        except zeep.exceptions.Fault as exc:
-            err = exc.detail[0]
-            return Fault(err.findtext("Code") or "", err.findtext("Message") or "", etree.QName(err).localname,
-                         err.findtext("Retry") or "")
-
-    def declare(self, ssin: str, project: str, status: str = "information", start: dt.date | None = None,
-                consent: tuple[str, dt.date] | None = None, request_id: str | None = None) -> Any:
-        extra = {"Consent": {"Agreement": consent[0], "Date": consent[1]}} if consent else {}
-        return self.raw("declareInclusion", request_id, Patient={"Ssin": ssin}, Project=project, Status=status,
-                        StartDate=start or dt.date.today(), **extra)
-
-    def consult(self, ssin: str) -> Any:
-        return self.raw("consultInclusions", Patient={"Ssin": ssin})
-
-    def modify(self, ssin: str, inclusion_id: str, request_id: str | None = None, **changes: Any) -> Any:
-        return self.raw("modifyInclusion", request_id, Patient={"Ssin": ssin}, InclusionId=inclusion_id, **changes)
-
-    def list(self, project: str, offset: int = 0, max_results: int = 20) -> Any:
-        return self.raw("listProjectPatients", Project=project, Offset=offset, MaxResults=max_results)
 
 
 def inclusions(box: Sandbox, ssin: str) -> list[Inclusion]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import secrets
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from signxml import XMLVerifier
 from mycarenet_ic import contract
 from mycarenet_ic.app import Sandbox
 from mycarenet_ic.clients.base import SignedSoapClient
+from mycarenet_ic.clients.messages import attribute_query as query_xml
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.security.wssec import Signer
 from tests import support
@@ -39,26 +39,6 @@ PHYSIO_NIHII, PHYSIO_SSIN = "51218572528", "78111302143"
 HOSPITAL_NIHII, OTHER_HOSPITAL_NIHII = "71009938", "71025477"
 TODAY = dt.date.today()
 LAST_MONTH = (TODAY - dt.timedelta(days=30), TODAY - dt.timedelta(days=1))
-
-
-def query_xml(issuer: str, subject: str, start: dt.date, end: dt.date,
-              facets: list[tuple[str, list[tuple[str, str]]]] | None = None,
-              name_format: str = "urn:be:fgov:person:ssin", extra: str = "") -> bytes:
-    """A SAML AttributeQuery the way MyCareNet clients build it."""
-    facets = facets if facets is not None else [(f"{INS}", [("requestType", "information"),
-                                                             ("contactType", "other")])]
-    facet_xml = "".join(
-        f'<ext:Facet id="{fid}">' + "".join(f'<Dimension id="{d}">{v}</Dimension>' for d, v in dims) + "</ext:Facet>"
-        for fid, dims in facets)
-    return (f'<samlp:AttributeQuery xmlns:samlp="{SAMLP}" xmlns:saml="{SAML}" ID="_{secrets.token_hex(8)}" '
-            f'Version="2.0" IssueInstant="{support.now().replace(microsecond=0).isoformat()}">'
-            f'<saml:Issuer Format="urn:be:cin:nippin:nihii11">{issuer}</saml:Issuer>'
-            f'<samlp:Extensions xmlns:ext="{EXT}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-            f'xsi:type="ext:ExtensionsType">{facet_xml}</samlp:Extensions>'
-            f'<saml:Subject><saml:NameID Format="{name_format}">{subject}</saml:NameID>'
-            f'<saml:SubjectConfirmation Method="urn:be:cin:nippin:memberIdentification">'
-            f'<saml:SubjectConfirmationData NotBefore="{start}T00:00:00" NotOnOrAfter="{end}T00:00:00"/>'
-            f"</saml:SubjectConfirmation></saml:Subject>{extra}</samlp:AttributeQuery>").encode()
 
 
 @dataclass

@@ -17,6 +17,7 @@ from lxml import etree
 from mycarenet_ic import contract
 from mycarenet_ic.app import Sandbox
 from mycarenet_ic.clients.base import SignedSoapClient
+from mycarenet_ic.clients.messages import tariff_request as kmehr_request
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.security.wssec import Signer
 from mycarenet_ic.soap.tarification import answer_of
@@ -36,34 +37,6 @@ NURSE = ("86021702227", "41211142404")           # De Backer
 SPECIALIST = ("70051208689", "12183495580")      # Claessens, internal medicine
 POPESCU, DIALLO = "92080304510", "99012106236"   # CPAS Namur (share covered), CPAS Gent (AMU)
 DAY = dt.date.today() - dt.timedelta(days=2)
-
-
-def kmehr_request(author: str, author_ssin: str, patient: str, day: dt.date, codes: list[str],
-                  justification: str | None = None, gmd_manager: str | None = None,
-                  transaction: str = "tariff") -> bytes:
-    """A message-services RetrieveTransactionRequest as a tariff client builds it."""
-    items = [f'<k:item><k:id S="ID-KMEHR" SV="1.0">1</k:id><k:cd S="CD-ITEM" SV="1.0">encounterdatetime</k:cd>'
-             f"<k:content><k:date>{day}</k:date></k:content></k:item>"]
-    for n, code in enumerate(codes, 2):
-        items.append(f'<k:item><k:id S="ID-KMEHR" SV="1.0">{n}</k:id><k:cd S="CD-ITEM" SV="1.0">claim</k:cd>'
-                     f'<k:content><k:cd S="CD-NIHDI" SV="1.0">{code}</k:cd></k:content></k:item>')
-    if justification:
-        items.append('<k:item><k:id S="ID-KMEHR" SV="1.0">90</k:id><k:cd S="CD-ITEM" SV="1.0">justification</k:cd>'
-                     f'<k:content><k:cd S="CD-MYCARENET-JUSTIFICATION" SV="1.0">{justification}</k:cd></k:content>'
-                     "</k:item>")
-    if gmd_manager:
-        items.append('<k:item><k:id S="ID-KMEHR" SV="1.0">91</k:id><k:cd S="CD-ITEM" SV="1.0">gmdmanager</k:cd>'
-                     f'<k:content><k:hcparty><k:id S="ID-HCPARTY" SV="1.0">{gmd_manager}</k:id>'
-                     '<k:cd S="CD-HCPARTY" SV="1.1">persphysician</k:cd></k:hcparty></k:content></k:item>')
-    now = dt.datetime.now()
-    return (f'<mp:RetrieveTransactionRequest xmlns:mp="{MP}" xmlns:mc="{MC}" xmlns:k="{K}">'
-            f'<mp:request><mc:id S="ID-KMEHR" SV="1.0">{author}.{now:%Y%m%d%H%M%S}</mc:id>'
-            f'<mc:author><k:hcparty><k:id S="ID-HCPARTY" SV="1.0">{author}</k:id>'
-            f'<k:id S="INSS" SV="1.0">{author_ssin}</k:id><k:cd S="CD-HCPARTY" SV="1.1">persphysician</k:cd>'
-            f"</k:hcparty></mc:author><mc:date>{now.date()}</mc:date><mc:time>{now:%H:%M:%S}</mc:time></mp:request>"
-            f'<mp:select><mc:patient><mc:id S="ID-PATIENT" SV="1.0">{patient}</mc:id></mc:patient>'
-            f'<mc:transaction><mc:cd S="CD-TRANSACTION-MYCARENET" SV="1.0">{transaction}</mc:cd>{"".join(items)}'
-            "</mc:transaction></mp:select></mp:RetrieveTransactionRequest>").encode()
 
 
 class TariffClient:

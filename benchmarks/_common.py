@@ -1,0 +1,135 @@
+"""Shared by the benchmark scripts: a sandbox in a subprocess, signed requests built ahead of the clock,
+a bounded load generator, percentiles. Loopback only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from mycarenet_ic.clients.messages import attribute_query, commons_request, tariff_request
+
+GP_NIHII, GP_SSIN = "11200035003", "74030902123"
+PATIENT = "48031202166"
+MD_NS = "urn:be:fgov:ehealth:mycarenet:memberdata:protocol:v1"
+TAR_NS = "urn:be:fgov:ehealth:mycarenet:tarification:protocol:v1"
+IC_NS = "urn:be:fgov:ehealth:mycarenet:integratedcare:protocol:v1"
+MD_FACETS = [("urn:be:cin:nippin:insurability", [("requestType", "invoicing"), ("contactType", "other")]),
+             ("urn:be:cin:nippin:chronicCondition", []), ("urn:be:cin:nippin:carePath", [])]
+
+
+def memberdata_body() -> str:
+    """A MemberData consultation for Peeters by the demo GP: 7 assertions in the answer."""
+    end = dt.date.today() - dt.timedelta(days=1)
+    query = attribute_query(GP_NIHII, PATIENT, end - dt.timedelta(days=30), end, MD_FACETS)
+    return commons_request("MemberDataConsultationRequest", MD_NS, 3, query, PATIENT, end, "bench",
+                           GP_NIHII, GP_SSIN)
+
+
+def tariff_body() -> str:
+    day = dt.date.today() - dt.timedelta(days=1)
+    blob = tariff_request(GP_NIHII, GP_SSIN, "82112502158", day, ["101076", "103132"])
+    return commons_request("TarificationConsultationRequest", TAR_NS, 2, blob, "82112502158", day, "bench",
+                           GP_NIHII, GP_SSIN)
+
+
+def declaration_body(ssin: str, project: str, request_id: str) -> str:
+    return (f'<ic:DeclareInclusionRequest xmlns:ic="{IC_NS}" Id="{request_id}" '
+            f'IssueInstant="{dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()}"><ic:CommonInput>'
+            "<ic:IsTest>true</ic:IsTest><ic:Origin><ic:Package><ic:Name>bench</ic:Name></ic:Package></ic:Origin>"
+            f"</ic:CommonInput><ic:Patient><ic:Ssin>{ssin}</ic:Ssin></ic:Patient><ic:Project>{project}</ic:Project>"
+            "<ic:Status>information</ic:Status><ic:StartDate>2026-11-01</ic:StartDate></ic:DeclareInclusionRequest>")
+
+
+class SandboxProcess:
+    """``mycarenet-ic sandbox`` in a child process (its own cores' worth of GIL), on free ports."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        full = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | (env or {})
+        full["MYCARENET_DATA_DIR"] = str(data_dir)
+        self.proc = subprocess.Popen([sys.executable, "-m", "mycarenet_ic.cli", "sandbox", "--port", "0"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=full)
+        self.urls: dict[str, str] = {}
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("READY "):
+                _, name, url = line.split()
+                self.urls[name] = url
+            if line.startswith("Ctrl-C"):
+                return
+        raise RuntimeError("the sandbox did not start")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+
+@dataclass
+class LoadResult:
+    clients: int
+    count: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def throughput(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000 if ordered else 0.0
+
+    def line(self, label: str) -> str:
+        return (f"{label:<28} clients={self.clients:>2}  requests={self.count:>5}  errors={self.errors:>3}  "
+                f"{self.throughput:7.1f} req/s  p50={self.percentile(50):7.1f} ms  p95={self.percentile(95):7.1f} ms  "
+                f"p99={self.percentile(99):7.1f} ms")
+
+
+def run_load(url: str, messages: Sequence[bytes], clients: int, max_seconds: float,
+             ok: Callable[[requests.Response], bool] = lambda r: r.status_code == 200) -> LoadResult:
+    """Send every message once, from ``clients`` threads, stopping at ``max_seconds`` (bounded)."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    next_index = iter(range(len(messages)))
+    deadline = time.monotonic() + max_seconds
+
+    def client() -> None:
+        nonlocal errors
+        session = requests.Session()
+        session.trust_env = False
+        while time.monotonic() < deadline:
+            with lock:
+                i = next(next_index, None)
+            if i is None:
+                return
+            started = time.perf_counter()
+            response = session.post(url, data=messages[i], timeout=60,
+                                    headers={"Content-Type": "text/xml; charset=utf-8"})
+            took = time.perf_counter() - started
+            with lock:
+                latencies.append(took)
+                errors += 0 if ok(response) else 1
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        for _ in range(clients):
+            pool.submit(client)
+    seconds = time.perf_counter() - started
+    return LoadResult(clients, len(latencies), errors, seconds, latencies)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)

@@ -1,0 +1,127 @@
+"""The limit harness: what no implementation can avoid per MemberData request, with lxml and xmlsec directly.
+
+Per request: base64 and hardened parse of the SOAP message, WS-Security verification (exclusive c14n,
+RSA-SHA256, chain to the CA, timestamp, in-memory replay cache), XSD validation of the body, hardened
+parse of the SAML AttributeQuery blob; then the answer: the same number of signed SAML assertions as the
+service sends for this query, and the signed SOAP envelope, serialised. One thread: requests per second
+per core. Requests are built and signed before the clock starts.
+
+    .venv/bin/python benchmarks/limit_harness.py [--count 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lxml import etree
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import GP_NIHII, GP_SSIN, PATIENT, memberdata_body  # noqa: E402
+from mycarenet_ic import contract, ns  # noqa: E402
+from mycarenet_ic.domain.qualities import Quality  # noqa: E402
+from mycarenet_ic.security.parser import ParseLimits, parse_untrusted  # noqa: E402
+from mycarenet_ic.security.pki import Pki  # noqa: E402
+from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, TrustStore, Verifier  # noqa: E402
+
+SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
+SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
+P3 = "urn:be:fgov:ehealth:mycarenet:commons:protocol:v3"
+ASSERTIONS = 6  # what the service answers for the benchmark query (patient, period, payment, situation, …)
+ATTRIBUTES = 6
+
+
+def answer_template() -> tuple[etree._Element, etree._Element]:
+    """An unsigned SOAP answer shaped like the service's: a Response with ASSERTIONS assertions in Detail."""
+    saml = etree.Element(f"{{{SAMLP}}}Response", nsmap={"samlp": SAMLP, "saml": SAML}, ID="_r", Version="2.0",
+                         IssueInstant="2026-11-22T10:00:00Z")
+    etree.SubElement(saml, f"{{{SAML}}}Issuer").text = "urn:be:cin:io:100"
+    status = etree.SubElement(saml, f"{{{SAMLP}}}Status")
+    etree.SubElement(status, f"{{{SAMLP}}}StatusCode", Value="urn:oasis:names:tc:SAML:2.0:status:Success")
+    for n in range(ASSERTIONS):
+        a = etree.SubElement(saml, f"{{{SAML}}}Assertion", ID=f"_a{n}", Version="2.0",
+                             IssueInstant="2026-11-22T10:00:00Z")
+        etree.SubElement(a, f"{{{SAML}}}Issuer").text = "urn:be:cin:io:100"
+        subject = etree.SubElement(a, f"{{{SAML}}}Subject")
+        etree.SubElement(subject, f"{{{SAML}}}NameID", Format="urn:be:fgov:person:ssin").text = PATIENT
+        statement = etree.SubElement(a, f"{{{SAML}}}AttributeStatement")
+        for k in range(ATTRIBUTES):
+            attr = etree.SubElement(statement, f"{{{SAML}}}Attribute", Name=f"urn:be:cin:nippin:x{k}")
+            etree.SubElement(attr, f"{{{SAML}}}AttributeValue").text = "value"
+    env = etree.Element(f"{{{ns.SOAP11_ENV}}}Envelope", nsmap={"soap": ns.SOAP11_ENV})
+    etree.SubElement(env, f"{{{ns.SOAP11_ENV}}}Header")
+    body = etree.SubElement(env, f"{{{ns.SOAP11_ENV}}}Body")
+    response = etree.SubElement(body, "{urn:be:fgov:ehealth:mycarenet:memberdata:protocol:v1}"
+                                      "MemberDataConsultationResponse", Id="_x", IssueInstant="2026-11-22T10:00:00Z")
+    ret = etree.SubElement(response, f"{{{P3}}}Return")
+    etree.SubElement(ret, f"{{{P3}}}CommonOutput")
+    detail = etree.SubElement(ret, f"{{{P3}}}Detail", ContentType="text/xml", ContentEncoding="none")
+    detail.text = "__SAML__"
+    return env, saml
+
+
+def measure(count: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        pki = Pki(Path(tmp))
+        pki.init()
+        client = Signer(pki.issue_holder(Quality.DOCTOR, GP_SSIN, GP_NIHII), ttl_seconds=300)
+        service = Signer(pki.service("mycarenet"))
+        verifier = Verifier(TrustStore.from_pem(pki.ca().cert_pem), MemoryReplayCache())
+        schema = contract.schema("mycarenet-memberdata-v1.xsd")
+        limits = ParseLimits()
+        messages = []
+        for _ in range(count):
+            env = etree.fromstring(f'<soap:Envelope xmlns:soap="{ns.SOAP11_ENV}"><soap:Header/><soap:Body>'
+                                   f"{memberdata_body()}</soap:Body></soap:Envelope>".encode())
+            messages.append(etree.tostring(client.sign(env)))
+        template, saml_template = answer_template()
+        steps = {"parse": 0.0, "verify": 0.0, "validate": 0.0, "blob": 0.0, "sign": 0.0}
+        started = time.perf_counter()
+        for data in messages:
+            t0 = time.perf_counter()
+            root = parse_untrusted(data, limits)
+            t1 = time.perf_counter()
+            verified = verifier.verify(root)
+            t2 = time.perf_counter()
+            payload = verified.body[0]
+            if not schema.validate(payload):
+                raise SystemExit("the benchmark request does not follow the schema")
+            t3 = time.perf_counter()
+            blob = payload.find(f"{{{P3}}}Detail")
+            assert blob is not None
+            parse_untrusted(base64.b64decode(blob.text or ""), limits)
+            t4 = time.perf_counter()
+            saml = copy.deepcopy(saml_template)
+            for assertion in saml.findall(f"{{{SAML}}}Assertion"):
+                assertion.set("ID", f"_{secrets.token_hex(8)}")
+                service.sign_enveloped(assertion, after=assertion[0])
+            answer = copy.deepcopy(template)
+            answer.find(f".//{{{P3}}}Detail").text = base64.b64encode(etree.tostring(saml)).decode()
+            etree.tostring(service.sign(answer))
+            t5 = time.perf_counter()
+            for key, took in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
+                steps[key] += took
+        elapsed = time.perf_counter() - started
+    return {"per_second": count / elapsed, **{k: v / count * 1e6 for k, v in steps.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000)
+    args = parser.parse_args()
+    got = measure(args.count)
+    print(f"limit harness: {got['per_second']:.0f} MemberData requests/s on one core "
+          f"({args.count} requests, {ASSERTIONS} signed assertions + signed envelope per answer)")
+    print("  per request: " + ", ".join(f"{k} {got[k]:.0f} µs" for k in ("parse", "verify", "validate", "blob",
+                                                                          "sign")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The service under load: signed MemberData consultations, inclusion declarations and tariff consultations
+over HTTP against ``mycarenet-ic sandbox`` (a child process, SQLite unless DATABASE_URL is set), at 1, 4, 16
+and 32 concurrent clients; then MemberData's throughput divided by the limit harness's, measured in the same
+run. Bounded: a fixed number of requests per level and a time cap. Loopback only.
+
+    .venv/bin/python benchmarks/service_load.py [--count 200] [--levels 1,4,16,32] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import requests
+from lxml import etree
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import limit_harness  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    GP_NIHII,
+    GP_SSIN,
+    SandboxProcess,
+    declaration_body,
+    memberdata_body,
+    run_load,
+    tariff_body,
+)
+from mycarenet_ic import ns  # noqa: E402
+from mycarenet_ic.domain.identifiers import make_niss  # noqa: E402
+from mycarenet_ic.domain.qualities import Quality  # noqa: E402
+from mycarenet_ic.security.pki import Pki  # noqa: E402
+from mycarenet_ic.security.wssec import Signer  # noqa: E402
+
+
+def signed(signer: Signer, body: str) -> bytes:
+    env = etree.fromstring(f'<soap:Envelope xmlns:soap="{ns.SOAP11_ENV}"><soap:Header/><soap:Body>{body}'
+                           "</soap:Body></soap:Envelope>".encode())
+    return etree.tostring(signer.sign(env))
+
+
+def add_patients(box: SandboxProcess, data_dir: Path, count: int, offset: int) -> list[str]:
+    """``count`` fresh persons in the running sandbox's National Register (bulk admin change)."""
+    ssins = [make_niss(dt.date(1940, 1, 1) + dt.timedelta(days=(offset + i) // 400), 501 + (offset + i) % 400)
+             for i in range(count)]
+    token = (data_dir / "secrets" / "admin.token").read_text().strip()
+    answer = requests.post(box.urls["scenario-admin"].rstrip("/") + "/scenario/changes", timeout=60,
+                           headers={"Authorization": f"Bearer {token}"},
+                           json={"action": "add-persons", "persons": [
+                               {"ssin": s, "last_name": "Bench", "first_names": ["B"], "birth_date": None,
+                                "sex": "unknown"} for s in ssins]})
+    answer.raise_for_status()
+    return ssins
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=200, help="requests per operation and level")
+    parser.add_argument("--levels", default="1,4,16,32")
+    parser.add_argument("--seconds", type=float, default=60.0, help="time cap per operation and level")
+    parser.add_argument("--only", default="", help="comma-separated operations to run (default: all)")
+    args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    results: dict[str, dict[int, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        box = SandboxProcess(data_dir)
+        try:
+            signer = Signer(Pki(data_dir).issue_holder(Quality.DOCTOR, GP_SSIN, GP_NIHII), ttl_seconds=300)
+            patients = add_patients(box, data_dir, args.count * len(levels), 0)
+            for level in levels:
+                runs = {
+                    "memberdata": (box.urls["memberdata"], [signed(signer, memberdata_body())
+                                                            for _ in range(args.count)]),
+                    "integrated-care declare": (box.urls["integrated-care"], [
+                        signed(signer, declaration_body(patients.pop(), "91000252", f"_b{level}x{i}"))
+                        for i in range(args.count)]),
+                    "tarification": (box.urls["tarification"], [signed(signer, tariff_body())
+                                                                 for _ in range(args.count)]),
+                }
+                for name, (url, messages) in runs.items():
+                    if args.only and name.split()[0] not in args.only.split(","):
+                        continue
+                    run_load(url, messages[: min(8, len(messages))], 1, 30)  # warm-up, not counted
+                    got = run_load(url, messages[8:], level, args.seconds)
+                    print(got.line(name), flush=True)
+                    results.setdefault(name, {})[level] = got.throughput
+        finally:
+            box.stop()
+    if "memberdata" not in results:
+        return
+    harness = limit_harness.measure(300)["per_second"]
+    best = max(results["memberdata"].values())
+    print(f"limit harness (same run): {harness:.1f} MemberData requests/s on one core")
+    print(f"ratio MemberData service / limit harness: {best:.1f} / {harness:.1f} = {best / harness:.2f} "
+          f"(target >= 0.70)")
+    print(json.dumps({"throughput": results, "harness": harness, "ratio": best / harness}))
+
+
+if __name__ == "__main__":
+    main()

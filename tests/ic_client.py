@@ -1,0 +1,71 @@
+"""A signed zeep client of the Integrated Care service, for the tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import zeep.exceptions
+from lxml import etree
+
+from mycarenet_ic.app import Sandbox
+from mycarenet_ic.clients.base import SignedSoapClient
+from mycarenet_ic.domain.qualities import Quality
+from mycarenet_ic.security.wssec import Signer
+
+IC_NS = "urn:be:fgov:ehealth:mycarenet:integratedcare:protocol:v1"
+BINDING = f"{{{IC_NS}}}IntegratedCareSoapBinding"
+
+
+@dataclass
+class Fault:
+    code: str
+    message: str
+    kind: str
+    retry: str
+
+
+class IcClient:
+    """A signed zeep client of the Integrated Care service for one certificate holder."""
+
+    def __init__(self, box: Sandbox, quality: Quality, ssin: str | None, nihii: str | None,
+                 url: str | None = None) -> None:
+        self.box = box
+        self.holder = box.platform.pki.issue_holder(quality, ssin, nihii)
+        self.client = SignedSoapClient("mycarenet-integratedcare-v1.wsdl", BINDING, url or box.urls["integrated-care"],
+                                       Signer(self.holder), box.platform.answer_verifier(), timeout=60)
+
+    @staticmethod
+    def common(**provider: Any) -> dict[str, Any]:
+        origin: dict[str, Any] = {"Package": {"Name": "sandbox-tests", "License": {"Username": "u", "Password": "p"}}}
+        if provider:
+            origin["CareProvider"] = provider
+        return {"IsTest": True, "Origin": origin, "InputReference": "ref-1"}
+
+    def raw(self, operation: str, request_id: str | None = None, **kwargs: Any) -> Any:
+        header = self.client.header()
+        if request_id:
+            header["Id"] = request_id
+        kwargs.setdefault("CommonInput", self.common())
+        try:
+            return getattr(self.client._service, operation)(**header, **kwargs)
+        except zeep.exceptions.Fault as exc:
+            err = exc.detail[0]
+            return Fault(err.findtext("Code") or "", err.findtext("Message") or "", etree.QName(err).localname,
+                         err.findtext("Retry") or "")
+
+    def declare(self, ssin: str, project: str, status: str = "information", start: dt.date | None = None,
+                consent: tuple[str, dt.date] | None = None, request_id: str | None = None) -> Any:
+        extra = {"Consent": {"Agreement": consent[0], "Date": consent[1]}} if consent else {}
+        return self.raw("declareInclusion", request_id, Patient={"Ssin": ssin}, Project=project, Status=status,
+                        StartDate=start or dt.date.today(), **extra)
+
+    def consult(self, ssin: str) -> Any:
+        return self.raw("consultInclusions", Patient={"Ssin": ssin})
+
+    def modify(self, ssin: str, inclusion_id: str, request_id: str | None = None, **changes: Any) -> Any:
+        return self.raw("modifyInclusion", request_id, Patient={"Ssin": ssin}, InclusionId=inclusion_id, **changes)
+
+    def list(self, project: str, offset: int = 0, max_results: int = 20) -> Any:
+        return self.raw("listProjectPatients", Project=project, Offset=offset, MaxResults=max_results)
