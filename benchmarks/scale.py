@@ -56,7 +56,7 @@ def workers(database_url: str, count: int) -> None:
             env = {k: v for k, v in os.environ.items()} | {
                 "MYCARENET_DATA_DIR": str(data_dir), "DATABASE_URL": database_url, "MYCARENET_PUBLIC_URL": base}
             proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(n), "-k", "gthread", "--threads",
-                                     "8", "-b", f"127.0.0.1:{port}", "mycarenet_ic.wsgi:create_app()"],
+                                     "24", "-b", f"127.0.0.1:{port}", "mycarenet_ic.wsgi:create_app()"],
                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 wait_ready(f"{base}/memberdata?wsdl", timeout=60)

@@ -388,7 +388,9 @@ def test_two_workers_share_the_replay_cache_and_one_audit_chain(tmp_path: Path, 
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = _env(data_dir, database) | {"MYCARENET_PUBLIC_URL": base}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "8",
+    # The business services reach the stubs through this same server: each worker needs more threads than
+    # the requests it serves at once (16 at most here), or they could all wait on upstream calls.
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "24",
                              "-b", f"127.0.0.1:{port}", "--graceful-timeout", "20", "mycarenet_ic.wsgi:create_app()"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
