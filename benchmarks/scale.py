@@ -12,7 +12,7 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
+import resource  # noqa: F401 - used by the export child's script
 import signal
 import socket
 import subprocess
@@ -21,6 +21,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -75,7 +77,7 @@ def workers(database_url: str, count: int) -> None:
 def _fill(platform: Platform, total: int) -> None:
     """Bring the store to ``total`` inclusions (each with its change event), in batches, no service calls."""
     with platform.engine.connect() as conn:
-        have = conn.execute(ic_inclusion.count()).scalar_one()  # type: ignore[attr-defined]
+        have = conn.execute(select(func.count()).select_from(ic_inclusion)).scalar_one()
     now = dt.datetime.now(dt.UTC)
     sealed = platform.sealer.seal("48031202166")
     batch = 20_000
@@ -144,11 +146,16 @@ def _export(data_dir: Path, database_url: str | None) -> None:
     if database_url:
         env["DATABASE_URL"] = database_url
     out = data_dir.parent / "export"
+    # The export in a process of its own, which reports its own peak resident memory.
+    script = ("import resource, sys\nfrom mycarenet_ic.cli import main\n"
+              f"rc = main(['export', 'insurers', '--out', {str(out)!r}])\n"
+              "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+              "sys.exit(rc)\n")
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "mycarenet_ic.cli", "export", "insurers", "--out", str(out)],
-                          env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)
     took = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    peak_kb = [int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("PEAK_KB")]
+    peak_mb = (peak_kb[0] if peak_kb else 0) / 1024
     size = sum(p.stat().st_size for p in out.glob("*.xml")) / 1e6
     print(f"export insurers: {took:.0f} s, peak RSS {peak_mb:.0f} MB (target < 200 MB), {size:.0f} MB written, "
           f"exit {done.returncode}: {done.stdout.strip().splitlines()[-1] if done.stdout else done.stderr[-300:]}")
@@ -169,6 +176,18 @@ def main() -> None:
             print("workers: skipped (set DATABASE_URL to a PostgreSQL server)")
     if "inclusions" in parts:
         inclusions(database_url, args.big, args.count)
+    if "export" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            data_dir = Path(tmp) / "data"
+            platform = Platform(Settings(data_dir=data_dir, database_url=database_url))
+            Scenario.for_data_dir(data_dir, reset=True)
+            try:
+                started = time.perf_counter()
+                _fill(platform, args.big)
+                print(f"filled {args.big} inclusions in {time.perf_counter() - started:.0f} s", flush=True)
+                _export(data_dir, database_url)
+            finally:
+                platform.close()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 ``gunicorn -k gthread --threads 24 'mycarenet_ic.wsgi:create_app()'`` with ``MYCARENET_DATA_DIR`` and
 ``MYCARENET_PUBLIC_URL`` (the address clients use, for ``?wsdl``). The business services reach the
 stubs at ``MYCARENET_UPSTREAM_URL`` (default: the public URL), i.e. through the same server: give
-each worker more threads than the requests it serves at once, or they may all wait on upstream calls. The mutation feed is read by ``mycarenet-ic mutations sync`` (a cron job), not by workers.
+each worker more threads than the requests it serves at once, or they may all wait on upstream
+calls. The mutation feed is read by ``mycarenet-ic mutations sync`` (a cron job), not by workers.
 """
 
 from __future__ import annotations

@@ -84,6 +84,9 @@ def validate_export(path: Path) -> None:
                                            resolve_entities=False, load_dtd=False):
         if element.tag == _q("Event"):
             element.clear()
+            # Drop what was read: cleared elements stay attached to the root otherwise.
+            while element.getprevious() is not None:
+                del element.getparent()[0]
 
 
 def export_insurers(store: SqlInclusionStore, affiliations: ScenarioAffiliations, out_dir: Path,
