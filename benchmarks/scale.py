@@ -12,7 +12,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource  # noqa: F401 - used by the export child's script
 import signal
 import socket
 import subprocess
