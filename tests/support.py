@@ -119,5 +119,11 @@ def drop_postgres_database(base_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def service_rows_since(box: object, service: str, before: int) -> list[dict[str, object]]:
+    """The audit rows of ``service`` written after the first ``before`` rows of the whole log."""
+    rows = box.platform.audit.rows(limit=1_000_000)  # type: ignore[attr-defined]
+    return [r for r in rows[before:] if r["service"] == service]
+
+
 def postgres_url() -> str | None:
     return os.environ.get("MYCARENET_TEST_POSTGRES_URL") or None

@@ -199,6 +199,23 @@ def test_common_input_must_agree_with_the_certificate(sandbox: Sandbox, clients:
     assert state(sandbox) == before
 
 
+def test_pharmacist_consults_through_the_pharmacys_link_not_a_personal_one(
+        sandbox: Sandbox, clients: dict[str, IcClient]) -> None:
+    """Seed 000 §13: the therapeutic link checked for a pharmacist is the patient's link with the pharmacy."""
+    pharmacist = clients["pharmacist"]
+    sandbox.scenario.add_link(B, PHARMACIST_NIHII, "perspharmacist", "2024-01-01")  # a personal link: not enough
+    try:
+        before = state(sandbox)
+        refused = pharmacist.consult(B)
+        assert isinstance(refused, Fault) and refused.code == "ACCESS_DENIED" and state(sandbox) == before
+        sandbox.scenario.add_link(B, support.PHARMACY_NIHII, "orgpharmacy", "2024-01-01")  # the pharmacy's link
+        assert [i.Project for i in pharmacist.consult(B).Inclusion] == [PSI_LEUVEN]
+    finally:
+        sandbox.scenario.remove_links(B, PHARMACIST_NIHII)
+        sandbox.scenario.remove_links(B, support.PHARMACY_NIHII)
+    assert isinstance(pharmacist.consult(B), Fault)
+
+
 def test_psi_staff_learn_only_that_a_principal_exists_elsewhere(sandbox: Sandbox,
                                                                 clients: dict[str, IcClient]) -> None:
     seen = clients["admin-namur"].consult(A)  # A: information in Namur, principal in Leuven

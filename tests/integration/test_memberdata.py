@@ -374,6 +374,7 @@ def test_pharmacist_gives_a_day_not_a_period(pharmacist: MdClient) -> None:
 
 
 def test_who_may_ask_is_checked_at_the_envelope(sandbox: Sandbox, gp: MdClient) -> None:
+    before = len(sandbox.platform.audit.rows(limit=1_000_000))
     citizen = MdClient(sandbox, Quality.CITIZEN, support.PATIENT_LINKED, None)
     assert citizen.ask(query_xml("48031202166", support.PATIENT_LINKED, *LAST_MONTH)) == {
         "kind": "BusinessError", "Code": "ACCESS_DENIED"}
@@ -382,7 +383,8 @@ def test_who_may_ask_is_checked_at_the_envelope(sandbox: Sandbox, gp: MdClient) 
         "ACCESS_DENIED"  # type: ignore[index]
     claimed = gp.ask(query_xml("11203795004", support.PATIENT_LINKED, *LAST_MONTH), claimed="11203795004")
     assert claimed == {"kind": "BusinessError", "Code": "ACCESS_DENIED"}
-    assert sandbox.platform.audit.rows(limit=1)[0]["outcome"] == "DENIED"
+    # nothing but one DENIED row per refusal: no consultation was recorded as answered
+    assert [r["outcome"] for r in support.service_rows_since(sandbox, "memberdata", before)] == ["DENIED"] * 3
 
 
 def test_deflate_encoded_blob_is_answered_deflated(gp: MdClient) -> None:

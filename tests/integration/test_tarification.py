@@ -189,6 +189,7 @@ def test_errors_carry_the_catalogue_codes(sandbox: Sandbox, gp: TariffClient, ca
 
 
 def test_only_providers_in_cobrha_with_a_valid_visa(sandbox: Sandbox) -> None:
+    before = len(sandbox.platform.audit.rows(limit=1_000_000))
     expired = TariffClient(sandbox, ("57120502143", support.EXPIRED_VISA_NIHII))
     answer = expired.send(kmehr_request(support.EXPIRED_VISA_NIHII, "57120502143", support.PATIENT_UNLINKED, DAY,
                                         ["101076"]))
@@ -197,6 +198,7 @@ def test_only_providers_in_cobrha_with_a_valid_visa(sandbox: Sandbox) -> None:
     answer = citizen.send(kmehr_request(support.DOCTOR_NIHII, support.PATIENT_LINKED, support.PATIENT_UNLINKED, DAY,
                                         ["101076"]))
     assert answer == {"kind": "BusinessError", "Code": "ACCESS_DENIED"}
+    assert [r["outcome"] for r in support.service_rows_since(sandbox, "tarification", before)] == ["DENIED"] * 2
 
 
 def test_a_request_that_is_not_kmehr_is_a_schema_error(gp: TariffClient) -> None:

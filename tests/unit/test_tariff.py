@@ -19,6 +19,7 @@ from mycarenet_ic.domain.assurability import (
     CareTrajectory,
     CpasDecision,
     GlobalMedicalFile,
+    Hospitalisation,
     InsurabilityPeriod,
     MedicalHouse,
     MemberFile,
@@ -116,6 +117,15 @@ def test_third_party_reason_gives_a_payment_approval_and_leaves_amounts_alone() 
     # chronic-condition status in the year of the act, and preferential patients: third party by right
     assert line(GP, patient(chronic_years=(2026,)), "101076").third_party_reason is ThirdPartyReason.CHRONIC_CONDITION
     assert line(GP, patient(BIM), "101076").third_party_reason is ThirdPartyReason.PREFERENTIAL
+
+
+def test_hospitalisation_and_maf_are_ignored() -> None:
+    """Seed 001 §13: the tariff ignores hospitalisation, cumulation, maxima and MAF."""
+    stay = Hospitalisation("71009938", D(2026, 11, 18), "C")
+    busy = line(GP, patient(hospitalisation=stay, maf_years=(2025, 2026)), "101076")
+    plain = line(GP, patient(), "101076")
+    assert (busy.fee, busy.insurer_amount, busy.patient_share) == (plain.fee, plain.insurer_amount,
+                                                                    plain.patient_share) == (3049, 2449, 600)
 
 
 def test_no_tariff_for_a_medical_house_subscriber_on_a_covered_act() -> None:
