@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,16 +31,10 @@ from mycarenet_ic.config import Settings  # noqa: E402
 from mycarenet_ic.domain.qualities import Quality  # noqa: E402
 from mycarenet_ic.persistence.tables import ic_event, ic_inclusion, ic_request  # noqa: E402
 from mycarenet_ic.security.wssec import Signer  # noqa: E402
-from mycarenet_ic.server import wait_ready  # noqa: E402
+from mycarenet_ic.server import free_port, wait_ready  # noqa: E402
 from stubs.scenario import Scenario  # noqa: E402
 
 IC_NS = "urn:be:fgov:ehealth:mycarenet:integratedcare:protocol:v1"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def workers(database_url: str, count: int) -> None:
@@ -52,7 +45,7 @@ def workers(database_url: str, count: int) -> None:
             platform = Platform(Settings(data_dir=data_dir, database_url=database_url))
             Scenario.for_data_dir(data_dir, reset=True)
             signer = Signer(platform.pki.issue_holder(Quality.DOCTOR, GP_SSIN, GP_NIHII), ttl_seconds=300)
-            port = _free_port()
+            port = free_port()
             base = f"http://127.0.0.1:{port}"
             env = {k: v for k, v in os.environ.items()} | {
                 "MYCARENET_DATA_DIR": str(data_dir), "DATABASE_URL": database_url, "MYCARENET_PUBLIC_URL": base}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import urllib.error
@@ -40,6 +41,13 @@ class ServedApp:
     def stop(self) -> None:
         self.server.stop()
         self._thread.join(timeout=10)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` now (for servers that cannot bind port 0 themselves, such as gunicorn)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def wait_ready(url: str, timeout: float = 30.0) -> None:

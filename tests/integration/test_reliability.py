@@ -39,7 +39,7 @@ from mycarenet_ic.persistence.db import make_engine
 from mycarenet_ic.persistence.tables import audit_log, ic_event, ic_inclusion, ic_request
 from mycarenet_ic.security.pki import Pki
 from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, TrustStore, Verifier
-from mycarenet_ic.server import ServedApp, wait_ready
+from mycarenet_ic.server import ServedApp, free_port, wait_ready
 from tests import support
 from tests.ic_client import IC_NS, Fault, IcClient
 
@@ -372,12 +372,6 @@ def test_sigterm_with_requests_in_flight_loses_nothing(tmp_path: Path, database:
         box.platform.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_two_workers_share_the_replay_cache_and_one_audit_chain(tmp_path: Path, database: str | None) -> None:
     data_dir = tmp_path / "data"
     from mycarenet_ic.app import Platform
@@ -385,7 +379,7 @@ def test_two_workers_share_the_replay_cache_and_one_audit_chain(tmp_path: Path, 
 
     platform = Platform(Settings(data_dir=data_dir, database_url=database))  # PKI, schema, keys: once, up front
     Scenario.for_data_dir(data_dir, reset=True)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = _env(data_dir, database) | {"MYCARENET_PUBLIC_URL": base}
     # The business services reach the stubs through this same server: each worker needs more threads than
