@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,16 +42,7 @@ def _database(backend: str, tmp: Path) -> Iterator[str | None]:
     if backend == "sqlite":
         yield None  # the data directory's SQLite file
         return
-    base = support.postgres_url()
-    if base is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must run the PostgreSQL tests: MYCARENET_TEST_POSTGRES_URL is not set")
-        pytest.skip("no PostgreSQL server (set MYCARENET_TEST_POSTGRES_URL)")
-    url, name = support.fresh_postgres_database(base)
-    try:
-        yield url
-    finally:
-        support.drop_postgres_database(base, name)
+    yield from support.postgres_database()
 
 
 @pytest.fixture(params=BACKENDS)

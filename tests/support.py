@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import secrets
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import requests
@@ -127,3 +128,20 @@ def service_rows_since(box: object, service: str, before: int) -> list[dict[str,
 
 def postgres_url() -> str | None:
     return os.environ.get("MYCARENET_TEST_POSTGRES_URL") or None
+
+
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped after); skipped without a server,
+    except in CI, where a missing server fails the run."""
+    import pytest
+
+    base = postgres_url()
+    if base is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run the PostgreSQL tests: MYCARENET_TEST_POSTGRES_URL is not set")
+        pytest.skip("no PostgreSQL server (set MYCARENET_TEST_POSTGRES_URL)")
+    url, name = fresh_postgres_database(base)
+    try:
+        yield url
+    finally:
+        drop_postgres_database(base, name)
