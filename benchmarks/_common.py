@@ -144,3 +144,67 @@ def run_load(url: str, messages: Sequence[bytes], clients: int, max_seconds: flo
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+def _proc_ticks(pid: int) -> tuple[int, int]:
+    """(parent pid, user + system clock ticks) of one process, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[1]), int(fields[11]) + int(fields[12])
+
+
+def _tree_ticks(root: int) -> int:
+    """CPU ticks used so far by ``root`` and all its descendants that are still alive."""
+    table: dict[int, tuple[int, int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                table[int(name)] = _proc_ticks(int(name))
+            except (OSError, ValueError, IndexError):
+                continue
+    members, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, _) in table.items():
+            if ppid == parent and pid not in members:
+                members.add(pid)
+                frontier.append(pid)
+    return sum(table[pid][1] for pid in members if pid in table)
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+class CpuMeter:
+    """Where the cores went during a run: the server's process tree, this process (the load generator),
+    and the whole machine (the rest: PostgreSQL, anything else). Figures in cores (1.0 = one core busy)."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+
+    def __enter__(self) -> CpuMeter:
+        self._t0 = time.perf_counter()
+        self._server0 = _tree_ticks(self.server_pid)
+        self._self0 = sum(os.times()[:2])
+        self._busy0, self._total0 = _machine_ticks()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        hz = os.sysconf("SC_CLK_TCK")
+        wall = time.perf_counter() - self._t0
+        busy, total = _machine_ticks()
+        self.seconds = wall
+        self.server = (_tree_ticks(self.server_pid) - self._server0) / hz / wall
+        self.generator = (sum(os.times()[:2]) - self._self0) / wall
+        cores = os.cpu_count() or 1
+        self.machine = (busy - self._busy0) / max(1, total - self._total0) * cores
+        self.other = max(0.0, self.machine - self.server - self.generator)
+
+    def line(self) -> str:
+        return (f"cores busy: server {self.server:.2f}, load generator {self.generator:.2f}, "
+                f"other (database, rest) {self.other:.2f}; machine {self.machine:.2f} of {os.cpu_count()}")
