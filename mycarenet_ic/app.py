@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,10 @@ class Platform:
         self.affiliations = ScenarioAffiliations(settings.data_dir / "scenario.json")
         self.nomenclature = Nomenclature.load()
         self._signers: dict[str, Signer] = {}
+        # One gate for all business endpoints of this process (stubs pass: a business request holding a
+        # place may be waiting on a stub served by this same process).
+        self.gate: AbstractContextManager[Any] = (
+            threading.BoundedSemaphore(settings.max_inflight) if settings.max_inflight > 0 else nullcontext())
 
     def signer(self, service: str) -> Signer:
         """The signer of one service, its key loaded once."""
@@ -82,7 +87,7 @@ class Platform:
         # The business services answer as the platform ("mycarenet"); each stub as itself.
         signer = self.signer("mycarenet" if service in BUSINESS else service)
         return EndpointDeps(self.incoming_verifier(), signer, self.audit, self.settings.environment,
-                            self.settings.max_body_bytes)
+                            self.settings.max_body_bytes, self.gate if service in BUSINESS else nullcontext())
 
     def integrated_care(self, gateways: Gateways) -> IntegratedCare:
         return IntegratedCare(self.inclusions, gateways.attribute_authority, gateways.cobrha,

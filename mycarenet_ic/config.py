@@ -40,6 +40,10 @@ class Settings:
     # eHealth error "Environment" value.
     environment: str = "Simulation"
     server_threads: int = 16
+    # Business requests (Integrated Care, MemberData, Tarification) handled at once by one process; more
+    # wait their turn (0: no bound). Their work is CPU under one GIL: past a few at once, threads only
+    # contend for it (benchmarks/scale.py: 1 worker, 16 clients: unbounded 55-60 req/s, bounded at 3 ~100).
+    max_inflight: int = 3
     # How often the National Register's mutation feed is read (also once at start).
     mutation_sync_seconds: float = 60.0
     # How long CoBrHa answers (providers, VISA, organisations) are reused; 0 asks every time.
@@ -56,6 +60,7 @@ class Settings:
             max_body_bytes=_env_int("MYCARENET_MAX_BODY_BYTES", 1_048_576),
             upstream_timeout_seconds=float(os.environ.get("MYCARENET_UPSTREAM_TIMEOUT", "5")),
             server_threads=_env_int("MYCARENET_SERVER_THREADS", 16),
+            max_inflight=_env_int("MYCARENET_MAX_INFLIGHT", 3),
             mutation_sync_seconds=float(os.environ.get("MYCARENET_MUTATION_SYNC_SECONDS", "60")),
             cobrha_cache_seconds=float(os.environ.get("MYCARENET_COBRHA_CACHE_SECONDS", "300")),
             nr_cache_seconds=float(os.environ.get("MYCARENET_NR_CACHE_SECONDS", "60")),

@@ -12,7 +12,8 @@ import io
 import logging
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ class EndpointDeps:
     audit: SqlAuditLog
     environment: str
     max_body_bytes: int
+    # Held while a request is processed (after its body is read): bounds the requests in work at once.
+    gate: AbstractContextManager[Any] = field(default_factory=nullcontext)
 
 
 def render_wsdl(wsdl_file: Path, address: str) -> bytes:
@@ -151,6 +154,20 @@ class SoapEndpoint:
             if not content_type.lower().startswith("text/xml"):
                 raise MalformedRequest("SOAP 1.1 requests must be sent as text/xml.")
             data = self._read_body(environ)
+        except Exception as exc:  # noqa: BLE001 - every failure gets a clean, signed fault
+            return self._refuse(exc, entry, start_response)
+        # Reading the body waits on the client; what follows is this process's own work.
+        with self.deps.gate:
+            return self._process(data, entry, environ, start_response)
+
+    def _refuse(self, exc: Exception, entry: AuditEntry, start_response: StartResponse) -> Iterable[bytes]:
+        error = faults.as_mycarenet_error(exc)
+        entry.outcome, entry.detail = _outcome(error), f"{error.code}: {error.reason}"
+        return self._answer_error(error, entry, start_response)
+
+    def _process(self, data: bytes, entry: AuditEntry, environ: dict[str, Any],
+                 start_response: StartResponse) -> Iterable[bytes]:
+        try:
             root = parse_untrusted(data, self._limits)
             verified = self.deps.verifier.verify(root)
             try:
@@ -158,9 +175,7 @@ class SoapEndpoint:
             except ValueError:
                 raise SecurityRejected("certificate names no known holder") from None
         except Exception as exc:  # noqa: BLE001 - every failure gets a clean, signed fault
-            error = faults.as_mycarenet_error(exc)
-            entry.outcome, entry.detail = _outcome(error), f"{error.code}: {error.reason}"
-            return self._answer_error(error, entry, start_response)
+            return self._refuse(exc, entry, start_response)
 
         entry.caller = self.deps.audit.caller_label(caller)
         payload = verified.body[0] if len(verified.body) else None
