@@ -42,7 +42,8 @@ class Settings:
     server_threads: int = 16
     # Business requests (Integrated Care, MemberData, Tarification) handled at once by one process; more
     # wait their turn (0: no bound). Their work is CPU under one GIL: past a few at once, threads only
-    # contend for it (benchmarks/scale.py: 1 worker, 16 clients: unbounded 55-60 req/s, bounded at 3 ~100).
+    # contend for it (MemberData, 1 gunicorn worker, 16 clients, PostgreSQL, 3 alternating pairs:
+    # unbounded 53-56 req/s, bounded at 3: 63-73 req/s; 2 workers, 2 pairs: 71/96 vs 102/108).
     max_inflight: int = 3
     # How often the National Register's mutation feed is read (also once at start).
     mutation_sync_seconds: float = 60.0
