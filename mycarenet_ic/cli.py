@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -53,30 +54,59 @@ def cmd_certs_issue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say(text: str) -> None:
+    """Print one line of the sandbox's progress; once standard output is gone, go on quietly.
+
+    A closed pipe (``mycarenet-ic sandbox | head -1``) must not take the sandbox down halfway or leave
+    it unstoppable: the rest of its output goes to ``os.devnull``, and what was buffered with it.
+    """
+    try:
+        print(text, flush=True)
+    except (BrokenPipeError, OSError, ValueError):
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        # On the descriptor itself: what is still buffered is flushed there at exit, not onto a dead pipe.
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        sys.stdout = open(os.devnull, "w")  # stays open as stdout until the process ends
+    finally:
+        os.close(devnull)
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from mycarenet_ic.app import Sandbox
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sandbox = Sandbox(_settings(args), reset_scenario=args.reset_scenario)
+    # Signals first: a SIGTERM or Ctrl-C that comes during the start stops the sandbox once it is up.
     done = threading.Event()
 
     def _stop(signum: int, _frame: Any) -> None:
         done.set()
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    urls = sandbox.start(args.port)
-    print(f"data directory: {sandbox.settings.data_dir.resolve()}", flush=True)
-    print(f"database: {sandbox.settings.effective_database_url.split('@')[-1]}", flush=True)
-    for name, url in urls.items():
-        print(f"READY {name} {url}", flush=True)
-    print("Ctrl-C stops the sandbox.", flush=True)
+    previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    sandbox = Sandbox(_settings(args), reset_scenario=args.reset_scenario)
     try:
+        try:
+            urls = sandbox.start(args.port)
+        except Exception as exc:  # noqa: BLE001 - one line, not a traceback; the finally stops what started
+            print(f"error: the sandbox did not start: {exc}", file=sys.stderr)
+            return 1
+        _say(f"data directory: {sandbox.settings.data_dir.resolve()}")
+        _say(f"database: {sandbox.settings.effective_database_url.split('@')[-1]}")
+        for name, url in urls.items():
+            _say(f"READY {name} {url}")
+        _say("Ctrl-C stops the sandbox.")
         while not done.wait(0.5):
             pass
     finally:
         sandbox.stop()
-        print("stopped", flush=True)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    _say("stopped")
     return 0
 
 
