@@ -17,6 +17,15 @@ from typing import Any
 from mycarenet_ic.config import DEFAULT_DATA_DIR, Settings
 from mycarenet_ic.domain.identifiers import InvalidIdentifier
 from mycarenet_ic.domain.qualities import Quality
+from mycarenet_ic.textsafe import printable, printable_json
+
+# Whatever is printed from stored rows, remote answers, files or exceptions goes through printable():
+# an escape sequence in an audit row or a scenario name is shown, never obeyed by the terminal.
+
+
+def _error(message: object) -> str:
+    """A one-line ``error: …`` message, control characters shown escaped."""
+    return f"error: {printable(str(message))}"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -28,7 +37,8 @@ def cmd_certs_init(args: argparse.Namespace) -> int:
 
     pki = Pki(_settings(args).data_dir)
     written = pki.init(force=args.force)
-    print(f"sandbox PKI in {pki.dir}: {len(written)} files written" + ("" if written else " (already there)"))
+    print(printable(f"sandbox PKI in {pki.dir}: {len(written)} files written")
+          + ("" if written else " (already there)"))
     return 0
 
 
@@ -42,15 +52,15 @@ def cmd_certs_issue(args: argparse.Namespace) -> int:
     try:
         pair = pki.issue_holder(quality, args.ssin, args.nihii, valid_days=args.days)
     except (InvalidIdentifier, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(_error(exc), file=sys.stderr)
         return 2
     stem = args.name or f"{quality.value}-{args.ssin or args.nihii}"
     password = args.p12_password.encode() if args.p12_password else None
     paths = write_keypair(pair, Path(args.out), stem, password)
-    print(f"subject: {pair.certificate.subject.rfc4514_string()}")
+    print(printable(f"subject: {pair.certificate.subject.rfc4514_string()}"))
     for kind, path in paths.items():
-        print(f"{kind}: {path}")
-    print(f"trust anchor: {pki.dir / 'ca.cert.pem'}")
+        print(printable(f"{kind}: {path}"))
+    print(printable(f"trust anchor: {pki.dir / 'ca.cert.pem'}"))
     return 0
 
 
@@ -93,12 +103,12 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         try:
             urls = sandbox.start(args.port)
         except Exception as exc:  # noqa: BLE001 - one line, not a traceback; the finally stops what started
-            print(f"error: the sandbox did not start: {exc}", file=sys.stderr)
+            print(_error(f"the sandbox did not start: {exc}"), file=sys.stderr)
             return 1
-        _say(f"data directory: {sandbox.settings.data_dir.resolve()}")
-        _say(f"database: {sandbox.settings.effective_database_url.split('@')[-1]}")
+        _say(printable(f"data directory: {sandbox.settings.data_dir.resolve()}"))
+        _say(printable(f"database: {sandbox.settings.effective_database_url.split('@')[-1]}"))
         for name, url in urls.items():
-            _say(f"READY {name} {url}")
+            _say(printable(f"READY {name} {url}"))
         _say("Ctrl-C stops the sandbox.")
         while not done.wait(0.5):
             pass
@@ -123,7 +133,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     if report.ok:
         print(f"audit chain OK: {report.rows} rows")
         return 0
-    print(f"audit chain BROKEN at row {report.broken_seq}: {report.reason}")
+    print(printable(f"audit chain BROKEN at row {report.broken_seq}: {report.reason}"))
     return 1
 
 
@@ -141,9 +151,12 @@ def cmd_audit_show(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     for row in rows:
-        patient = str(row["patient"] or "-")[:12]
-        print(f"{row['seq']:>7} {row['at']} {row['outcome']:<6} {row['service']:<20} {row['operation']:<36} "
-              f"{row['caller']:<28} patient={patient} req={row['request_id'] or '-'} {row['detail']}")
+        # One row, one line: every stored field is shown escaped (a SOAPAction is stored as it was sent).
+        f = {key: printable(str(value)) for key, value in row.items()}
+        patient = f["patient"][:12] if row["patient"] else "-"
+        print(f"{f['seq']:>7} {f['at']} {f['outcome']:<6} {f['service']:<20} {f['operation']:<36} "
+              f"{f['caller']:<28} patient={patient} req={f['request_id'] if row['request_id'] else '-'} "
+              f"{f['detail']}")
     return 0
 
 
@@ -151,7 +164,10 @@ def _admin_call(data_dir: Path, method: str, path: str, payload: dict[str, Any] 
     from mycarenet_ic.app import read_running
     from stubs.admin import admin_token
 
-    base = read_running(data_dir)["scenario-admin"].rstrip("/")
+    try:
+        base = read_running(data_dir)["scenario-admin"].rstrip("/")
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise SystemExit(_error(f"no running sandbox found: {exc}")) from None
     data = json.dumps(payload).encode() if payload is not None else None
     req = urllib.request.Request(base + path, data=data, method=method,  # noqa: S310 - loopback URL we wrote
                                  headers={"Authorization": f"Bearer {admin_token(data_dir)}",
@@ -160,20 +176,27 @@ def _admin_call(data_dir: Path, method: str, path: str, payload: dict[str, Any] 
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
             return json.loads(resp.read())
     except urllib.error.HTTPError as exc:
-        raise SystemExit(f"error: {json.loads(exc.read()).get('error', exc.reason)}") from None
+        try:
+            answer = json.loads(exc.read())
+            message = answer.get("error", exc.reason) if isinstance(answer, dict) else exc.reason
+        except (ValueError, OSError):
+            message = f"{exc.code} {exc.reason}"
+        raise SystemExit(_error(message)) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise SystemExit(_error(f"the sandbox's admin endpoint {base} did not answer: {exc}")) from None
 
 
 def cmd_scenario(args: argparse.Namespace) -> int:
     data_dir = _settings(args).data_dir
     if args.action == "show":
-        print(json.dumps(_admin_call(data_dir, "GET", "/scenario"), indent=1, ensure_ascii=False))
+        print(printable_json(_admin_call(data_dir, "GET", "/scenario")))
         return 0
     change: dict[str, Any] = {"action": args.action}
     for key in ("patient", "hcparty", "type", "start", "end", "ssin", "date", "old", "new"):
         value = getattr(args, key, None)
         if value is not None:
             change[key] = value
-    print(json.dumps(_admin_call(data_dir, "POST", "/scenario/changes", change), indent=1, ensure_ascii=False))
+    print(printable_json(_admin_call(data_dir, "POST", "/scenario/changes", change)))
     return 0
 
 
@@ -191,7 +214,7 @@ def cmd_mutations_sync(args: argparse.Namespace) -> int:
         urls = read_running(platform.settings.data_dir)
         report = platform.mutation_sync(platform.gateways(urls)).run()
     except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(_error(exc), file=sys.stderr)
         return 2
     finally:
         platform.close()
@@ -232,7 +255,7 @@ def cmd_export_insurers(args: argparse.Namespace) -> int:
         report = export_insurers(platform.inclusions, platform.affiliations, Path(args.out), since,
                                  ProgressBar("export"))
     except ExportConflict as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(_error(exc), file=sys.stderr)
         return 1
     finally:
         platform.close()
@@ -240,7 +263,7 @@ def cmd_export_insurers(args: argparse.Namespace) -> int:
         print("nothing new to export")
         return 0
     for insurer, path in sorted(report.files.items()):
-        print(f"insurer {insurer}: {report.per_insurer[insurer]} event(s) -> {path}")
+        print(printable(f"insurer {insurer}: {report.per_insurer[insurer]} event(s) -> {path}"))
     print(f"exported {report.events} event(s), {report.first_seq}..{report.last_seq}")
     return 0
 
