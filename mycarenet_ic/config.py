@@ -2,22 +2,83 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DEFAULT_DATA_DIR = Path("var") / "sandbox"
 
+# Keys, secrets and the database are the owner's only (files 0600, directories 0700), whatever the umask,
+# and files an older version left wider are tightened when they are next opened.
+OWNER_FILE = 0o600
+OWNER_DIR = 0o700
+
+
+def tighten(path: Path) -> None:
+    """Take every permission away from group and others on ``path`` (if it is there; links left alone)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISLNK(mode) and stat.S_IMODE(mode) & 0o077:
+        os.chmod(path, stat.S_IMODE(mode) & ~0o077)
+
+
+def owner_only_dir(path: Path) -> Path:
+    """``path`` as a directory only its owner may enter (0700), made if need be, with its files 0600."""
+    path.mkdir(mode=OWNER_DIR, parents=True, exist_ok=True)
+    os.chmod(path, OWNER_DIR)
+    for entry in path.iterdir():
+        if entry.is_file() and not entry.is_symlink():
+            tighten(entry)
+    return path
+
+
+def write_owner_only(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` as a 0600 file: a new file, renamed over the old one when complete.
+
+    The bytes are never in a file anyone else could open, not even for a moment: the temporary file is
+    made 0600 and replaces ``path`` (and whatever wider mode it had) only once written.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, OWNER_FILE)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
 
 def secret_file(path: Path, make: Callable[[], bytes]) -> bytes:
-    """A secret kept in ``path`` (mode 0600), made once by ``make`` and read ever after."""
+    """A secret kept in ``path`` (0600, in a 0700 directory), made once by ``make`` and read ever after.
+
+    Processes starting at the same time agree on one secret: the first to link its file wins, the others
+    read that one.
+    """
+    owner_only_dir(path.parent)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(make())
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, OWNER_FILE)
+            with os.fdopen(fd, "wb") as out:
+                out.write(make())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:  # someone else's secret got there first: keep it
+                pass
+            except OSError:  # no hard links on this file system: rename, as before
+                os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
     return path.read_bytes()
 
 

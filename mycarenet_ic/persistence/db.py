@@ -4,10 +4,15 @@ SQLite runs in WAL mode with a busy timeout; every write transaction starts
 with ``BEGIN IMMEDIATE`` so that concurrent writers queue instead of failing
 on a lock upgrade, while reads (:func:`reading`) use a plain ``BEGIN`` and
 never wait for writers. PostgreSQL is used when the URL says so.
+
+The SQLite file is its owner's only (0600): it is made so before SQLite opens it, whatever the umask,
+and SQLite gives its ``-wal`` and ``-shm`` files the mode of the database file.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -15,8 +20,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
+
+from mycarenet_ic.config import OWNER_FILE, tighten
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _READ_ONLY = "mycarenet_read_only"
@@ -25,8 +32,40 @@ _ADVISORY_LOCK = 0x6D636E  # any constant shared by all workers of this layer
 IDLE_PING_SECONDS = 10.0
 
 
+def owner_only_sqlite_file(url: str) -> Path | None:
+    """Make the database file of a SQLite ``url`` 0600 (created empty if need be), and tighten its
+    ``-wal``, ``-shm`` and ``-journal`` files that an older version may have left readable by others.
+
+    Returns the file, or None for an in-memory database or a ``file:`` URI (left to SQLite); a missing
+    directory is left for SQLite to report.
+    """
+    parsed = make_url(url)
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:") or parsed.query.get("mode") == "memory":
+        return None
+    path = Path(database)
+    if not path.parent.is_dir():
+        return None
+    # Read-only is enough to create it; the mode is set on the descriptor (a symlink's target, as SQLite).
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, OWNER_FILE)
+        mode = OWNER_FILE  # exactly, whatever the umask took away
+    except FileExistsError:
+        fd = os.open(path, os.O_RDONLY)
+        mode = stat.S_IMODE(os.fstat(fd).st_mode) & ~0o077
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) != mode:
+            os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        tighten(Path(f"{path}{suffix}"))
+    return path
+
+
 def make_engine(url: str, *, pool_size: int = 10, idle_ping_seconds: float = IDLE_PING_SECONDS) -> Engine:
     if url.startswith("sqlite"):
+        owner_only_sqlite_file(url)
         engine = create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},

@@ -5,6 +5,9 @@ OU=eHealth-platform Belgium``, an OU per identifier (``SSIN=…``, ``NIHII=…``
 and a CN naming the holder (``SSIN=…`` for a person, ``NIHII-PHARMACY=…`` for a
 pharmacy). Real eHealth certificates carry no quality: the STS adds it as a
 SAML attribute. With no STS in the sandbox, an ``OU=QUALITY=…`` carries it.
+
+Private keys (``*.key.pem``, ``*.p12``) are written 0600 and never readable by anyone else even for a
+moment; the PKI directory is 0700, and keys an older version left wider are tightened when it is opened.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from mycarenet_ic.config import OWNER_DIR, tighten, write_owner_only
 from mycarenet_ic.domain.identifiers import parse_nihii, parse_niss
 from mycarenet_ic.domain.qualities import CallerIdentity, Quality
 
@@ -151,13 +155,16 @@ def issue(
     return KeyPair(_pem(key), cert.public_bytes(serialization.Encoding.PEM))
 
 
+PRIVATE_SUFFIXES = (".key.pem", ".p12")
+
+
 def write_keypair(pair: KeyPair, out_dir: Path, stem: str, p12_password: bytes | None = None) -> dict[str, Path]:
-    """Write ``stem.key.pem``, ``stem.cert.pem`` and ``stem.p12``; the key is mode 0600."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write ``stem.key.pem``, ``stem.cert.pem`` and ``stem.p12``; the key and the .p12 are 0600 from their
+    first byte, whatever the umask or the mode of a file they replace. A directory made here is 0700."""
+    out_dir.mkdir(mode=OWNER_DIR, parents=True, exist_ok=True)
     key_path, cert_path, p12_path = (out_dir / f"{stem}.key.pem", out_dir / f"{stem}.cert.pem",
                                      out_dir / f"{stem}.p12")
-    key_path.write_bytes(pair.key_pem)
-    key_path.chmod(0o600)
+    write_owner_only(key_path, pair.key_pem)
     cert_path.write_bytes(pair.cert_pem)
     key = serialization.load_pem_private_key(pair.key_pem, password=None)
     assert isinstance(key, rsa.RSAPrivateKey)
@@ -165,10 +172,8 @@ def write_keypair(pair: KeyPair, out_dir: Path, stem: str, p12_password: bytes |
         serialization.BestAvailableEncryption(p12_password) if p12_password
         else serialization.NoEncryption()
     )
-    p12_path.write_bytes(
-        pkcs12.serialize_key_and_certificates(stem.encode(), key, pair.certificate, None, encryption)
-    )
-    p12_path.chmod(0o600)
+    write_owner_only(p12_path, pkcs12.serialize_key_and_certificates(stem.encode(), key, pair.certificate, None,
+                                                                      encryption))
     return {"key": key_path, "cert": cert_path, "p12": p12_path}
 
 
@@ -203,6 +208,16 @@ class Pki:
 
     def __init__(self, data_dir: Path) -> None:
         self.dir = Path(data_dir) / "pki"
+        self.tighten()
+
+    def tighten(self) -> None:
+        """Make the PKI directory 0700 and its private keys 0600 (an older version wrote them wider)."""
+        if not self.dir.is_dir():
+            return
+        tighten(self.dir)
+        for entry in self.dir.iterdir():
+            if entry.name.endswith(PRIVATE_SUFFIXES):
+                tighten(entry)
 
     @property
     def initialised(self) -> bool:
@@ -211,6 +226,8 @@ class Pki:
     def init(self, force: bool = False) -> list[Path]:
         """Create the CA and one certificate per service; keep existing ones unless ``force``."""
         written: list[Path] = []
+        self.dir.mkdir(mode=OWNER_DIR, parents=True, exist_ok=True)
+        self.tighten()
         if self.initialised and not force:
             ca = read_keypair(self.dir, "ca")
         else:
