@@ -1,13 +1,27 @@
 """The one hardened XML parser of the layer.
 
-No DTD (internal or external), no entity, no processing instruction, no
-network, and caps on depth, element count and attributes per element. Every
-piece of XML that comes from outside goes through :func:`parse_untrusted`.
+Every piece of XML that comes from outside goes through :func:`parse_untrusted`:
+
+1. **UTF-8 only**, decided on the bytes before libxml2 sees them: a UTF-16/UTF-32 byte-order mark, a
+   NUL byte (UTF-16 and UTF-32 text always has some), bytes that are not strict UTF-8 (EBCDIC, Latin-1)
+   or an XML declaration naming another encoding are refused; the parser is then told the encoding,
+   so it never switches on what the document says.
+2. **No markup declaration at all** (``<!DOCTYPE``, ``<!ENTITY``, ``<!ELEMENT``, ``<!ATTLIST``): on
+   UTF-8 bytes the check is exact, so no DTD, internal subset, external subset or parameter entity
+   ever reaches libxml2, and nothing is opened. A resolver that refuses every URL stands behind it.
+3. **Limits while parsing**: the document is fed to a pull parser in chunks and the element count,
+   depth and attributes are counted as the elements arrive, so an oversized tree is refused before
+   it is built (memory stays bounded by the limits, not by what was sent).
+4. **Comments are dropped** at parse time and the text around them merged, so what the business
+   code reads is what an exclusive-c14n signature covers (it excludes comments); processing
+   instructions are refused.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Any
 
 from lxml import etree
 
@@ -24,75 +38,120 @@ class ParseLimits:
 
 
 DEFAULT_LIMITS = ParseLimits()
+_CHUNK = 16_384
+_UTF8_BOM = b"\xef\xbb\xbf"
+_OTHER_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00")
+# "<!" that opens anything but a comment or a CDATA section: a markup declaration.
+_DECLARATION = re.compile(rb"<!(?!--|\[CDATA\[)")
+_XML_DECL = re.compile(rb"^<\?xml[ \t\r\n][^>]*?\bencoding[ \t\r\n]*=[ \t\r\n]*[\"']([A-Za-z0-9._-]*)[\"']")
 
 
-def _new_parser() -> etree.XMLParser:
-    return etree.XMLParser(
+class _RefuseAll(etree.Resolver):
+    """Never loads anything: records that something was asked, and hands back nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = False
+
+    def resolve(self, system_url: str, public_id: str, context: Any) -> Any:
+        self.asked = True
+        return self.resolve_empty(context)
+
+
+def _new_parser() -> tuple[etree.XMLPullParser, _RefuseAll]:
+    parser = etree.XMLPullParser(
+        events=("start", "end", "pi"),
+        encoding="utf-8",
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
         dtd_validation=False,
         huge_tree=False,
         remove_blank_text=False,
+        remove_comments=True,
+        remove_pis=False,
         collect_ids=False,
     )
+    refuse = _RefuseAll()
+    parser.resolvers.add(refuse)
+    return parser, refuse
+
+
+def check_utf8_without_declarations(data: bytes) -> bytes:
+    """The document without its UTF-8 byte-order mark, if it is strict UTF-8 with no markup declaration."""
+    if data.startswith(_UTF8_BOM):
+        data = data[len(_UTF8_BOM):]
+    elif data.startswith(_OTHER_BOMS) or b"\x00" in data:
+        raise MalformedRequest(reason="only UTF-8 is accepted (UTF-16/UTF-32 refused)")
+    try:
+        data.decode("utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise MalformedRequest(reason="only UTF-8 is accepted (bytes are not UTF-8)") from None
+    decl = _XML_DECL.match(data.lstrip(b" \t\r\n"))
+    if decl is not None and decl.group(1).lower() not in (b"utf-8", b"utf8"):
+        raise MalformedRequest(reason="only UTF-8 is accepted (declaration names another encoding)")
+    if _DECLARATION.search(data):
+        raise SecurityRejected("DTD or markup declaration")
+    return data
 
 
 def parse_untrusted(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> etree._Element:
     """Parse bytes from outside into an element tree, or raise.
 
-    Raises :class:`SecurityRejected` for DTDs, entities, processing instructions
-    and limits, :class:`MalformedRequest` for anything that is not well-formed
-    UTF-8 XML.
+    Raises :class:`SecurityRejected` for DTDs, entities, processing instructions and limits,
+    :class:`MalformedRequest` for anything that is not well-formed UTF-8 XML.
     """
     if len(data) > limits.max_bytes:
         raise SecurityRejected("document over the size cap")
-    # A DOCTYPE is refused before libxml2 sees it, so no entity is ever declared.
-    head = data[:4096].lstrip()
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise SecurityRejected("DTD or entity declaration")
-    if head.startswith(b"<?xml"):
-        end = head.find(b"?>")
-        decl = head[: end if end > 0 else 200].lower()
-        if b"encoding" in decl and b"utf-8" not in decl:
-            raise MalformedRequest(reason="only UTF-8 is accepted")
+    data = check_utf8_without_declarations(data)
+    parser, refuse = _new_parser()
+    counter = _Counter(limits)
     try:
-        root = etree.fromstring(data, parser=_new_parser())
+        for start in range(0, len(data), _CHUNK):
+            parser.feed(data[start:start + _CHUNK])
+            counter.take(parser.read_events())
+        root = parser.close()
+        counter.take(parser.read_events())
     except etree.XMLSyntaxError as exc:
+        counter.take(parser.read_events())  # what was built before the error may already be over a limit
         raise MalformedRequest(reason=f"not well-formed: {exc.msg}") from None
+    if refuse.asked:
+        raise SecurityRejected("the document asked for an external resource")
     tree = root.getroottree()
     if tree.docinfo.internalDTD is not None or tree.docinfo.doctype:
         raise SecurityRejected("DTD present")
-    _check_limits(root, limits)
+    for sibling in (*root.itersiblings(preceding=True), *root.itersiblings()):
+        if isinstance(sibling, etree._ProcessingInstruction):
+            raise SecurityRejected("processing instruction")
     return root
 
 
-def _check_limits(root: etree._Element, limits: ParseLimits) -> None:
-    # Siblings of the root (PIs before or after it) are part of the document too.
-    for sibling in list(root.itersiblings(preceding=True)) + list(root.itersiblings()):
-        if isinstance(sibling, etree._ProcessingInstruction):
-            raise SecurityRejected("processing instruction")
-    elements = 0
-    attributes = 0
-    # iter() yields comments, processing instructions and entity references too.
-    for node in root.iter():
-        if isinstance(node, etree._ProcessingInstruction):
-            raise SecurityRejected("processing instruction")
-        if isinstance(node, etree._Entity):
-            raise SecurityRejected("entity reference")
-        if isinstance(node, etree._Comment):
-            continue
-        elements += 1
-        n_attr = len(node.attrib)
-        attributes += n_attr
-        if n_attr > limits.max_attributes_per_element:
-            raise SecurityRejected("too many attributes on one element")
-        if elements > limits.max_elements or attributes > limits.max_attributes_total:
-            raise SecurityRejected("too many elements or attributes")
-    # Depth: walk up from the deepest leaves is costly; iterate with an explicit stack.
-    stack = [(root, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limits.max_depth:
-            raise SecurityRejected("nesting too deep")
-        stack.extend((child, depth + 1) for child in node if isinstance(child.tag, str))
+class _Counter:
+    """Counts what the pull parser has built so far and refuses as soon as a limit is passed."""
+
+    def __init__(self, limits: ParseLimits) -> None:
+        self.limits = limits
+        self.depth = 0
+        self.elements = 0
+        self.attributes = 0
+
+    def take(self, events: Any) -> None:
+        limits = self.limits
+        for event, node in events:
+            if event == "end":
+                self.depth -= 1
+                continue
+            if event == "pi":
+                raise SecurityRejected("processing instruction")
+            if isinstance(node, etree._Entity):
+                raise SecurityRejected("entity reference")
+            self.depth += 1
+            self.elements += 1
+            n_attr = len(node.attrib)
+            self.attributes += n_attr
+            if self.depth > limits.max_depth:
+                raise SecurityRejected("nesting too deep")
+            if n_attr > limits.max_attributes_per_element:
+                raise SecurityRejected("too many attributes on one element")
+            if self.elements > limits.max_elements or self.attributes > limits.max_attributes_total:
+                raise SecurityRejected("too many elements or attributes")

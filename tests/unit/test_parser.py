@@ -64,3 +64,55 @@ def test_invalid_utf8_and_other_encodings_are_refused() -> None:
         parse_untrusted(ENV % b"<a>\xff\xfe</a>")
     with pytest.raises(MalformedRequest):
         parse_untrusted(b'<?xml version="1.0" encoding="ISO-8859-1"?>' + ENV % b"<a>\xe9</a>")
+
+
+# -- issue 21: encodings, declarations, limits while parsing, comments -------------------------------------------
+DOCTYPE = '<!DOCTYPE x [<!ENTITY % p SYSTEM "file:///etc/hostname"> %p;]>'
+
+
+@pytest.mark.parametrize("codec,declared", [
+    ("utf-16", "UTF-16"), ("utf-16-le", "UTF-16LE"), ("utf-16-be", "UTF-16BE"), ("utf-16-le", None),
+    ("utf-32", "UTF-32"), ("utf-32-le", None), ("utf-32-be", "UTF-32BE"), ("cp037", "IBM037"), ("cp500", None),
+    ("latin-1", "ISO-8859-1"),
+])
+def test_only_utf8_reaches_the_parser(codec: str, declared: str | None) -> None:
+    decl = f'<?xml version="1.0" encoding="{declared}"?>' if declared else ""
+    for text in (decl + (ENV % b"<a>x</a>").decode(), decl + DOCTYPE + (ENV % b"<a/>").decode()):
+        with pytest.raises(MalformedRequest) as info:
+            parse_untrusted(text.encode(codec))
+        assert "UTF-8" in info.value.reason
+
+
+def test_utf8_with_bom_and_declaration_is_read() -> None:
+    root = parse_untrusted(b"\xef\xbb\xbf<?xml version='1.0' encoding='utf-8'?>" + ENV % "<a>é</a>".encode())
+    assert root.findtext(".//a") == "é"
+
+
+@pytest.mark.parametrize("declaration", [b"<!DOCTYPE x>", b'<!DOCTYPE x SYSTEM "file:///etc/passwd">',
+                                         b'<!ENTITY x "y">', b"<!ELEMENT a ANY>", b"<!ATTLIST a b CDATA #IMPLIED>"])
+def test_no_markup_declaration_of_any_kind(declaration: bytes) -> None:
+    with pytest.raises(SecurityRejected):
+        parse_untrusted(declaration + ENV % b"<a/>")
+
+
+def test_comments_and_cdata_are_not_declarations() -> None:
+    root = parse_untrusted(ENV % b"<a><!-- a comment --><![CDATA[<b>]]></a>")
+    assert root.findtext(".//a") == "<b>"
+
+
+def test_limits_are_enforced_while_parsing_not_after() -> None:
+    # 250,000 elements followed by garbage: a parser that builds the whole tree first would stop at the
+    # garbage (not well-formed); one that counts while parsing refuses at the limit, long before it.
+    flood = ENV % (b"<b/>" * 250_000 + b"<unclosed")
+    with pytest.raises(SecurityRejected) as info:
+        parse_untrusted(flood, ParseLimits(max_bytes=2_000_000))
+    assert "too many elements" in info.value.reason
+    deep = ENV % (b"<a>" * 65 + b"<unclosed")
+    with pytest.raises(SecurityRejected):
+        parse_untrusted(deep)
+
+
+def test_comments_are_dropped_and_the_text_around_them_joined() -> None:
+    root = parse_untrusted(ENV % b"<a>4803<!-- after signing -->1202166</a>")
+    a = root.find(".//a")
+    assert a is not None and a.text == "48031202166" and len(a) == 0
