@@ -12,6 +12,8 @@ a generic ``SystemError``.
     │   ├── SecurityRejected             one generic text, reason kept for the audit
     │   ├── RequestTooLarge
     │   ├── MalformedRequest
+    │   │   ├── HeaderNotUnderstood      soap:MustUnderstand
+    │   │   └── SoapActionMismatch
     │   ├── SchemaViolation
     │   ├── InvalidIdentifierError
     │   ├── UnknownOperation
@@ -28,7 +30,7 @@ a generic ``SystemError``.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class MycarenetError(Exception):
@@ -38,6 +40,8 @@ class MycarenetError(Exception):
     retry: ClassVar[bool] = False
     message: ClassVar[str] = "An unexpected error occurred."
     is_client_error: ClassVar[bool] = False
+    # The SOAP faultcode when it is not the plain soap:Client / soap:Server of the error's side.
+    faultcode: ClassVar[str | None] = None
 
     def __init__(self, message: str | None = None, *, reason: str | None = None) -> None:
         self.text = message or self.message
@@ -72,9 +76,32 @@ class MalformedRequest(ClientError):
     message = "The request is not a well-formed SOAP 1.1 message."
 
 
+class HeaderNotUnderstood(MalformedRequest):
+    """A header block addressed to this service with ``mustUnderstand="1"`` that it does not process."""
+
+    code = "MUST_UNDERSTAND"
+    faultcode = "soap:MustUnderstand"
+    message = "A SOAP header marked mustUnderstand is not understood by this service."
+
+
+class SoapActionMismatch(MalformedRequest):
+    code = "INVALID_SOAP_ACTION"
+    message = "The SOAPAction header names another operation than the message body."
+
+
 class SchemaViolation(ClientError):
     code = "INVALID_REQUEST"
     message = "The request does not follow the service's XML schema."
+
+    @classmethod
+    def from_validator(cls, prefix: str, last: Any) -> SchemaViolation:
+        """From an lxml schema error: the validator's words for the client (who sent the value), and for
+        the audit only which rule failed where, never the value (a NISS that misses its pattern by a space
+        is still a NISS)."""
+        if last is None:
+            return cls(f"{prefix}.")
+        return cls(f"{prefix}: {last.message}",
+                   reason=f"schema: {last.type_name} at {last.path or '?'} line {last.line}")
 
 
 class InvalidIdentifierError(ClientError):

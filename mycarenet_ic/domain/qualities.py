@@ -29,6 +29,11 @@ class Quality(enum.Enum):
         return self in _ORGANISATIONS
 
     @property
+    def hcparty_code(self) -> str | None:
+        """The KMEHR CD-HCPARTY code of the profession CoBrHa records for a person of this quality."""
+        return _HCPARTY_CODES.get(self)
+
+    @property
     def cert_type(self) -> str:
         """The prefix eHealth puts in the certificate's CN for this holder."""
         return _CERT_TYPES.get(self, "SSIN")
@@ -38,6 +43,15 @@ _ORGANISATIONS = frozenset(
     {Quality.PHARMACY, Quality.HOSPITAL, Quality.MEDICAL_HOUSE, Quality.INTEGRATED_CARE_PROJECT,
      Quality.PLATFORM}
 )
+_HCPARTY_CODES = {
+    Quality.DOCTOR: "persphysician",
+    Quality.NURSE: "persnurse",
+    Quality.PHYSIOTHERAPIST: "persphysiotherapist",
+    Quality.DENTIST: "persdentist",
+    Quality.MIDWIFE: "persmidwife",
+    Quality.LOGOPEDIST: "perslogopedist",
+    Quality.PHARMACIST: "perspharmacist",
+}
 _CERT_TYPES = {
     Quality.PHARMACY: "NIHII-PHARMACY",
     Quality.HOSPITAL: "NIHII-HOSPITAL",

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import xmlsec
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 
@@ -327,11 +327,26 @@ class Verifier:
         except xmlsec.Error:
             raise SecurityRejected("signature does not verify") from None
 
-        value = "".join((signature.findtext(_q(ns.DS, "SignatureValue")) or "").split())
-        digest = hashlib.sha256(value.encode()).hexdigest()
+        digest = self.replay_key(signature, cert)
         if not self.replay.check_and_store(digest, expires):
             raise SecurityRejected("message replayed")
         return VerifiedMessage(envelope, body, cert, digest, created, expires)
+
+    @staticmethod
+    def replay_key(signature: etree._Element, cert: x509.Certificate) -> str:
+        """What identifies a signature for the replay cache: the decoded signature bytes and the signer's
+        certificate (as WSS4J does), never the text. Base64 has many spellings of the same bytes (the
+        unused bits of the last character, white space, comments between text nodes): all are one key."""
+        value_el = signature.find(_q(ns.DS, "SignatureValue"))
+        text = "".join(value_el.itertext()) if value_el is not None else ""
+        try:
+            raw = base64.b64decode("".join(text.split()), validate=True)
+        except ValueError:
+            raise SecurityRejected("signature value is not base64") from None
+        if not raw:
+            raise SecurityRejected("empty signature value")
+        fingerprint = cert.fingerprint(hashes.SHA256())
+        return hashlib.sha256(fingerprint + raw).hexdigest()
 
     @staticmethod
     def _unique_ids(root: etree._Element) -> dict[str, etree._Element]:

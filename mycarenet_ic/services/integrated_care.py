@@ -42,7 +42,7 @@ from mycarenet_ic.errors import (
     NotFound,
 )
 from mycarenet_ic.services.ports import AttributeAuthority, Cobrha, NationalRegister
-from mycarenet_ic.services.requesters import active_organisation, checked_profession
+from mycarenet_ic.services.requesters import active_organisation, check_claimed_person, checked_profession
 
 PROVIDER_QUALITIES = {Quality.DOCTOR, Quality.NURSE, Quality.PHYSIOTHERAPIST, Quality.DENTIST, Quality.MIDWIFE,
                       Quality.LOGOPEDIST}
@@ -183,8 +183,7 @@ class IntegratedCare:
     # -- who is calling ------------------------------------------------------------------------------
     def _resolve(self, caller: Caller) -> _Resolved:
         ident, today = caller.identity, self.today()
-        if caller.claimed_ssin and caller.claimed_ssin != ident.ssin:
-            raise AccessDenied("The CommonInput names another person than the certificate.")
+        check_claimed_person(ident, caller.claimed_ssin)
         quality = ident.quality
         if quality in PROVIDER_QUALITIES or quality is Quality.PHARMACIST:
             return self._resolve_professional(caller, today)

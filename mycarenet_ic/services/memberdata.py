@@ -37,7 +37,7 @@ from mycarenet_ic.domain.qualities import CallerIdentity, Quality
 from mycarenet_ic.domain.records import Person
 from mycarenet_ic.errors import AccessDenied
 from mycarenet_ic.services.ports import Cobrha, NationalRegister
-from mycarenet_ic.services.requesters import active_organisation, checked_profession
+from mycarenet_ic.services.requesters import active_organisation, check_claimed_person, checked_profession
 
 NIPPIN = "urn:be:cin:nippin"
 NAME_ID_SSIN = "urn:be:fgov:person:ssin"
@@ -90,6 +90,7 @@ class Requester:
     identity: CallerIdentity
     claimed_nihii: str | None = None
     claimed_quality: str | None = None
+    claimed_ssin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,7 @@ class MemberData:
         kind = _KIND_OF.get(ident.quality)
         if kind is None:
             raise AccessDenied("The caller's quality gives no access to MemberData.")
+        check_claimed_person(ident, requester.claimed_ssin)
         allowed = {ident.nihii}
         if ident.quality in _ORG_KIND:
             active_organisation(self.cobrha, ident.nihii, _ORG_KIND[ident.quality], today)

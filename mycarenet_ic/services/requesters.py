@@ -14,12 +14,22 @@ from mycarenet_ic.errors import AccessDenied
 from mycarenet_ic.services.ports import Cobrha
 
 
+def check_claimed_person(identity: CallerIdentity, claimed_ssin: str | None) -> None:
+    """A CommonInput may name the caller, never another person than the certificate's holder."""
+    if claimed_ssin and claimed_ssin != identity.ssin:
+        raise AccessDenied("The CommonInput names another person than the certificate.")
+
+
 def checked_profession(cobrha: Cobrha, identity: CallerIdentity, today: dt.date) -> Profession:
-    """The profession behind the certificate's NIHII, if CoBrHa knows it with a VISA valid today."""
+    """The profession behind the certificate's NIHII, if CoBrHa knows it with a VISA valid today.
+
+    CoBrHa decides what the holder is: the certificate's quality must be the profession CoBrHa records
+    for that NIHII (a certificate for a nurse's NIHII that says "doctor" does not make a doctor)."""
     pro = cobrha.professional(nihii=identity.nihii) if identity.nihii else None
     profession = None
     if pro is not None and (identity.ssin is None or pro.ssin == identity.ssin):
-        profession = next((p for p in pro.professions if p.nihii == identity.nihii), None)
+        profession = next((p for p in pro.professions
+                           if p.nihii == identity.nihii and p.code == identity.quality.hcparty_code), None)
     if profession is None or not profession.visa_valid_on(today):
         raise AccessDenied("The care provider is not known in CoBrHa with a valid VISA.")
     return profession

@@ -32,7 +32,7 @@ from mycarenet_ic.domain.tariff import (
 from mycarenet_ic.errors import AccessDenied
 from mycarenet_ic.services.memberdata import InsurerData
 from mycarenet_ic.services.ports import Cobrha, NationalRegister
-from mycarenet_ic.services.requesters import checked_profession
+from mycarenet_ic.services.requesters import check_claimed_person, checked_profession
 
 TRANSACTION = "/RetrieveTransactionRequest/select/transaction[tariff]"
 PATIENT_ID = "/RetrieveTransactionRequest/select/patient/id"
@@ -85,9 +85,11 @@ class Tarification:
         self.nr = national_register
         self.today = today
 
-    def _provider(self, identity: CallerIdentity, claimed_nihii: str | None, today: dt.date) -> Provider:
+    def _provider(self, identity: CallerIdentity, claimed_nihii: str | None, today: dt.date,
+                  claimed_ssin: str | None = None) -> Provider:
         if identity.quality not in PROVIDERS:
             raise AccessDenied("The caller's quality gives no access to the tariff consultation.")
+        check_claimed_person(identity, claimed_ssin)
         profession = checked_profession(self.cobrha, identity, today)
         if claimed_nihii and claimed_nihii != identity.nihii:
             raise AccessDenied("The CommonInput names another care provider than the certificate.")
@@ -152,9 +154,10 @@ class Tarification:
                 return None
         return file, when
 
-    def consult(self, identity: CallerIdentity, claimed_nihii: str | None, req: TariffRequest) -> TariffAnswer:
+    def consult(self, identity: CallerIdentity, claimed_nihii: str | None, req: TariffRequest,
+                claimed_ssin: str | None = None) -> TariffAnswer:
         today = self.today()
-        provider = self._provider(identity, claimed_nihii, today)
+        provider = self._provider(identity, claimed_nihii, today, claimed_ssin)
         answer = TariffAnswer(req, req.patient_ssin.strip())
         checked = self._check(req, provider, today, answer)
         if checked is None:

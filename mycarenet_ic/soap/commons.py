@@ -134,6 +134,15 @@ def claimed_provider(common: Any) -> tuple[str | None, str | None]:
     return value, provider.Nihii.Quality
 
 
+def claimed_ssin(common: Any) -> str | None:
+    """The care provider's SSIN as the CommonInput claims it (``CareProvider/PhysicalPerson/Ssin``)."""
+    provider = common.Origin.CareProvider if common.Origin is not None else None
+    person = provider.PhysicalPerson if provider is not None else None
+    if person is None or person.Ssin is None or person.Ssin.value is None:
+        return None
+    return str(person.Ssin.value).strip() or None
+
+
 def send_response(models: SimpleNamespace, request: Any, body: bytes, encoding: str) -> Any:
     """The commons answer to ``request``: ``Return`` with ``CommonOutput`` and ``body`` as the Detail blob."""
     reply_id = f"_{secrets.token_hex(16)}"

@@ -20,14 +20,16 @@ from typing import Any
 from lxml import etree
 from spyne.server.wsgi import WsgiApplication
 
-from mycarenet_ic import contract
+from mycarenet_ic import contract, ns
 from mycarenet_ic.errors import (
     AccessDenied,
     ConcealedNotFound,
+    HeaderNotUnderstood,
     MalformedRequest,
     MycarenetError,
     RequestTooLarge,
     SecurityRejected,
+    SoapActionMismatch,
     StorageUnavailable,
 )
 from mycarenet_ic.persistence.audit import AuditEntry, SqlAuditLog
@@ -44,6 +46,9 @@ _XSD_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.xsd$")
 _WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 _SOAP_BINDING_NS = "http://schemas.xmlsoap.org/wsdl/soap/"
 _XS = "http://www.w3.org/2001/XMLSchema"
+_NEXT_ACTOR = "http://schemas.xmlsoap.org/soap/actor/next"
+_UNDERSTOOD = frozenset({f"{{{ns.WSSE}}}Security"})
+_CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^\";\s]+)", re.IGNORECASE)
 
 
 @dataclass
@@ -80,6 +85,45 @@ def render_xsd(name: str, address: str) -> bytes | None:
     return etree.tostring(tree, encoding="UTF-8", xml_declaration=True)
 
 
+def soap_actions(wsdl_file: Path) -> dict[str, str]:
+    """``{input element (Clark name): soapAction}`` for every operation of the WSDL's bindings."""
+    tree = etree.parse(str(wsdl_file), parser=etree.XMLParser(no_network=True, resolve_entities=False))
+    w = f"{{{_WSDL_NS}}}"
+
+    def qname(el: etree._Element, attr: str) -> str:
+        prefix, _, local = (el.get(attr) or "").rpartition(":")
+        return f"{{{el.nsmap.get(prefix or None, '')}}}{local}"
+
+    elements = {m.get("name"): qname(part, "element")
+                for m in tree.iter(f"{w}message") for part in m.iter(f"{w}part") if part.get("element")}
+    inputs = {op.get("name"): etree.QName(qname(op.find(f"{w}input"), "message")).localname
+              for port in tree.iter(f"{w}portType") for op in port.iter(f"{w}operation")
+              if op.find(f"{w}input") is not None}
+    actions: dict[str, str] = {}
+    for binding in tree.iter(f"{w}binding"):
+        for op in binding.iter(f"{w}operation"):
+            soap_op = op.find(f"{{{_SOAP_BINDING_NS}}}operation")
+            message = inputs.get(op.get("name"))
+            if soap_op is not None and message in elements:
+                actions[elements[message]] = soap_op.get("soapAction", "")
+    return actions
+
+
+def check_headers_understood(envelope: etree._Element, understood: frozenset[str]) -> None:
+    """SOAP 1.1 §4.2.3: a header block for this node (no actor, or actor "next") with mustUnderstand="1"
+    that this service does not process makes the whole message fail with a MustUnderstand fault."""
+    header = envelope.find(f"{{{ns.SOAP11_ENV}}}Header")
+    if header is None:
+        return
+    for block in header:
+        if not isinstance(block.tag, str):
+            continue
+        must = (block.get(f"{{{ns.SOAP11_ENV}}}mustUnderstand") or "0").strip()
+        actor = block.get(f"{{{ns.SOAP11_ENV}}}actor")
+        if must in ("1", "true") and actor in (None, "", _NEXT_ACTOR) and block.tag not in understood:
+            raise HeaderNotUnderstood(reason=f"header not understood: {etree.QName(block).localname}")
+
+
 def _outcome(error: MycarenetError | None) -> str:
     if error is None:
         return "OK"
@@ -100,6 +144,7 @@ class SoapEndpoint:
         self._spyne = WsgiApplication(spyne_app)
         self._wsdl_cache: dict[str, bytes] = {}
         self._limits = ParseLimits(max_bytes=deps.max_body_bytes)
+        self._actions = soap_actions(wsdl_file)
 
     # -- WSGI ---------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -141,10 +186,19 @@ class SoapEndpoint:
             raise MalformedRequest(reason="bad Content-Length") from None
         if length > self.deps.max_body_bytes:
             raise RequestTooLarge(reason=f"Content-Length {length}")
+        if length < 0:
+            raise MalformedRequest(reason="negative Content-Length")
         stream = environ["wsgi.input"]
-        data = stream.read(length) if length else stream.read(self.deps.max_body_bytes + 1)
+        try:
+            data = stream.read(length) if length else stream.read(self.deps.max_body_bytes + 1)
+        except (OSError, ValueError) as exc:  # the client stopped sending (timeout, reset): its fault
+            raise MalformedRequest("The request body ended before its announced length.",
+                                   reason=f"body not received: {type(exc).__name__}") from None
         if len(data) > self.deps.max_body_bytes:
             raise RequestTooLarge(reason="body over the cap")
+        if length and len(data) < length:
+            raise MalformedRequest("The request body ended before its announced length.",
+                                   reason=f"body {len(data)} of {length} bytes")
         return data
 
     def _post(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -153,12 +207,22 @@ class SoapEndpoint:
             content_type = environ.get("CONTENT_TYPE", "")
             if not content_type.lower().startswith("text/xml"):
                 raise MalformedRequest("SOAP 1.1 requests must be sent as text/xml.")
+            charset = _CHARSET.search(content_type)
+            if charset is not None and charset.group(1).lower() not in ("utf-8", "utf8"):
+                raise MalformedRequest("Only UTF-8 requests are accepted.", reason=f"charset {charset.group(1)[:32]}")
             data = self._read_body(environ)
         except Exception as exc:  # noqa: BLE001 - every failure gets a clean, signed fault
             return self._refuse(exc, entry, start_response)
         # Reading the body waits on the client; what follows is this process's own work.
         with self.deps.gate:
             return self._process(data, entry, environ, start_response)
+
+    def _check_action(self, environ: dict[str, Any], body_element: str) -> None:
+        """A SOAPAction, when the client sends a non-empty one, must be the body's operation's."""
+        sent = environ.get("HTTP_SOAPACTION", "").strip().strip('"').strip()
+        expected = self._actions.get(body_element)
+        if sent and expected is not None and sent != expected:
+            raise SoapActionMismatch(reason=f"SOAPAction is not {etree.QName(body_element).localname}'s")
 
     def _refuse(self, exc: Exception, entry: AuditEntry, start_response: StartResponse) -> Iterable[bytes]:
         error = faults.as_mycarenet_error(exc)
@@ -169,19 +233,21 @@ class SoapEndpoint:
                  start_response: StartResponse) -> Iterable[bytes]:
         try:
             root = parse_untrusted(data, self._limits)
+            check_headers_understood(root, _UNDERSTOOD)
             verified = self.deps.verifier.verify(root)
             try:
                 caller = identity_from_certificate(verified.certificate)
             except ValueError:
                 raise SecurityRejected("certificate names no known holder") from None
+            entry.caller = self.deps.audit.caller_label(caller)
+            payload = verified.body[0] if len(verified.body) else None
+            if payload is not None and isinstance(payload.tag, str):
+                entry.operation = etree.QName(payload).localname
+                entry.request_id = payload.get("Id")
+                self._check_action(environ, payload.tag)
         except Exception as exc:  # noqa: BLE001 - every failure gets a clean, signed fault
             return self._refuse(exc, entry, start_response)
 
-        entry.caller = self.deps.audit.caller_label(caller)
-        payload = verified.body[0] if len(verified.body) else None
-        if payload is not None and isinstance(payload.tag, str):
-            entry.operation = etree.QName(payload).localname
-            entry.request_id = payload.get("Id")
         environ[ENV_VERIFIED] = verified
         environ[ENV_CALLER] = caller
         environ[ENV_AUDIT] = entry

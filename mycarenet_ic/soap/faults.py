@@ -37,7 +37,8 @@ def fault_envelope(error: BaseException, environment: str) -> etree._Element:
     etree.SubElement(env, f"{{{ns.SOAP11_ENV}}}Header")
     body = etree.SubElement(env, f"{{{ns.SOAP11_ENV}}}Body")
     fault = etree.SubElement(body, f"{{{ns.SOAP11_ENV}}}Fault")
-    etree.SubElement(fault, "faultcode").text = "soap:Client" if err.is_client_error else "soap:Server"
+    side = "soap:Client" if err.is_client_error else "soap:Server"
+    etree.SubElement(fault, "faultcode").text = err.faultcode or side
     etree.SubElement(fault, "faultstring").text = err.text
     detail = etree.SubElement(fault, "detail")
     kind = "BusinessError" if err.is_client_error else "SystemError"

@@ -27,7 +27,14 @@ from mycarenet_ic.services.memberdata import (
     Query,
     Requester,
 )
-from mycarenet_ic.soap.commons import MAX_BLOB, claimed_provider, commons_models, read_detail, send_response
+from mycarenet_ic.soap.commons import (
+    MAX_BLOB,
+    claimed_provider,
+    claimed_ssin,
+    commons_models,
+    read_detail,
+    send_response,
+)
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 from mycarenet_ic.soap.service import build_endpoint, call_of
 
@@ -243,7 +250,8 @@ def make_service(memberdata: MemberData, signer: Signer, limits: ParseLimits) ->
                 query = read_query(root)
                 if query.name_id_format == "urn:be:fgov:person:ssin" or "@" in query.name_id:
                     call.audit.patient = query.name_id.partition("@")[0].strip() or None
-                answer = memberdata.consult(Requester(call.caller, nihii, quality), query)
+                answer = memberdata.consult(
+                    Requester(call.caller, nihii, quality, claimed_ssin(request.CommonInput)), query)
             except AssurabilityError as exc:
                 call.audit.detail = f"refused {exc.code}"
                 saml = error_response(query_id, exc)

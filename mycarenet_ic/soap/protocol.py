@@ -101,10 +101,8 @@ class ContractSoap11(Soap11):
             raise CarriedFault(SchemaViolation(reason="empty Body"))
         if not self.contract_schema.validate(body):
             last = self.contract_schema.error_log.last_error
-            raise CarriedFault(SchemaViolation(
-                "The request does not follow the service's XML schema: "
-                + (last.message if last is not None else "invalid"),
-            ))
+            raise CarriedFault(SchemaViolation.from_validator(
+                "The request does not follow the service's XML schema", last))
 
     def serialize(self, ctx, message):
         if ctx.out_error is None:

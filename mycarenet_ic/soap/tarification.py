@@ -19,7 +19,14 @@ from mycarenet_ic.domain.tariff import MediprimaLine, NoTariff, TariffLine
 from mycarenet_ic.errors import SchemaViolation
 from mycarenet_ic.security.parser import ParseLimits
 from mycarenet_ic.services.tarification import TariffAnswer, TariffRequest, Tarification
-from mycarenet_ic.soap.commons import MAX_BLOB, claimed_provider, commons_models, read_detail, send_response
+from mycarenet_ic.soap.commons import (
+    MAX_BLOB,
+    claimed_provider,
+    claimed_ssin,
+    commons_models,
+    read_detail,
+    send_response,
+)
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 from mycarenet_ic.soap.service import build_endpoint, call_of
 
@@ -63,8 +70,8 @@ def read_request(root: etree._Element, mediprima: bool) -> TariffRequest:
     schema = contract.schema(BLOB_XSD)
     if root.tag != f"{{{MP}}}RetrieveTransactionRequest" or not schema.validate(root):
         last = schema.error_log.last_error
-        raise SchemaViolation("The Detail blob must be a message-services RetrieveTransactionRequest"
-                              + (f": {last.message}" if last is not None else "."))
+        raise SchemaViolation.from_validator("The Detail blob must be a message-services RetrieveTransactionRequest",
+                                             last)
     request = root.find(f"{{{MP}}}request")
     select = root.find(f"{{{MP}}}select")
     assert request is not None and select is not None
@@ -238,7 +245,7 @@ def make_service(tarification: Tarification, mediprima: bool, version: str) -> t
             tariff_request = read_request(root, mediprima)
             call.audit.patient = tariff_request.patient_ssin or None
             claimed, _quality = claimed_provider(request.CommonInput)
-            answer = tarification.consult(call.caller, claimed, tariff_request)
+            answer = tarification.consult(call.caller, claimed, tariff_request, claimed_ssin(request.CommonInput))
             call.audit.detail = answer.audit_detail
             body = etree.tostring(build_response(answer, root, version), encoding="UTF-8", xml_declaration=True)
             return send_response(COMMONS, request, body, encoding)
