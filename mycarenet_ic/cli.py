@@ -362,8 +362,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, where a closed pipe is handled, not at exit
+        return code
+    except BrokenPipeError:  # ``… | head``: the reader has what it wanted
+        _silence_stdout()
+        return 1
+    except SQLAlchemyError as exc:
+        print(_error(str(exc).split("\n(Background on this error")[0]), file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:  # a file or database that cannot be opened, a date that is none
+        print(_error(exc), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
