@@ -13,18 +13,23 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
+from mycarenet_ic.domain.identifiers import is_valid_niss
 from mycarenet_ic.domain.qualities import CallerIdentity
 from mycarenet_ic.persistence.db import reading
 from mycarenet_ic.persistence.pseudonym import Pseudonymiser
 from mycarenet_ic.persistence.tables import audit_head, audit_log
+from mycarenet_ic.textsafe import printable
 
 GENESIS = "0" * 64
+# A NISS or BIS as people write it: 11 digits, perhaps grouped by dots, dashes or spaces (yy.mm.dd-sss.cc).
+_NISS_LIKE = re.compile(r"(?<!\d)\d{2}[.\- ]?\d{2}[.\- ]?\d{2}[.\- ]?\d{3}[.\- ]?\d{2}(?!\d)")
 OUTCOMES = ("OK", "DENIED", "ERROR")
 
 
@@ -39,6 +44,17 @@ class AuditEntry:
     patient: str | None = None
     request_id: str | None = None
     detail: str = ""
+
+
+def filtered(text: str, limit: int) -> str:
+    """What the audit stores of text that may come from a request (a header, an attribute, a validator's
+    words about a value): control and bidi characters as visible escapes, every valid NISS/BIS masked
+    (the patient is stored only as a pseudonym, in its own column), cut to ``limit``."""
+
+    def mask(match: re.Match[str]) -> str:
+        return "[niss]" if is_valid_niss(re.sub(r"\D", "", match.group())) else match.group()
+
+    return _NISS_LIKE.sub(mask, printable(text))[:limit]
 
 
 def _row_hash(row: dict[str, object]) -> str:
@@ -76,13 +92,13 @@ class SqlAuditLog:
         row: dict[str, object] = {
             "seq": head.seq + 1,
             "at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "service": entry.service[:64],
-            "caller": entry.caller[:256],
-            "operation": entry.operation[:128],
+            "service": filtered(entry.service, 64),
+            "caller": filtered(entry.caller, 256),
+            "operation": filtered(entry.operation, 128),
             "patient": self.pseudonymiser.pseudonym(entry.patient) if entry.patient else None,
             "outcome": entry.outcome,
-            "request_id": entry.request_id[:128] if entry.request_id else None,
-            "detail": entry.detail[:2000],
+            "request_id": filtered(entry.request_id, 128) if entry.request_id else None,
+            "detail": filtered(entry.detail, 2000),
             "prev_hash": head.hash,
         }
         row["hash"] = _row_hash(row)

@@ -73,3 +73,21 @@ def test_unknown_outcome_is_refused_and_nothing_written(platform: Platform) -> N
         platform.audit.append(AuditEntry("test", "op", outcome="MAYBE"))
     with platform.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one() == 0
+
+
+def test_what_comes_from_a_request_is_stored_filtered(platform: Platform) -> None:
+    """Issue 21: a NISS (however it is grouped) and terminal control characters from a request's header,
+    Id or a validator's message never reach the audit as they were sent; the chain still verifies."""
+    niss = support.PATIENT_LINKED
+    dotted = f"{niss[:2]}.{niss[2:4]}.{niss[4:6]}-{niss[6:9]}.{niss[9:]}"
+    platform.audit.append(AuditEntry("test", f"\x1b[2J\x1b[31mConsult\r{niss}", caller="doctor:11200035003",
+                                     request_id=f"_{niss}", outcome="ERROR",
+                                     detail=f"INVALID_REQUEST: The value '{dotted} ' is not accepted\x07"))
+    with platform.engine.connect() as conn:
+        row = conn.execute(select(audit_log)).one()
+    stored = " ".join(str(v) for v in row._mapping.values())
+    assert niss not in stored and dotted not in stored
+    assert not any(ch in stored for ch in "\x1b\r\x07")
+    assert row.operation.startswith("\\x1b[2J") and "[niss]" in row.request_id and "[niss]" in row.detail
+    assert row.caller == "doctor:11200035003"  # a NIHII is not a NISS: kept
+    assert verify_chain(platform.engine).ok
