@@ -11,7 +11,9 @@ Every piece of XML that comes from outside goes through :func:`parse_untrusted`:
    ever reaches libxml2, and nothing is opened. A resolver that refuses every URL stands behind it.
 3. **Limits while parsing**: the document is fed to a pull parser in chunks and the element count,
    depth and attributes are counted as the elements arrive, so an oversized tree is refused before
-   it is built (memory stays bounded by the limits, not by what was sent).
+   it is built (memory stays bounded by the limits, not by what was sent). libxml2 builds a whole
+   start tag before anyone sees it, so attributes are also counted on the bytes first: an attribute
+   value cannot contain ``<``, so the values of one start tag lie between two ``<``.
 4. **Comments are dropped** at parse time and the text around them merged, so what the business
    code reads is what an exclusive-c14n signature covers (it excludes comments); processing
    instructions are refused.
@@ -19,6 +21,7 @@ Every piece of XML that comes from outside goes through :func:`parse_untrusted`:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +46,7 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 _OTHER_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00")
 # "<!" that opens anything but a comment or a CDATA section: a markup declaration.
 _DECLARATION = re.compile(rb"<!(?!--|\[CDATA\[)")
+_ATTRIBUTE_VALUE = rb"=[ \t\r\n]*(?:\"[^\"<]*\"|'[^'<]*')"
 _XML_DECL = re.compile(rb"^<\?xml[ \t\r\n][^>]*?\bencoding[ \t\r\n]*=[ \t\r\n]*[\"']([A-Za-z0-9._-]*)[\"']")
 
 
@@ -77,6 +81,19 @@ def _new_parser() -> tuple[etree.XMLPullParser, _RefuseAll]:
     return parser, refuse
 
 
+@functools.cache
+def _too_many_attributes(n: int) -> re.Pattern[bytes]:
+    """More than ``n`` attribute values with no ``<`` between them: one start tag with too many."""
+    return re.compile(rb"(?:" + _ATTRIBUTE_VALUE + rb"[^<=]*){%d}" % (n + 1))
+
+
+def _check_attributes(data: bytes, limits: ParseLimits) -> None:
+    if len(re.findall(_ATTRIBUTE_VALUE, data)) > limits.max_attributes_total:
+        raise SecurityRejected("too many elements or attributes")
+    if _too_many_attributes(limits.max_attributes_per_element).search(data):
+        raise SecurityRejected("too many attributes on one element")
+
+
 def check_utf8_without_declarations(data: bytes) -> bytes:
     """The document without its UTF-8 byte-order mark, if it is strict UTF-8 with no markup declaration."""
     if data.startswith(_UTF8_BOM):
@@ -104,6 +121,7 @@ def parse_untrusted(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> etree.
     if len(data) > limits.max_bytes:
         raise SecurityRejected("document over the size cap")
     data = check_utf8_without_declarations(data)
+    _check_attributes(data, limits)
     parser, refuse = _new_parser()
     counter = _Counter(limits)
     try:

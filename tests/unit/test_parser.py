@@ -116,3 +116,15 @@ def test_comments_are_dropped_and_the_text_around_them_joined() -> None:
     root = parse_untrusted(ENV % b"<a>4803<!-- after signing -->1202166</a>")
     a = root.find(".//a")
     assert a is not None and a.text == "48031202166" and len(a) == 0
+
+
+def test_attributes_are_counted_before_libxml2_builds_a_start_tag() -> None:
+    # '>' inside values does not hide attributes from the count; 32 are fine, 33 are not
+    ok = ENV % (b"<a " + b" ".join(b'a%d="v>w"' % i for i in range(32)) + b"/>")
+    assert parse_untrusted(ok).find(".//a") is not None
+    with pytest.raises(SecurityRejected) as info:
+        parse_untrusted(ENV % (b"<a " + b" ".join(b"a%d = 'v>'" % i for i in range(33)) + b"/>"))
+    assert info.value.reason == "too many attributes on one element"
+    # many elements with a few attributes each: the total is what counts
+    with pytest.raises(SecurityRejected):
+        parse_untrusted(ENV % (b'<b x="1" y="2"/>' * 20_001), ParseLimits(max_bytes=2_000_000))
