@@ -1,8 +1,12 @@
 """The one exception tree of the layer.
 
-Every leaf carries, as class attributes, the eHealth error ``code``, the
-``origin`` (who is at fault), whether a ``retry`` can help, and a default
-``message``. ``soap/faults.py`` is the only place that turns them into SOAP
+Every leaf carries, as class attributes, our descriptive error ``code``, the
+eHealth SOA catalogue code the platform answers for it (``soa_code``: SOA-01001
+not authenticated, SOA-01002 not authorized, SOA-03001 malformed, SOA-03005 WSDL,
+SOA-03006 XSD, SOA-03007 content, SOA-02002 temporarily unavailable, SOA-00001
+service error; none for a service's own business rules), the ``origin``
+(Consumer or Provider), whether a ``retry`` can help, and a default ``message``.
+``soap/faults.py`` is the only place that turns them into SOAP
 faults: ``ClientError`` → ``soap:Client`` + ``BusinessError`` detail,
 ``ServerError`` → ``soap:Server`` + ``SystemError`` detail; anything else →
 a generic ``SystemError``.
@@ -36,12 +40,16 @@ from typing import Any, ClassVar
 class MycarenetError(Exception):
     # Not a ClassVar: a business rule may name itself per instance (BusinessRuleViolation).
     code: str = "SYSTEM_ERROR"
-    origin: ClassVar[str] = "Server"
+    # eHealth SOA errors name who is at fault: the Consumer (the caller) or the Provider (the service).
+    origin: ClassVar[str] = "Provider"
     retry: ClassVar[bool] = False
     message: ClassVar[str] = "An unexpected error occurred."
     is_client_error: ClassVar[bool] = False
     # The SOAP faultcode when it is not the plain soap:Client / soap:Server of the error's side.
     faultcode: ClassVar[str | None] = None
+    # The eHealth SOA catalogue code the platform answers for this kind of error (the fault's Code);
+    # None where the catalogue has none (a service's own business rule): then ``code`` is the Code.
+    soa_code: ClassVar[str | None] = "SOA-00001"
 
     def __init__(self, message: str | None = None, *, reason: str | None = None) -> None:
         self.text = message or self.message
@@ -52,13 +60,15 @@ class MycarenetError(Exception):
 
 class ClientError(MycarenetError):
     code = "INVALID_REQUEST"
-    origin = "Client"
+    origin = "Consumer"
+    soa_code = "SOA-03001"
     message = "The request is not valid."
     is_client_error = True
 
 
 class SecurityRejected(ClientError):
     code = "SECURITY_ERROR"
+    soa_code = "SOA-01001"  # service call not authenticated
     message = "The message was rejected by the security policy."
 
     def __init__(self, reason: str) -> None:
@@ -86,11 +96,13 @@ class HeaderNotUnderstood(MalformedRequest):
 
 class SoapActionMismatch(MalformedRequest):
     code = "INVALID_SOAP_ACTION"
+    soa_code = "SOA-03005"  # WSDL compliance failure
     message = "The SOAPAction header names another operation than the message body."
 
 
 class SchemaViolation(ClientError):
     code = "INVALID_REQUEST"
+    soa_code = "SOA-03006"  # XSD compliance failure
     message = "The request does not follow the service's XML schema."
 
     @classmethod
@@ -106,16 +118,19 @@ class SchemaViolation(ClientError):
 
 class InvalidIdentifierError(ClientError):
     code = "INVALID_IDENTIFIER"
+    soa_code = "SOA-03007"  # message content validation failure
     message = "An identifier in the request is not valid."
 
 
 class UnknownOperation(ClientError):
     code = "UNKNOWN_OPERATION"
+    soa_code = "SOA-03005"
     message = "The service has no such operation."
 
 
 class NotFound(ClientError):
     code = "NOT_FOUND"
+    soa_code = None
     message = "Nothing was found for the request."
 
 
@@ -125,11 +140,13 @@ class ConcealedNotFound(NotFound):
 
 class AccessDenied(ClientError):
     code = "ACCESS_DENIED"
+    soa_code = "SOA-01002"  # service call not authorized
     message = "The caller may not perform this operation."
 
 
 class BusinessRuleViolation(ClientError):
     code = "BUSINESS_RULE"
+    soa_code = None
     message = "The request breaks a business rule."
 
     def __init__(self, message: str | None = None, *, code: str | None = None, reason: str | None = None) -> None:
@@ -145,6 +162,7 @@ class ServerError(MycarenetError):
 
 class UpstreamUnavailable(ServerError):
     code = "UPSTREAM_UNAVAILABLE"
+    soa_code = "SOA-02002"  # service temporarily not available
     retry = True
     message = "A service this one depends on did not answer in time."
 
@@ -156,6 +174,7 @@ class UpstreamFault(ServerError):
 
 class StorageUnavailable(ServerError):
     code = "STORAGE_UNAVAILABLE"
+    soa_code = "SOA-02002"
     retry = True
     message = "The storage is temporarily unavailable."
 

@@ -13,6 +13,7 @@ from mycarenet_ic.app import Sandbox
 from mycarenet_ic.clients.base import SignedSoapClient
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.security.wssec import Signer
+from mycarenet_ic.soap.faults import descriptive_code
 
 IC_NS = "urn:be:fgov:ehealth:mycarenet:integratedcare:protocol:v1"
 BINDING = f"{{{IC_NS}}}IntegratedCareSoapBinding"
@@ -52,7 +53,8 @@ class IcClient:
             return getattr(self.client._service, operation)(**header, **kwargs)
         except zeep.exceptions.Fault as exc:
             err = exc.detail[0]
-            return Fault(err.findtext("Code") or "", err.findtext("Message") or "", etree.QName(err).localname,
+            return Fault(descriptive_code(err.findtext("Code") or "", err.findtext("Message") or ""),
+                         err.findtext("Message") or "", etree.QName(err).localname,
                          err.findtext("Retry") or "")
 
     def declare(self, ssin: str, project: str, status: str = "information", start: dt.date | None = None,

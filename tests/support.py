@@ -14,6 +14,7 @@ from lxml import etree
 
 from mycarenet_ic import ns
 from mycarenet_ic.security.wssec import Signer
+from mycarenet_ic.soap.faults import descriptive_code
 
 AA_NS = "urn:be:fgov:ehealth:sandbox:attributeauthority:v1"
 AB_NS = "urn:be:fgov:ehealth:sandbox:addressbook:v1"
@@ -88,9 +89,12 @@ class Answer:
         detail = fault.find("detail")
         assert detail is not None and len(detail) == 1
         err = detail[0]
+        fields = {etree.QName(child).localname: child.text or "" for child in err}
+        # "Code" here is our own code (the wire's Code is the SOA catalogue's where it has one: "SoaCode")
+        fields["SoaCode"] = fields.get("Code", "")
+        fields["Code"] = descriptive_code(fields["SoaCode"], fields.get("Message", ""))
         return {"kind": etree.QName(err).localname, "faultcode": fault.findtext("faultcode") or "",
-                "faultstring": fault.findtext("faultstring") or "",
-                **{child.tag: child.text or "" for child in err}}
+                "faultstring": fault.findtext("faultstring") or "", **fields}
 
 
 def post(url: str, data: bytes, content_type: str = "text/xml; charset=utf-8") -> Answer:

@@ -3,6 +3,10 @@
 ``ClientError`` → ``soap:Client`` + ``soa:BusinessError``; ``ServerError`` →
 ``soap:Server`` + ``soa:SystemError``; anything else is logged and answered as
 a generic ``SystemError`` so no internals (trace, SQL, path) leave the process.
+
+The detail follows the eHealth errors schema: ``Origin`` (Consumer | Provider), ``Code`` (the SOA
+catalogue's code where it has one, else the service's own), ``Message xml:lang="en"`` (our text, and
+our own code in brackets after a catalogue code), ``Retry``, and ``soa:Environment`` (qualified).
 """
 
 from __future__ import annotations
@@ -45,13 +49,25 @@ def fault_envelope(error: BaseException, environment: str) -> etree._Element:
     error_el = etree.SubElement(detail, f"{{{ns.EHEALTH_ERRORS_SOA}}}{kind}", nsmap={"soa": ns.EHEALTH_ERRORS_SOA})
     error_el.set("Id", f"err-{secrets.token_hex(8)}")
     etree.SubElement(error_el, "Origin").text = err.origin
-    etree.SubElement(error_el, "Code").text = err.code
+    etree.SubElement(error_el, "Code").text = err.soa_code or err.code
     message = etree.SubElement(error_el, "Message")
     message.set(f"{{{ns.XML}}}lang", "en")
-    message.text = err.text
+    message.text = describe(err)
     etree.SubElement(error_el, "Retry").text = "true" if err.retry else "false"
-    etree.SubElement(error_el, "Environment").text = environment
+    etree.SubElement(error_el, f"{{{ns.EHEALTH_ERRORS_SOA}}}Environment").text = environment
     return env
+
+
+def describe(err: MycarenetError) -> str:
+    """The fault's Message: our text, and where the Code is the catalogue's, our own code in brackets."""
+    return f"{err.text} [{err.code}]" if err.soa_code else err.text
+
+
+def descriptive_code(code: str, message: str) -> str:
+    """For clients: our own code of a fault, from its Code and Message (see :func:`describe`)."""
+    if code.startswith("SOA-") and message.endswith("]") and " [" in message:
+        return message.rpartition(" [")[2][:-1]
+    return code
 
 
 def http_status(error: BaseException) -> str:

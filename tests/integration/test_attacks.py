@@ -110,7 +110,7 @@ def test_attack_is_rejected_with_only_a_denied_audit_row(name: str, sandbox: San
 
     assert answer.status == 500
     err = answer.error_detail()
-    assert err["kind"] == "BusinessError" and err["faultcode"] == "soap:Client" and err["Origin"] == "Client"
+    assert err["kind"] == "BusinessError" and err["faultcode"] == "soap:Client" and err["Origin"] == "Consumer"
     assert err["Code"] in {"SECURITY_ERROR", "MALFORMED_REQUEST", "REQUEST_TOO_LARGE"}
     for leak in (b"Traceback", b"root:", b"/etc/passwd", b"File \"", b"sqlite", b"lxml"):
         assert leak not in answer.body

@@ -23,6 +23,7 @@ from mycarenet_ic.clients.base import SignedSoapClient
 from mycarenet_ic.clients.messages import attribute_query as query_xml
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.security.wssec import Signer
+from mycarenet_ic.soap.faults import descriptive_code
 from tests import support
 
 pytestmark = pytest.mark.integration
@@ -87,7 +88,8 @@ class MdClient:
                 Detail={"_value_1": blob, "ContentType": "text/xml", "ContentEncoding": encoding})
         except zeep.exceptions.Fault as exc:
             err = exc.detail[0]
-            return {"kind": etree.QName(err).localname, "Code": err.findtext("Code") or ""}
+            return {"kind": etree.QName(err).localname,
+                    "Code": descriptive_code(err.findtext("Code") or "", err.findtext("Message") or "")}
         data = answer.Return.Detail._value_1
         if answer.Return.Detail.ContentEncoding == "deflate":
             data = zlib.decompress(data, -zlib.MAX_WBITS)

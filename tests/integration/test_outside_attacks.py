@@ -382,7 +382,7 @@ def test_a_body_that_never_arrives_is_the_clients_fault(sandbox: Sandbox) -> Non
     body = b"".join(endpoint(environ, lambda status, headers, exc_info=None: seen.append(status)))
     root = etree.fromstring(body)
     err = support.Answer(500, body, root).error_detail()
-    assert (err["kind"], err["Origin"], err["Retry"]) == ("BusinessError", "Client", "false")
+    assert (err["kind"], err["Origin"], err["Retry"]) == ("BusinessError", "Consumer", "false")
     assert err["Code"] == "MALFORMED_REQUEST"
 
 

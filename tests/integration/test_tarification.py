@@ -20,6 +20,7 @@ from mycarenet_ic.clients.base import SignedSoapClient
 from mycarenet_ic.clients.messages import tariff_request as kmehr_request
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.security.wssec import Signer
+from mycarenet_ic.soap.faults import descriptive_code
 from mycarenet_ic.soap.tarification import answer_of
 from tests import support
 
@@ -70,7 +71,8 @@ class TariffClient:
                 Detail={"_value_1": blob, "ContentType": "text/xml", "ContentEncoding": encoding})
         except zeep.exceptions.Fault as exc:
             err = exc.detail[0]
-            return {"kind": etree.QName(err).localname, "Code": err.findtext("Code") or ""}
+            return {"kind": etree.QName(err).localname,
+                    "Code": descriptive_code(err.findtext("Code") or "", err.findtext("Message") or "")}
         root = answer_of(answer.Return.Detail)
         contract.schema("messageservices-protocol-v1.xsd").assertValid(root)
         return root
