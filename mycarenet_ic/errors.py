@@ -61,7 +61,7 @@ class MycarenetError(Exception):
 class ClientError(MycarenetError):
     code = "INVALID_REQUEST"
     origin = "Consumer"
-    soa_code = "SOA-03001"
+    soa_code: ClassVar[str | None] = "SOA-03001"
     message = "The request is not valid."
     is_client_error = True
 

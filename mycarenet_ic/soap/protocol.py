@@ -28,6 +28,7 @@ from mycarenet_ic.errors import (
 )
 from mycarenet_ic.security.wssec import Signer
 from mycarenet_ic.soap import faults
+from mycarenet_ic.soap.references import substitute_references
 
 # Spyne runs a full gc.collect() at most once a second after a request, holding the GIL for the
 # whole heap (15 % of the service's CPU under load, and a stall for every thread). Our requests hold
@@ -99,6 +100,10 @@ class ContractSoap11(Soap11):
         body = ctx.in_body_doc
         if body is None:
             raise CarriedFault(SchemaViolation(reason="empty Body"))
+        try:
+            substitute_references(body)
+        except MycarenetError as exc:
+            raise CarriedFault(exc) from None
         if not self.contract_schema.validate(body):
             last = self.contract_schema.error_log.last_error
             raise CarriedFault(SchemaViolation.from_validator(
