@@ -36,10 +36,11 @@ def commons_models(core_ns: str, protocol_ns: str) -> SimpleNamespace:
     value_ref = core("ValueRefString", [("ValueRef", XmlAttribute(Unicode)), ("value", XmlData(Unicode))])
     request = core("RequestType", [("IsTest", Boolean)])
     license_ = core("LicenseType", [("Username", Unicode), ("Password", Unicode)])
-    package = core("PackageType", [("Id", XmlAttribute(Unicode)), ("Name", value_ref), ("License", license_)])
-    nihii = core("NihiiType", [("Id", XmlAttribute(Unicode)), ("Quality", Unicode), ("Value", value_ref)])
-    id_type = core("IdType", [("Id", XmlAttribute(Unicode)), ("Name", value_ref), ("Nihii", nihii),
-                              ("Ssin", value_ref), ("Cbe", value_ref)])
+    # Id and Ref of the self-referring types (a Ref is substituted before Spyne reads: soap/references.py).
+    ref = [("Id", XmlAttribute(Unicode)), ("Ref", XmlAttribute(Unicode))]
+    package = core("PackageType", [*ref, ("Name", value_ref), ("License", license_)])
+    nihii = core("NihiiType", [*ref, ("Quality", Unicode), ("Value", value_ref)])
+    id_type = core("IdType", [*ref, ("Name", value_ref), ("Nihii", nihii), ("Ssin", value_ref), ("Cbe", value_ref)])
     care_provider = core("CareProviderType", [("Nihii", nihii), ("PhysicalPerson", id_type),
                                               ("Organization", id_type)])
     party = core("PartyType", [("PhysicalPerson", id_type), ("Organization", id_type)])
