@@ -31,6 +31,7 @@ from mycarenet_ic.errors import (
     SecurityRejected,
     SoapActionMismatch,
     StorageUnavailable,
+    UnknownOperation,
 )
 from mycarenet_ic.persistence.audit import AuditEntry, SqlAuditLog
 from mycarenet_ic.security.parser import ParseLimits, parse_untrusted
@@ -218,10 +219,13 @@ class SoapEndpoint:
             return self._process(data, entry, environ, start_response)
 
     def _check_action(self, environ: dict[str, Any], body_element: str) -> None:
-        """A SOAPAction, when the client sends a non-empty one, must be the body's operation's."""
+        """The body must be an operation's input (else: WSDL compliance failure), and a SOAPAction, when
+        the client sends a non-empty one, must be that operation's."""
+        if body_element not in self._actions:
+            raise UnknownOperation(reason=f"no operation takes {etree.QName(body_element).localname}")
         sent = environ.get("HTTP_SOAPACTION", "").strip().strip('"').strip()
-        expected = self._actions.get(body_element)
-        if sent and expected is not None and sent != expected:
+        expected = self._actions[body_element]
+        if sent and sent != expected:
             raise SoapActionMismatch(reason=f"SOAPAction is not {etree.QName(body_element).localname}'s")
 
     def _refuse(self, exc: Exception, entry: AuditEntry, start_response: StartResponse) -> Iterable[bytes]:
