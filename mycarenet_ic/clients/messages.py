@@ -46,29 +46,32 @@ def attribute_query(issuer: str, subject: str, start: dt.date, end: dt.date,
 def tariff_request(author: str, author_ssin: str, patient: str, day: dt.date, codes: list[str],
                    justification: str | None = None, gmd_manager: str | None = None,
                    transaction: str = "tariff") -> bytes:
-    """A message-services RetrieveTransactionRequest as a tariff client builds it."""
-    items = [f'<k:item><k:id S="ID-KMEHR" SV="1.0">1</k:id><k:cd S="CD-ITEM" SV="1.0">encounterdatetime</k:cd>'
-             f"<k:content><k:date>{day}</k:date></k:content></k:item>"]
+    """A message-services RetrieveTransactionRequest as a tariff client builds it: the roots in the protocol
+    namespace, ``request``/``select``/``patient``/``transaction`` and their children (``transaction/item``
+    included) in the core namespace, what an item or an author holds in KMEHR. ``justification`` is a
+    CD-MYCARENET-JUSTIFICATION code (``2``, ``7``)."""
+    items = [f'<mc:item><k:id S="ID-KMEHR" SV="1.0">1</k:id><k:cd S="CD-ITEM" SV="1.0">encounterdatetime</k:cd>'
+             f"<k:content><k:date>{day}</k:date></k:content></mc:item>"]
     for n, code in enumerate(codes, 2):
-        items.append(f'<k:item><k:id S="ID-KMEHR" SV="1.0">{n}</k:id><k:cd S="CD-ITEM" SV="1.0">claim</k:cd>'
-                     f'<k:content><k:cd S="CD-NIHDI" SV="1.0">{code}</k:cd></k:content></k:item>')
+        items.append(f'<mc:item><k:id S="ID-KMEHR" SV="1.0">{n}</k:id><k:cd S="CD-ITEM" SV="1.0">claim</k:cd>'
+                     f'<k:content><k:cd S="CD-NIHDI" SV="1.0">{code}</k:cd></k:content></mc:item>')
     if justification:
-        items.append('<k:item><k:id S="ID-KMEHR" SV="1.0">90</k:id><k:cd S="CD-ITEM" SV="1.0">justification</k:cd>'
+        items.append('<mc:item><k:id S="ID-KMEHR" SV="1.0">90</k:id><k:cd S="CD-ITEM" SV="1.0">justification</k:cd>'
                      f'<k:content><k:cd S="CD-MYCARENET-JUSTIFICATION" SV="1.0">{justification}</k:cd></k:content>'
-                     "</k:item>")
+                     "</mc:item>")
     if gmd_manager:
-        items.append('<k:item><k:id S="ID-KMEHR" SV="1.0">91</k:id><k:cd S="CD-ITEM" SV="1.0">gmdmanager</k:cd>'
+        items.append('<mc:item><k:id S="ID-KMEHR" SV="1.0">91</k:id><k:cd S="CD-ITEM" SV="1.0">gmdmanager</k:cd>'
                      f'<k:content><k:hcparty><k:id S="ID-HCPARTY" SV="1.0">{gmd_manager}</k:id>'
-                     '<k:cd S="CD-HCPARTY" SV="1.1">persphysician</k:cd></k:hcparty></k:content></k:item>')
+                     '<k:cd S="CD-HCPARTY" SV="1.1">persphysician</k:cd></k:hcparty></k:content></mc:item>')
     now = dt.datetime.now()
     return (f'<mp:RetrieveTransactionRequest xmlns:mp="{MP}" xmlns:mc="{MC}" xmlns:k="{K}">'
-            f'<mp:request><mc:id S="ID-KMEHR" SV="1.0">{author}.{now:%Y%m%d%H%M%S}</mc:id>'
+            f'<mc:request><mc:id S="ID-KMEHR" SV="1.0">{author}.{now:%Y%m%d%H%M%S}</mc:id>'
             f'<mc:author><k:hcparty><k:id S="ID-HCPARTY" SV="1.0">{author}</k:id>'
             f'<k:id S="INSS" SV="1.0">{author_ssin}</k:id><k:cd S="CD-HCPARTY" SV="1.1">persphysician</k:cd>'
-            f"</k:hcparty></mc:author><mc:date>{now.date()}</mc:date><mc:time>{now:%H:%M:%S}</mc:time></mp:request>"
-            f'<mp:select><mc:patient><mc:id S="ID-PATIENT" SV="1.0">{patient}</mc:id></mc:patient>'
+            f"</k:hcparty></mc:author><mc:date>{now.date()}</mc:date><mc:time>{now:%H:%M:%S}</mc:time></mc:request>"
+            f'<mc:select><mc:patient><mc:id S="ID-PATIENT" SV="1.0">{patient}</mc:id></mc:patient>'
             f'<mc:transaction><mc:cd S="CD-TRANSACTION-MYCARENET" SV="1.0">{transaction}</mc:cd>{"".join(items)}'
-            "</mc:transaction></mp:select></mp:RetrieveTransactionRequest>").encode()
+            "</mc:transaction></mc:select></mp:RetrieveTransactionRequest>").encode()
 
 
 def commons_request(element: str, ns: str, version: int, blob: bytes, patient: str, day: dt.date,

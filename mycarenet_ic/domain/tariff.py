@@ -34,13 +34,22 @@ from mycarenet_ic.domain.assurability import CpasDecision, MemberFile, payment_a
 CHILD_AGE = 12
 
 
-class ThirdPartyReason(enum.Enum):
-    """Why the insurer may pay the provider directly (CD-MYCARENET-JUSTIFICATION; sandbox values)."""
+class Justification(enum.Enum):
+    """CD-MYCARENET-JUSTIFICATION: why the insurer pays the provider directly (third-party payment), as
+    the public clients send and read it (numeric codes; the KMEHR table itself lists no values).
 
-    FINANCIAL_SITUATION = "financialsituation"
-    ON_CALL_SERVICE = "oncallservice"
-    CHRONIC_CONDITION = "chroniccondition"
-    PREFERENTIAL = "preferential"
+    Sent by the provider: 2 (the provider justifies third-party payment), 7 (the "G" notion: the GMD is
+    held by another GP, named as ``gmdmanager``); both are answered back. Answered when the provider sent
+    none: 3 (the insurer commits to pay: a payment approval is given) or 9 (no payment commitment).
+    """
+
+    THIRD_PARTY_REQUESTED = "2"
+    PAYMENT_COMMITMENT = "3"
+    G_NOTION = "7"
+    NO_PAYMENT_COMMITMENT = "9"
+
+
+REQUESTABLE = frozenset({Justification.THIRD_PARTY_REQUESTED, Justification.G_NOTION})
 
 
 @dataclass(frozen=True)
@@ -103,9 +112,9 @@ class TariffLine:
     fee: int
     insurer_amount: int
     patient_share: int
-    payment_approval: str | None
-    third_party_reason: ThirdPartyReason | None
-    applied: tuple[str, ...]             # which rules shaped the share, for the answer and the audit
+    payment_approval: str | None         # the insurer's payment commitment (third-party payment), if any
+    justification: Justification         # CD-MYCARENET-JUSTIFICATION answered for this code
+    applied: tuple[str, ...]             # which rules shaped the share (and why third party), for the audit
 
 
 @dataclass(frozen=True)
@@ -136,8 +145,9 @@ def _age(birth: dt.date | None, on: dt.date) -> int | None:
 
 
 def tariff(table: Nomenclature, provider: Provider, patient: Patient, code: str, on: dt.date,
-           reason: ThirdPartyReason | None = None, gmd_manager: str | None = None) -> TariffLine | NoTariff:
-    """The tariff of one code for this provider and patient on ``on``."""
+           justification: Justification | None = None, gmd_manager: str | None = None) -> TariffLine | NoTariff:
+    """The tariff of one code for this provider and patient on ``on``; ``justification`` is what the
+    provider sent (2 or 7), if anything."""
     item = table.codes.get(code)
     if item is None:
         return NoTariff(code, "130", "Unknown nomenclature code.")
@@ -178,12 +188,18 @@ def tariff(table: Nomenclature, provider: Provider, patient: Patient, code: str,
     if provider.accredited and item.accredited_supplement:
         applied.append("accredited")
     share = max(0, min(share, fee))
-    if reason is None and on.year in file.chronic_years:
-        reason = ThirdPartyReason.CHRONIC_CONDITION
-    if reason is None and preferential and period is not None:
-        reason = ThirdPartyReason.PREFERENTIAL
-    approval = payment_approval(file, period, on)[0] if reason is not None and period is not None else None
-    return TariffLine(code, fee, fee - share, share, approval, reason, tuple(applied))
+    # Third-party payment: asked for by the provider (2), or by right (chronic-condition year, preferential).
+    third_party = justification is Justification.THIRD_PARTY_REQUESTED
+    if on.year in file.chronic_years:
+        third_party = True
+    elif preferential and period is not None:
+        third_party = True
+    approval = payment_approval(file, period, on)[0] if third_party and period is not None else None
+    if justification is not None:
+        answered = justification
+    else:
+        answered = Justification.PAYMENT_COMMITMENT if approval else Justification.NO_PAYMENT_COMMITMENT
+    return TariffLine(code, fee, fee - share, share, approval, answered, tuple(applied))
 
 
 # -- Mediprima: care covered by a CPAS decision (seed 001 §14-18) -----------------------------------

@@ -2,14 +2,18 @@
 
 In: the requester (verified certificate + what the CommonInput claims) and the KMEHR request read
 into a :class:`TariffRequest`. Out: the patient and one line per nomenclature code, or errors with
-the public tariff catalogue's codes (``ConsultTarifErrors``: 111 format, 112 check digit, 120
-patient unknown, 130 value not allowed, 146 date in the future, 166 date more than two months back,
+the public tariff catalogue's codes (``ConsultTarifErrors``: 140/141 author may not ask / unknown,
+111 format, 112 check digit, 120 patient unknown, 121/122 mutuality / membership unknown, 130 value
+not allowed, 146 date in the future, 158 patient data incoherent, 166 date more than two months back,
 167/174 GMD holder, 169 medical house, 170 patient not in order, 171 code not for this provider).
+Each error says where it is in the request (``KmehrError.where``) so that the SOAP layer can point
+at the very node the client sent.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,13 +22,14 @@ from mycarenet_ic.domain.identifiers import InvalidIdentifier, parse_niss
 from mycarenet_ic.domain.qualities import CallerIdentity, Quality
 from mycarenet_ic.domain.records import Person
 from mycarenet_ic.domain.tariff import (
+    REQUESTABLE,
+    Justification,
     MediprimaLine,
     Nomenclature,
     NoTariff,
     Patient,
     Provider,
     TariffLine,
-    ThirdPartyReason,
     discipline_of,
     mediprima_tariff,
     tariff,
@@ -32,17 +37,40 @@ from mycarenet_ic.domain.tariff import (
 from mycarenet_ic.errors import AccessDenied
 from mycarenet_ic.services.memberdata import InsurerData
 from mycarenet_ic.services.ports import Cobrha, NationalRegister
-from mycarenet_ic.services.requesters import check_claimed_person, checked_profession
+from mycarenet_ic.services.requesters import check_claimed_person
 
-TRANSACTION = "/RetrieveTransactionRequest/select/transaction[tariff]"
-PATIENT_ID = "/RetrieveTransactionRequest/select/patient/id"
 MAX_DAYS_BACK = 61  # "date inférieure à la date du jour moins 2 mois" (166)
 PROVIDERS = {Quality.DOCTOR, Quality.NURSE, Quality.PHYSIOTHERAPIST, Quality.DENTIST, Quality.MIDWIFE}
+MUTUALITY = re.compile(r"[1-69][0-9]{2}")
+MEMBERSHIP = re.compile(r"[0-9A-Za-z]{1,13}")
+SEXES = {"male", "female"}
+
+# Where an error is, as a place in the request the client sent; the SOAP layer turns it into an XPath
+# selecting that node (or the nearest one that is there).
+AUTHOR_ID = "author/id"
+PATIENT = "patient"
+PATIENT_ID = "patient/id"
+PATIENT_SEX = "patient/sex"
+MEMBERSHIP_ID = "membership/id"
+MEMBERSHIP_NUMBER = "membership/number"
+TRANSACTION = "transaction"
+DATE_ITEM = "encounterdatetime"
+DATE = "encounterdatetime/date"
+JUSTIFICATION = "justification"
+GMD_MANAGER = "gmdmanager"
+
+
+def claim(index: int) -> str:
+    """The place of the ``index``-th code (0-based) of the request."""
+    return f"claim/{index}"
 
 
 @dataclass(frozen=True)
 class TariffRequest:
-    """A KMEHR tariff request as read by the SOAP layer (shape checked, values not yet)."""
+    """A KMEHR tariff request as read by the SOAP layer (shape checked, values not yet).
+
+    The patient is identified by ``patient_ssin`` or, when that is empty, by ``sex`` and
+    ``membership`` (insurer's mutuality code, membership number)."""
 
     id: str
     author_nihii: str | None
@@ -52,13 +80,24 @@ class TariffRequest:
     justification: str | None = None
     gmd_manager: str | None = None
     mediprima: bool = False
+    sex: str | None = None
+    membership: tuple[str, str] | None = None
+
+    @property
+    def transaction(self) -> str:
+        return "tariffmediprima" if self.mediprima else "tariff"
 
 
 @dataclass(frozen=True)
 class KmehrError:
+    """An acknowledge error: the public catalogue's ``code``, the catalogue's ``path`` of the node (the
+    abstract form clients compute from the node the error's XPath selects) and ``where``, the place in
+    the request (one of the constants above) the error's XPath must select."""
+
     code: str
     description: str
-    url: str
+    path: str
+    where: str
 
 
 @dataclass
@@ -70,10 +109,43 @@ class TariffAnswer:
     lines: list[TariffLine | MediprimaLine | NoTariff] = field(default_factory=list)
     errors: list[KmehrError] = field(default_factory=list)
     audit_detail: str = ""
+    author_refused: bool = False
+    provider: Provider | None = None
+    cpas: str | None = None              # Mediprima: the CPAS of the decision (enterprise number)
 
     @property
     def complete(self) -> bool:
         return not self.errors
+
+
+def _paths(req: TariffRequest) -> dict[str, str]:
+    """The public catalogue's path (ConsultTarifErrors) of each place."""
+    select = "/RetrieveTransactionRequest/select"
+    tx = f"{select}/transaction[{req.transaction}]"
+    return {
+        AUTHOR_ID: "/RetrieveTransactionRequest/request/author/hcparty/id",
+        PATIENT: f"{select}/patient",
+        PATIENT_ID: f"{select}/patient/id",
+        PATIENT_SEX: f"{select}/patient/sex",
+        MEMBERSHIP_ID: f"{select}/patient/insurancymembership/id",
+        MEMBERSHIP_NUMBER: f"{select}/patient/insurancymembership/membership",
+        TRANSACTION: tx,
+        DATE_ITEM: f"{tx}/item[encounterdatetime]",
+        DATE: f"{tx}/item[encounterdatetime]/content/date",
+        "claim": f"{tx}/item[claim]/content/cd[CD-NIHDI]",
+        JUSTIFICATION: f"{tx}/item[justification]/content/cd[CD-MYCARENET-JUSTIFICATION]",
+        GMD_MANAGER: f"{tx}/item[gmdmanager]/content/hcparty/id",
+    }
+
+
+class _Errors:
+    def __init__(self, req: TariffRequest, errors: list[KmehrError]) -> None:
+        self.paths = _paths(req)
+        self.errors = errors
+
+    def add(self, code: str, description: str, where: str, path: str | None = None) -> None:
+        key = "claim" if where.startswith("claim/") else where
+        self.errors.append(KmehrError(code, description, path or self.paths[key], where))
 
 
 class Tarification:
@@ -85,80 +157,136 @@ class Tarification:
         self.nr = national_register
         self.today = today
 
-    def _provider(self, identity: CallerIdentity, claimed_nihii: str | None, today: dt.date,
-                  claimed_ssin: str | None = None) -> Provider:
+    def _check_caller(self, identity: CallerIdentity, claimed_nihii: str | None, claimed_ssin: str | None) -> None:
+        """What the platform refuses before any business rule (a SOAP fault): a caller who is no care
+        provider at all, or a CommonInput naming someone else than the certificate."""
         if identity.quality not in PROVIDERS:
             raise AccessDenied("The caller's quality gives no access to the tariff consultation.")
         check_claimed_person(identity, claimed_ssin)
-        profession = checked_profession(self.cobrha, identity, today)
         if claimed_nihii and claimed_nihii != identity.nihii:
             raise AccessDenied("The CommonInput names another care provider than the certificate.")
+
+    def _provider(self, identity: CallerIdentity, today: dt.date, errors: _Errors) -> Provider | None:
+        """The author as the insurers know it: 141 when CoBrHa does not know the NIHII (as this holder),
+        140 when it may not ask today (no such profession for this NIHII, or no valid VISA)."""
+        pro = self.cobrha.professional(nihii=identity.nihii) if identity.nihii else None
+        if pro is None or (identity.ssin is not None and pro.ssin != identity.ssin):
+            errors.add("141", "The author of the request is not known to the insurer on today's date.", AUTHOR_ID)
+            return None
+        profession = next((p for p in pro.professions
+                           if p.nihii == identity.nihii and p.code == identity.quality.hcparty_code), None)
+        if profession is None or not profession.visa_valid_on(today):
+            errors.add("140", "The author of the request may not make this kind of request on today's date.",
+                       AUTHOR_ID)
+            return None
         discipline, accredited = discipline_of(profession.code, identity.nihii or "")
         return Provider(identity.nihii or "", discipline, accredited)
+
+    def _patient(self, req: TariffRequest, when: dt.date | None, errors: _Errors) -> str | None:
+        """The patient's NISS, from ``select/patient/id`` or from sex + insurer membership."""
+        ssin = req.patient_ssin.strip()
+        if ssin:
+            if len(ssin) != 11 or not ssin.isdigit():
+                errors.add("111", "The patient's NISS is missing or not in the right format.", PATIENT_ID)
+                return None
+            try:
+                parse_niss(ssin)
+            except InvalidIdentifier:
+                errors.add("112", "Check digit error in the patient's NISS.", PATIENT_ID)
+                return None
+            return ssin
+        if req.membership is None:
+            errors.add("100", "The insurer's data are required when the patient's NISS is not given.", PATIENT,
+                       _paths(req)[PATIENT] + "/insurancymembership")
+            return None
+        mutuality, number = (v.strip() for v in req.membership)
+        before = len(errors.errors)
+        if not req.sex:
+            errors.add("100", "The patient's sex is required when the NISS is not given.", PATIENT_SEX)
+        elif req.sex not in SEXES:
+            errors.add("130", "Value not allowed for the patient's sex.", PATIENT_SEX)
+        if not (len(mutuality) == 3 and mutuality.isdigit()):
+            errors.add("111", "The mutuality code is missing or not in the right format.", MEMBERSHIP_ID)
+        elif not MUTUALITY.fullmatch(mutuality):
+            errors.add("121", "The patient's mutuality is not known to the insurers.", MEMBERSHIP_ID)
+        if not MEMBERSHIP.fullmatch(number):
+            errors.add("111", "The membership number is not in the right format.", MEMBERSHIP_NUMBER)
+        if len(errors.errors) > before or when is None:
+            return None
+        found = self.insurers.ssin_of(mutuality, number)
+        file = self.insurers.member_file(found) if found else None
+        period = file.period_on(when) if file is not None else None
+        if found is None or period is None or (period.mutuality, period.registration_number) != (mutuality, number):
+            errors.add("122", "The membership number is not known to the insurer, or not on the date of the service.",
+                       MEMBERSHIP_NUMBER)
+            return None
+        person = self.nr.person(found)
+        if person is not None and person.sex in SEXES and person.sex != req.sex:
+            errors.add("158", "The patient's identification data do not agree with each other.", PATIENT)
+            return None
+        return found
 
     def _check(self, req: TariffRequest, provider: Provider, today: dt.date,
                answer: TariffAnswer) -> tuple[MemberFile, dt.date] | None:
         """Request-level checks; on failure the errors are in ``answer`` and None is returned."""
-        errors = answer.errors
+        errors = _Errors(req, answer.errors)
         if req.author_nihii and req.author_nihii != provider.nihii:
-            errors.append(KmehrError("155", "The author of the request does not match the web service's caller.",
-                                     "/RetrieveTransactionRequest/request/author/hcparty/id"))
-        ssin = req.patient_ssin.strip()
-        if len(ssin) != 11 or not ssin.isdigit():
-            errors.append(KmehrError("111", "The patient's NISS is missing or not in the right format.", PATIENT_ID))
-        else:
-            try:
-                parse_niss(ssin)
-            except InvalidIdentifier:
-                errors.append(KmehrError("112", "Check digit error in the patient's NISS.", PATIENT_ID))
+            errors.add("155", "The author of the request does not match the web service's caller.", AUTHOR_ID)
         when = req.date
-        where = f"{TRANSACTION}/item[encounterdatetime]/content/date"
         if when is None:
-            errors.append(KmehrError("100", "The date of the service is missing.",
-                                     f"{TRANSACTION}/item[encounterdatetime]"))
+            errors.add("100", "The date of the service is missing.", DATE_ITEM)
         elif when > today:
-            errors.append(KmehrError("146", "The date of the service is after today.", where))
+            errors.add("146", "The date of the service is after today.", DATE)
+            when = None
         elif (today - when).days > MAX_DAYS_BACK:
-            errors.append(KmehrError("166", "The date of the service is more than two months back.", where))
+            errors.add("166", "The date of the service is more than two months back.", DATE)
+            when = None
+        ssin = self._patient(req, when, errors)
+        if ssin:
+            answer.ssin = ssin
         if not req.codes:
-            errors.append(KmehrError("100", "No nomenclature code.", f"{TRANSACTION}/item[claim]"))
-        for code in req.codes:
+            errors.add("100", "No nomenclature code.", TRANSACTION, _paths(req)[TRANSACTION] + "/item[claim]")
+        for n, code in enumerate(req.codes):
             if len(code) != 6 or not code.isdigit():
-                errors.append(KmehrError("111", f"Nomenclature code {code!r} is not in the right format.",
-                                         f"{TRANSACTION}/item[claim]/content/cd[CD-NIHDI]"))
-        if req.justification and req.justification not in {r.value for r in ThirdPartyReason}:
-            errors.append(KmehrError("130", "Value not allowed for the justification.",
-                                     f"{TRANSACTION}/item[justification]/content/cd[CD-MYCARENET-JUSTIFICATION]"))
-        if errors or when is None:
+                errors.add("111", f"Nomenclature code {code!r} is not in the right format.", claim(n))
+        if req.justification is not None:
+            value = req.justification.strip()
+            if not value.isdigit():
+                errors.add("111", "The justification is not in the right format.", JUSTIFICATION)
+            elif value not in {j.value for j in REQUESTABLE}:
+                errors.add("130", "Value not allowed for the justification.", JUSTIFICATION)
+        if answer.errors or when is None or ssin is None:
             return None
         file = self.insurers.member_file(ssin)
         covered = file is not None and (file.cpas is not None if req.mediprima else file.period_on(when) is not None)
         if file is None or not covered:
-            errors.append(KmehrError("120" if not req.mediprima else "170",
-                                     "The patient is not known, or not covered on the date of the service.",
-                                     PATIENT_ID))
+            errors.add("120" if not req.mediprima else "170",
+                       "The patient is not known, or not covered on the date of the service.", PATIENT_ID)
             return None
         if not req.mediprima and file.invoicing_status is not InvoicingStatus.POSSIBLE:
-            errors.append(KmehrError("170", "The patient is not in order with the insurer.", PATIENT_ID))
+            errors.add("170", "The patient is not in order with the insurer.", PATIENT_ID)
             return None
-        gmd_where = f"{TRANSACTION}/item[gmdmanager]/content/hcparty/id"
         if req.gmd_manager:
             gmd = file.global_medical_file
             if req.gmd_manager == provider.nihii:
-                errors.append(KmehrError("174", "The GMD manager may only be named when it is not the author.",
-                                         gmd_where))
+                errors.add("174", "The GMD manager may only be named when it is not the author.", GMD_MANAGER)
             elif gmd is None or gmd.holder_nihii != req.gmd_manager or not gmd.active_on(when):
-                errors.append(KmehrError("167", "The GMD manager named is not the GMD holder known to the insurer.",
-                                         gmd_where))
-            if errors:
+                errors.add("167", "The GMD manager named is not the GMD holder known to the insurer.", GMD_MANAGER)
+            if answer.errors:
                 return None
         return file, when
 
     def consult(self, identity: CallerIdentity, claimed_nihii: str | None, req: TariffRequest,
                 claimed_ssin: str | None = None) -> TariffAnswer:
         today = self.today()
-        provider = self._provider(identity, claimed_nihii, today, claimed_ssin)
+        self._check_caller(identity, claimed_nihii, claimed_ssin)
         answer = TariffAnswer(req, req.patient_ssin.strip())
+        provider = self._provider(identity, today, _Errors(req, answer.errors))
+        if provider is None:
+            answer.author_refused = True
+            answer.audit_detail = "author refused " + ",".join(e.code for e in answer.errors)
+            return answer
+        answer.provider = provider
         checked = self._check(req, provider, today, answer)
         if checked is None:
             answer.audit_detail = "refused " + ",".join(e.code for e in answer.errors)
@@ -166,19 +294,20 @@ class Tarification:
         file, when = checked
         answer.person = self.nr.person(answer.ssin)
         answer.period = file.period_on(when)
-        reason = ThirdPartyReason(req.justification) if req.justification else None
-        for code in req.codes:
+        answer.cpas = file.cpas.cpas if req.mediprima and file.cpas is not None else None
+        asked = Justification(req.justification.strip()) if req.justification else None
+        errors = _Errors(req, answer.errors)
+        for n, code in enumerate(req.codes):
             if req.mediprima:
                 assert file.cpas is not None
                 line: TariffLine | MediprimaLine | NoTariff = mediprima_tariff(
                     self.table, provider, file.cpas, answer.ssin, code, when)
             else:
                 patient = Patient(answer.ssin, answer.person.birth_date if answer.person else None, file)
-                line = tariff(self.table, provider, patient, code, when, reason, req.gmd_manager)
+                line = tariff(self.table, provider, patient, code, when, asked, req.gmd_manager)
             answer.lines.append(line)
             if isinstance(line, NoTariff):
-                answer.errors.append(KmehrError(line.error, line.message,
-                                                f"{TRANSACTION}/item[claim]/content/cd[CD-NIHDI]"))
+                errors.add(line.error, line.message, claim(n))
         answer.audit_detail = (f"{'mediprima ' if req.mediprima else ''}date={when} provider={provider.discipline}"
                                f"{' accredited' if provider.accredited else ''} codes="
                                + ",".join(_summary(line) for line in answer.lines))
@@ -189,5 +318,6 @@ def _summary(line: TariffLine | MediprimaLine | NoTariff) -> str:
     if isinstance(line, NoTariff):
         return f"{line.code}:no-tariff({line.error})"
     if isinstance(line, TariffLine):
-        return f"{line.code}:{line.fee}/{line.patient_share}" + (f"[{'+'.join(line.applied)}]" if line.applied else "")
+        return (f"{line.code}:{line.fee}/{line.patient_share}" + (f"[{'+'.join(line.applied)}]" if line.applied else "")
+                + f"j{line.justification.value}")
     return f"{line.code}:{line.fee}/{line.patient_share}/cpas={line.cpas_amount}"

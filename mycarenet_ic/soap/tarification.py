@@ -1,7 +1,16 @@
 """Tarification and Mediprima over SOAP: the MyCareNet commons v2 envelope around a KMEHR message-services
 ``RetrieveTransactionRequest`` (transaction ``tariff`` or ``tariffmediprima``) in the Detail blob,
 answered by a ``RetrieveTransactionResponse``: ``response``, ``acknowledge`` (errors with the public
-catalogue's codes) and a ``kmehrmessage`` folder with the patient and one transaction per code.
+catalogue's codes, each with an XPath into the request the client sent) and, when at least one code is
+priced, a ``kmehrmessage`` (header + folder with the patient and one transaction per priced code).
+
+Both services have the official Tarification v1 contract (namespace, operation, SOAP action); the
+endpoint tells them apart (``/tarification``, ``/mediprima``), as production's two addresses do.
+
+Namespaces as the official message-services schemas have them: the two roots are in the protocol
+namespace, every child of a core type (``request``, ``select``, ``patient``, ``transaction``, its ``cd``
+and ``item``, ``response``, ``acknowledge``, ``kmehrmessage``, ...) in the core namespace, and what
+those contain (``hcparty``, an item's children, an error's children, header, folder) in KMEHR.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from mycarenet_ic import contract
 from mycarenet_ic.domain.tariff import MediprimaLine, NoTariff, TariffLine
 from mycarenet_ic.errors import SchemaViolation
 from mycarenet_ic.security.parser import ParseLimits
+from mycarenet_ic.services import tarification as svc
 from mycarenet_ic.services.tarification import TariffAnswer, TariffRequest, Tarification
 from mycarenet_ic.soap.commons import (
     MAX_BLOB,
@@ -31,14 +41,16 @@ from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 from mycarenet_ic.soap.service import build_endpoint, call_of
 
 TARIFICATION = "urn:be:fgov:ehealth:mycarenet:tarification:protocol:v1"
-MEDIPRIMA = "urn:be:fgov:ehealth:mycarenet:mediprima:tarification:protocol:v1"
 CORE_V2 = "urn:be:fgov:ehealth:mycarenet:commons:core:v2"
 PROTOCOL_V2 = "urn:be:fgov:ehealth:mycarenet:commons:protocol:v2"
 MP = "http://www.ehealth.fgov.be/messageservices/protocol/v1"
 MC = "http://www.ehealth.fgov.be/messageservices/core/v1"
 K = "http://www.ehealth.fgov.be/standards/kmehr/schema/v1"
 BLOB_XSD = "messageservices-protocol-v1.xsd"
+SERVICE_XSD = "mycarenet-tarification-v1.xsd"
 COMMONS = commons_models(CORE_V2, PROTOCOL_V2)
+KMEHR_STANDARD = ("1.19", "20161201")  # CD-STANDARD version and value of the answers
+LOCATION = dict[str, etree._Element]
 
 
 def _k(local: str) -> str:
@@ -49,61 +61,119 @@ def _mc(local: str) -> str:
     return f"{{{MC}}}{local}"
 
 
-def _coded_value(parent: etree._Element, local: str, scheme: str) -> str | None:
-    """The text of the first ``local`` child (cd or id, in whichever of the schemas' namespaces) of ``scheme``."""
-    for child in parent:
-        if isinstance(child.tag, str) and etree.QName(child).localname == local and child.get("S") == scheme:
-            return (child.text or "").strip()
+def _first(parent: etree._Element | None, tag: str, scheme: str | tuple[str, ...] | None = None
+           ) -> etree._Element | None:
+    """The first ``tag`` child of ``parent`` (with ``S`` in ``scheme`` when given)."""
+    if parent is None:
+        return None
+    schemes = (scheme,) if isinstance(scheme, str) else scheme
+    for child in parent.iterchildren(tag):
+        if schemes is None or child.get("S") in schemes:
+            return child
     return None
 
 
-def _cd_value(parent: etree._Element, scheme: str) -> str | None:
-    return _coded_value(parent, "cd", scheme)
+def _text(el: etree._Element | None) -> str | None:
+    return None if el is None else (el.text or "").strip()
 
 
-def _id_value(parent: etree._Element, scheme: str) -> str | None:
-    return _coded_value(parent, "id", scheme)
-
-
-def read_request(root: etree._Element, mediprima: bool) -> TariffRequest:
-    """The KMEHR request (already valid against its schema) as a :class:`TariffRequest`."""
+# -- the request -----------------------------------------------------------------------------------------
+def read_request(root: etree._Element, mediprima: bool) -> tuple[TariffRequest, LOCATION]:
+    """The KMEHR request (checked against its schema) as a :class:`TariffRequest`, and where each of its
+    places (``services.tarification`` constants) is in the document."""
     schema = contract.schema(BLOB_XSD)
     if root.tag != f"{{{MP}}}RetrieveTransactionRequest" or not schema.validate(root):
         last = schema.error_log.last_error
         raise SchemaViolation.from_validator("The Detail blob must be a message-services RetrieveTransactionRequest",
                                              last)
-    request = root.find(f"{{{MP}}}request")
-    select = root.find(f"{{{MP}}}select")
+    request = root.find(_mc("request"))
+    select = root.find(_mc("select"))
     assert request is not None and select is not None
-    author = request.find(f"{_mc('author')}/{_k('hcparty')}")
     transaction = select.find(_mc("transaction"))
-    patient = select.find(_mc("patient"))
-    assert transaction is not None and patient is not None
+    assert transaction is not None
     wanted = "tariffmediprima" if mediprima else "tariff"
-    if _cd_value(transaction, "CD-TRANSACTION-MYCARENET") != wanted:
+    if _text(_first(transaction, _mc("cd"), "CD-TRANSACTION-MYCARENET")) != wanted:
         raise SchemaViolation(f"The transaction must be CD-TRANSACTION-MYCARENET {wanted!r}.")
+    author = _first(request.find(_mc("author")), _k("hcparty"))
+    author_id = _first(author, _k("id"), "ID-HCPARTY")
+    patient = select.find(_mc("patient"))
+    patient_id = _first(patient, _mc("id"), ("ID-PATIENT", "INSS"))
+    sex = patient.find(f"{_mc('sex')}/{_k('cd')}") if patient is not None else None
+    membership = patient.find(_mc("insurancymembership")) if patient is not None else None
+    where: LOCATION = {svc.TRANSACTION: transaction}
+    for place, el in ((svc.AUTHOR_ID, author_id if author_id is not None else author), (svc.PATIENT, patient),
+                      (svc.PATIENT_ID, patient_id), (svc.PATIENT_SEX, patient.find(_mc("sex"))
+                                                     if patient is not None else None),
+                      (svc.MEMBERSHIP_ID, _first(membership, _k("id"))),
+                      (svc.MEMBERSHIP_NUMBER, _first(membership, _k("membership")))):
+        if el is not None:
+            where[place] = el
     date = None
     codes: list[str] = []
     justification = gmd_manager = None
-    for item in transaction.findall(_k("item")):
-        kind = _cd_value(item, "CD-ITEM-MYCARENET") or _cd_value(item, "CD-ITEM")
+    for item in transaction.iterchildren(_mc("item")):
+        kind = _text(_first(item, _k("cd"), ("CD-ITEM", "CD-ITEM-MYCARENET")))
         content = item.find(_k("content"))
-        if content is None:
-            continue
-        if kind == "encounterdatetime" and content.findtext(_k("date")):
-            date = dt.date.fromisoformat(content.findtext(_k("date")) or "")
+        if kind == "encounterdatetime":
+            day = content.find(_k("date")) if content is not None else None
+            where[svc.DATE_ITEM] = item
+            where[svc.DATE] = day if day is not None else item
+            if day is not None and day.text:
+                date = dt.date.fromisoformat(day.text.strip())
         elif kind == "claim":
-            codes.append(_cd_value(content, "CD-NIHDI") or "")
+            cd = _first(content, _k("cd"), "CD-NIHDI")
+            where[svc.claim(len(codes))] = cd if cd is not None else item
+            codes.append(_text(cd) or "")
         elif kind == "justification":
-            justification = _cd_value(content, "CD-MYCARENET-JUSTIFICATION")
+            cd = _first(content, _k("cd"), "CD-MYCARENET-JUSTIFICATION")
+            where[svc.JUSTIFICATION] = cd if cd is not None else item
+            justification = _text(cd) if cd is not None else ""
         elif kind == "gmdmanager":
-            hcparty = content.find(_k("hcparty"))
-            gmd_manager = _id_value(hcparty, "ID-HCPARTY") if hcparty is not None else None
-    return TariffRequest(
-        id=request.findtext(_mc("id")) or "",
-        author_nihii=_id_value(author, "ID-HCPARTY") if author is not None else None,
-        patient_ssin=_id_value(patient, "ID-PATIENT") or _id_value(patient, "INSS") or "",
-        date=date, codes=tuple(codes), justification=justification, gmd_manager=gmd_manager, mediprima=mediprima)
+            hcparty = content.find(_k("hcparty")) if content is not None else None
+            gmd_id = _first(hcparty, _k("id"), "ID-HCPARTY")
+            where[svc.GMD_MANAGER] = gmd_id if gmd_id is not None else item
+            gmd_manager = _text(gmd_id) or None
+    member = None
+    if membership is not None:
+        member = (_text(_first(membership, _k("id"))) or "", _text(_first(membership, _k("membership"))) or "")
+    tariff_request = TariffRequest(
+        id=_text(request.find(_mc("id"))) or "",
+        author_nihii=_text(author_id) or None,
+        patient_ssin=_text(patient_id) or "",
+        date=date, codes=tuple(codes), justification=justification, gmd_manager=gmd_manager, mediprima=mediprima,
+        sex=_text(sex) or None, membership=member)
+    return tariff_request, where
+
+
+def xpath_of(el: etree._Element) -> str:
+    """An XPath 1.0 expression selecting exactly ``el`` in its document, without namespace prefixes (so
+    that a client evaluates it with no namespace context): ``/*[local-name()='x'][n]/…``."""
+    steps = []
+    node: etree._Element | None = el
+    while node is not None:
+        name = etree.QName(node).localname
+        parent = node.getparent()
+        if parent is None:
+            steps.append(f"/*[local-name()='{name}']")
+        else:
+            same = [c for c in parent if isinstance(c.tag, str) and etree.QName(c).localname == name]
+            steps.append(f"/*[local-name()='{name}'][{same.index(node) + 1}]")
+        node = parent
+    return "".join(reversed(steps))
+
+
+def _url(error: svc.KmehrError, where: LOCATION, root: etree._Element) -> str:
+    place = error.where
+    el = where.get(place)
+    if el is None and place.startswith("claim/"):
+        el = where.get(svc.TRANSACTION)
+    if el is None and place in (svc.PATIENT_ID, svc.PATIENT_SEX, svc.MEMBERSHIP_ID, svc.MEMBERSHIP_NUMBER):
+        el = where.get(svc.PATIENT)
+    if el is None and place in (svc.DATE, svc.DATE_ITEM, svc.JUSTIFICATION, svc.GMD_MANAGER):
+        el = where.get(svc.TRANSACTION)
+    if el is None and place == svc.PATIENT:
+        el = root.find(_mc("select"))
+    return xpath_of(el if el is not None else root)
 
 
 # -- the answer ----------------------------------------------------------------------------------------
@@ -118,121 +188,137 @@ def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrib: st
     return el
 
 
-def _coded(parent: etree._Element, tag: str, scheme: str, value: str, sv: str = "1.0") -> etree._Element:
-    return _sub(parent, tag, value, S=scheme, SV=sv)
+def _coded(parent: etree._Element, tag: str, scheme: str, value: str, sv: str = "1.0", **extra: str) -> etree._Element:
+    return _sub(parent, tag, value, S=scheme, SV=sv, **extra)
 
 
-def _platform_author(parent: etree._Element, tag: str) -> None:
-    author = _sub(parent, tag)
-    hcparty = _sub(author, _k("hcparty"))
-    _coded(hcparty, _k("id"), "ID-HCPARTY", "MYCARENET")
-    _coded(hcparty, _k("cd"), "CD-HCPARTY", "application")
-    _sub(hcparty, _k("name"), "MyCareNet sandbox")
+def _platform(parent: etree._Element, tag: str) -> None:
+    """``tag`` (an authorType) naming the MyCareNet platform as an application."""
+    hcparty = _sub(_sub(parent, tag), _k("hcparty"))
+    _coded(hcparty, _k("cd"), "CD-HCPARTY", "application", "1.1")
+    _sub(hcparty, _k("name"), "MyCareNet")
 
 
-def _item(transaction: etree._Element, n: int, kind: str) -> etree._Element:
+def _item(transaction: etree._Element, kind: str, scheme: str = "CD-ITEM-MYCARENET") -> etree._Element:
     item = _sub(transaction, _k("item"))
-    _coded(item, _k("id"), "ID-KMEHR", str(n))
-    _coded(item, _k("cd"), "CD-ITEM-MYCARENET", kind)
+    _coded(item, _k("id"), "ID-KMEHR", str(sum(1 for _ in transaction.iterchildren(_k("item")))))
+    _coded(item, _k("cd"), scheme, kind)
     return item
 
 
-def _cost(transaction: etree._Element, n: int, kind: str, cents: int) -> None:
-    cost = _sub(_item(transaction, n, kind), _k("cost"))
+def _cost(transaction: etree._Element, kind: str, cents: int) -> None:
+    cost = _sub(_item(transaction, kind), _k("cost"))
     _sub(cost, _k("decimal"), _euro(cents))
-    _coded(_sub(cost, _k("unit")), _k("cd"), "CD-CURRENCY", "EUR")
+    _coded(_sub(cost, _k("unit")), _k("cd"), "CD-CURRENCY", "eur")
 
 
-def build_response(answer: TariffAnswer, request_xml: etree._Element, version: str) -> etree._Element:
+def build_response(answer: TariffAnswer, request_xml: etree._Element, where: LOCATION | None = None) -> etree._Element:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    reference = f"MYCARENET.{now:%Y%m%d%H%M%S}{secrets.token_hex(4)}"
     root = etree.Element(f"{{{MP}}}RetrieveTransactionResponse", nsmap={"mp": MP, "mc": MC, "k": K})
-    response = _sub(root, f"{{{MP}}}response", version=version)
-    _coded(response, _mc("id"), "ID-KMEHR", f"MYCARENET.{now:%Y%m%d%H%M%S}.{secrets.token_hex(4)}")
-    _platform_author(response, _mc("author"))
+    response = _sub(root, _mc("response"))
+    _coded(response, _mc("id"), "ID-KMEHR", reference)
+    _platform(response, _mc("author"))
     _sub(response, _mc("date"), now.date().isoformat())
     _sub(response, _mc("time"), now.time().isoformat())
-    echoed = request_xml.find(f"{{{MP}}}request")
+    echoed = request_xml.find(_mc("request"))
     if echoed is not None:
-        copy = etree.fromstring(etree.tostring(echoed))
-        copy.tag = _mc("request")
-        response.append(copy)
-    ack = _sub(root, f"{{{MP}}}acknowledge")
+        response.append(etree.fromstring(etree.tostring(echoed)))
+    ack = _sub(root, _mc("acknowledge"))
     _sub(ack, _mc("iscomplete"), "true" if answer.complete else "false")
     for error in answer.errors:
         err = _sub(ack, _mc("error"))
-        _coded(err, _mc("cd"), "CD-ERROR-MYCARENET", error.code)
-        _sub(err, _mc("description"), error.description)
-        _sub(err, _mc("url"), error.url)
+        _coded(err, _k("cd"), "CD-ERROR", error.code)
+        _sub(err, _k("description"), error.description, L="en")
+        _sub(err, _k("url"), _url(error, where or {}, request_xml))
     priced = [line for line in answer.lines if not isinstance(line, NoTariff)]
-    if answer.person is None and not priced:
-        return root
-    message = _sub(root, _k("kmehrmessage"))
+    if not priced:
+        return root  # a folder holds at least one transaction: nothing priced, no kmehrmessage
+    message = _sub(root, _mc("kmehrmessage"))
+    header = _sub(message, _k("header"))
+    _coded(_sub(header, _k("standard")), _k("cd"), "CD-STANDARD", KMEHR_STANDARD[1], KMEHR_STANDARD[0])
+    _coded(header, _k("id"), "ID-KMEHR", reference)
+    _sub(header, _k("date"), now.date().isoformat())
+    _sub(header, _k("time"), now.time().isoformat())
+    _platform(header, _k("sender"))
+    recipient = _sub(header, _k("recipient"))
+    requester = request_xml.find(f"{_mc('request')}/{_mc('author')}/{_k('hcparty')}")
+    if requester is not None:
+        recipient.append(etree.fromstring(etree.tostring(requester)))
     folder = _sub(message, _k("folder"))
     _coded(folder, _k("id"), "ID-KMEHR", "1")
-    folder.append(_patient(answer))
+    folder.append(_patient(answer, now))
     for n, line in enumerate(priced, 1):
         folder.append(_transaction(n, line, answer, now))
     return root
 
 
-def _patient(answer: TariffAnswer) -> etree._Element:
+def _patient(answer: TariffAnswer, now: dt.datetime) -> etree._Element:
     patient = etree.Element(_k("patient"))
     _coded(patient, _k("id"), "ID-PATIENT", answer.ssin)
     person = answer.person
-    if person is not None:
-        for first in person.first_names:
-            _sub(patient, _k("firstname"), first)
-        _sub(patient, _k("familyname"), person.last_name)
-        if person.birth_date:
-            _sub(_sub(patient, _k("birthdate")), _k("date"), person.birth_date.isoformat())
-        if person.death_date:
-            _sub(_sub(patient, _k("deathdate")), _k("date"), person.death_date.isoformat())
-        _coded(_sub(patient, _k("sex")), _k("cd"), "CD-SEX", person.sex)
+    for first in (person.first_names if person is not None and person.first_names else ("",)):
+        _sub(patient, _k("firstname"), first)
+    _sub(patient, _k("familyname"), person.last_name if person is not None else "")
+    if person is not None and person.birth_date:
+        _sub(_sub(patient, _k("birthdate")), _k("date"), person.birth_date.isoformat())
+    if person is not None and person.death_date:
+        _sub(_sub(patient, _k("deathdate")), _k("date"), person.death_date.isoformat())
+    sex = person.sex if person is not None and person.sex in ("male", "female") else "unknown"
+    _coded(_sub(patient, _k("sex")), _k("cd"), "CD-SEX", sex)
     period = answer.period
-    if period is not None:
+    if period is not None and not answer.request.mediprima:
         status = _sub(patient, _k("insurancystatus"))
-        _coded(status, _k("id"), "ID-INSURANCY", period.mutuality)
+        _coded(status, _k("id"), "ID-INSURANCE", period.mutuality)
         _sub(status, _k("membership"), period.registration_number)
-        _sub(status, _k("cg1"), period.ct1)
-        _sub(status, _k("cg2"), period.ct2)
         _sub(status, _k("begindate"), period.start.isoformat())
         if period.end:
             _sub(status, _k("enddate"), period.end.isoformat())
+        _sub(status, _k("cg1"), period.ct1)
+        _sub(status, _k("cg2"), period.ct2)
+    _sub(patient, _k("recorddatetime"), now.replace(tzinfo=None).isoformat())
     return patient
 
 
 def _transaction(n: int, line: TariffLine | MediprimaLine, answer: TariffAnswer, now: dt.datetime) -> etree._Element:
     tx = etree.Element(_k("transaction"))
     _coded(tx, _k("id"), "ID-KMEHR", str(n))
-    _coded(tx, _k("cd"), "CD-TRANSACTION-MYCARENET", "tariffmediprima" if answer.request.mediprima else "tariff")
+    _coded(tx, _k("cd"), "CD-TRANSACTION-MYCARENET", answer.request.transaction, "1.2")
     _sub(tx, _k("date"), now.date().isoformat())
     _sub(tx, _k("time"), now.time().isoformat())
-    _platform_author(tx, _k("author"))
+    _platform(tx, _k("author"))
     _sub(tx, _k("iscomplete"), "true")
     _sub(tx, _k("isvalidated"), "true")
-    claim = _sub(_item(tx, 1, "claim"), _k("content"))
-    _coded(claim, _k("cd"), "CD-NIHDI", line.code)
-    _cost(tx, 2, "fee", line.fee)
+    _coded(_sub(_item(tx, "claim", "CD-ITEM"), _k("content")), _k("cd"), "CD-NIHDI", line.code)
+    if answer.request.date is not None:
+        _sub(_sub(_item(tx, "encounterdatetime", "CD-ITEM"), _k("content")), _k("date"),
+             answer.request.date.isoformat())
+    _cost(tx, "fee", line.fee)
     if isinstance(line, TariffLine):
-        _cost(tx, 3, "reimbursement", line.insurer_amount)
-        _cost(tx, 4, "patientfee", line.patient_share)
+        _cost(tx, "reimbursement", line.insurer_amount)
+        _cost(tx, "patientfee", line.patient_share)
         if line.payment_approval:
-            _coded(_sub(_item(tx, 5, "financialcontract"), _k("content")), _k("id"), "LOCAL", line.payment_approval)
-        if line.third_party_reason:
-            _coded(_sub(_item(tx, 6, "justification"), _k("content")), _k("cd"), "CD-MYCARENET-JUSTIFICATION",
-                   line.third_party_reason.value)
+            _coded(_sub(_item(tx, "financialcontract"), _k("content")), _k("id"), "LOCAL", line.payment_approval,
+                   SL="MYCARENET-PAYMENT-APPROVAL")
+        _coded(_sub(_item(tx, "justification", "CD-ITEM"), _k("content")), _k("cd"), "CD-MYCARENET-JUSTIFICATION",
+               line.justification.value)
         return tx
-    _cost(tx, 3, "reimbursement", line.spp_amount)
-    _cost(tx, 4, "patientfee", line.patient_share)
-    _cost(tx, 5, "cpasreimbursement", line.cpas_amount)
-    _coded(_sub(_item(tx, 6, "financialcontract"), _k("content")), _k("id"), "LOCAL", line.approval)
-    _sub(_sub(_item(tx, 7, "amucertificate"), _k("content")), _k("boolean"),
-         "true" if line.amu_certificate_needed else "false")
+    # Mediprima: SPP Social Integration (FPS SI) and the CPAS (public social-welfare centre, PSWC) share it.
+    _cost(tx, "reimbursement-fpssi", line.spp_amount)
+    _cost(tx, "reimbursement-pswc", line.cpas_amount)
+    _cost(tx, "patientfee", line.patient_share)
+    _coded(_sub(_item(tx, "financialcontract"), _k("content")), _k("id"), "LOCAL", line.approval,
+           SL="MYCARENET-PAYMENT-APPROVAL")
+    _sub(_sub(_item(tx, "umc"), _k("content")), _k("boolean"), "true" if line.amu_certificate_needed else "false")
+    file_cpas = answer.cpas
+    if file_cpas is not None:
+        pswc = _item(tx, "pswc")
+        _coded(_sub(pswc, _k("content")), _k("id"), "ID-CBE", file_cpas)
     return tx
 
 
 # -- the services ------------------------------------------------------------------------------------------
-def make_service(tarification: Tarification, mediprima: bool, version: str) -> type[ServiceBase]:
+def make_service(tarification: Tarification, mediprima: bool) -> type[ServiceBase]:
     limits = ParseLimits(max_bytes=MAX_BLOB)
 
     class TarificationService(ServiceBase):
@@ -242,24 +328,25 @@ def make_service(tarification: Tarification, mediprima: bool, version: str) -> t
             """Handles ``TarificationConsultationRequest`` (KMEHR RetrieveTransactionRequest in Detail)."""
             call = call_of(ctx)
             root, encoding = read_detail(request.Detail, limits)
-            tariff_request = read_request(root, mediprima)
+            tariff_request, where = read_request(root, mediprima)
             call.audit.patient = tariff_request.patient_ssin or None
             claimed, _quality = claimed_provider(request.CommonInput)
             answer = tarification.consult(call.caller, claimed, tariff_request, claimed_ssin(request.CommonInput))
+            if answer.ssin:
+                call.audit.patient = answer.ssin
+            if answer.author_refused:
+                call.audit.outcome = "DENIED"
             call.audit.detail = answer.audit_detail
-            body = etree.tostring(build_response(answer, root, version), encoding="UTF-8", xml_declaration=True)
+            body = etree.tostring(build_response(answer, root, where), encoding="UTF-8", xml_declaration=True)
             return send_response(COMMONS, request, body, encoding)
 
     return TarificationService
 
 
 def build(tarification: Tarification, deps: EndpointDeps, mediprima: bool = False) -> SoapEndpoint:
-    if mediprima:
-        return build_endpoint("mediprima", [make_service(tarification, True, "mediprima-1.0")], MEDIPRIMA,
-                              "mycarenet-mediprima-tarification-v1.xsd", "mycarenet-mediprima-tarification-v1.wsdl",
-                              deps)
-    return build_endpoint("tarification", [make_service(tarification, False, "tarification-1.0")], TARIFICATION,
-                          "mycarenet-tarification-v1.xsd", "mycarenet-tarification-v1.wsdl", deps)
+    name, wsdl = (("mediprima", "mycarenet-mediprima-tarification-v1.wsdl") if mediprima
+                  else ("tarification", "mycarenet-tarification-v1.wsdl"))
+    return build_endpoint(name, [make_service(tarification, mediprima)], TARIFICATION, SERVICE_XSD, wsdl, deps)
 
 
 def answer_of(detail: Any) -> etree._Element:

@@ -93,8 +93,8 @@ def endpoints(tmp_path_factory: pytest.TempPathFactory):
     ("integrated-care", "mycarenet-integratedcare-v1.xsd"),
     ("memberdata", "mycarenet-memberdata-v1.xsd mycarenet-commons-protocol-v3.xsd mycarenet-commons-core-v3.xsd"),
     ("tarification", "mycarenet-tarification-v1.xsd mycarenet-commons-protocol-v2.xsd mycarenet-commons-core-v2.xsd"),
-    ("mediprima", "mycarenet-mediprima-tarification-v1.xsd mycarenet-commons-protocol-v2.xsd "
-                  "mycarenet-commons-core-v2.xsd"),
+    # Mediprima has the Tarification contract at its own address (as production's public clients call it)
+    ("mediprima", "mycarenet-tarification-v1.xsd mycarenet-commons-protocol-v2.xsd mycarenet-commons-core-v2.xsd"),
 ])
 def test_spyne_models_match_the_checked_in_schema(endpoints, service: str, xsd: str) -> None:
     from spyne.interface.wsdl import Wsdl11
@@ -151,3 +151,47 @@ def test_only_contract_files_are_served(sandbox: Sandbox) -> None:
     url = sandbox.urls["cobrha"]
     for bad in ("../setup.cfg", "..%2Fsetup.cfg", "/etc/passwd", "nothing.xsd"):
         assert requests.get(f"{url}?xsd={bad}", timeout=10).status_code == 404
+
+
+# -- Tarification / Mediprima: the official contract's names ---------------------------------------------------
+WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
+TAR_NS = "urn:be:fgov:ehealth:mycarenet:tarification:protocol:v1"
+
+
+def _wsdl_names(name: str) -> dict[str, object]:
+    root = etree.parse(str(contract.wsdl_path(name))).getroot()
+    w, soap = f"{{{WSDL_NS}}}", "{http://schemas.xmlsoap.org/wsdl/soap/}"
+    return {
+        "targetNamespace": root.get("targetNamespace"),
+        "portTypes": sorted(p.get("name") for p in root.iter(f"{w}portType")),
+        "bindings": sorted((b.get("name"), b.get("type")) for b in root.iter(f"{w}binding")),
+        "services": sorted((s.get("name"), p.get("name"), p.get("binding"))
+                           for s in root.iter(f"{w}service") for p in s.iter(f"{w}port")),
+        "operations": sorted((o.get("name"), o.find(f"{soap}operation").get("soapAction"))  # type: ignore[union-attr]
+                             for b in root.iter(f"{w}binding") for o in b.iter(f"{w}operation")),
+        "messages": sorted((m.get("name"), m.find(f"{w}part").get("element"))  # type: ignore[union-attr]
+                           for m in root.iter(f"{w}message")),
+    }
+
+
+@pytest.mark.parametrize("name", ["mycarenet-tarification-v1.wsdl", "mycarenet-mediprima-tarification-v1.wsdl"])
+def test_tarification_wsdls_have_the_official_names(name: str) -> None:
+    """MyCareNetTarification_v1.wsdl (e-Contract/mycarenet): the names a generated client binds to; Mediprima
+    is the same contract at another address."""
+    assert _wsdl_names(name) == {
+        "targetNamespace": TAR_NS,
+        "portTypes": ["MycarenetTarificationPortType"],
+        "bindings": [("MycarenetTarificationSOAPBinding", "tns:MycarenetTarificationPortType")],
+        "services": [("MycarenetTarificationService", "MycarenetTarifationServiceSOAP11",
+                      "tns:MycarenetTarificationSOAPBinding")],
+        "operations": [("tarificationConsultation", f"{TAR_NS}:TarificationConsult")],
+        "messages": [("BusinessError", "soa:BusinessError"), ("SystemError", "soa:SystemError"),
+                     ("TarificationConsultationRequest", "tns:TarificationConsultationRequest"),
+                     ("TarificationConsultationResponse", "tns:TarificationConsultationResponse")],
+    }
+    schema = etree.parse(str(contract.XSD_DIR / "mycarenet-tarification-v1.xsd")).getroot()
+    elements = {(e.get("name"), e.get("type")) for e in schema.iter(f"{{{XS}}}element")}
+    assert elements == {("TarificationConsultationRequest", "p2:SendRequestType"),
+                        ("TarificationConsultationResponse", "p2:SendResponseType")}
+    assert {i.get("namespace") for i in schema.iter(f"{{{XS}}}import")} == {
+        "urn:be:fgov:ehealth:mycarenet:commons:protocol:v2"}

@@ -1,7 +1,8 @@
 """Tarification and Mediprima over HTTP: signed zeep calls built from ``wsdl/`` with a KMEHR request in the
 Detail blob, for the scenario's patients (ordinary, preferential, GMD with/without, medical house,
 palliative, child, care trajectory, CPAS); errors with the public catalogue's codes; answers valid
-against ``xsd/``; every consultation audited."""
+against ``xsd/``; every consultation audited. (The official-shape checks against schemas written apart from
+``xsd/`` are in ``tests/fidelity/test_tarification_fidelity.py``.)"""
 
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ from tests import support
 pytestmark = pytest.mark.integration
 
 TAR = "urn:be:fgov:ehealth:mycarenet:tarification:protocol:v1"
-MEDI = "urn:be:fgov:ehealth:mycarenet:mediprima:tarification:protocol:v1"
 P2 = "urn:be:fgov:ehealth:mycarenet:commons:protocol:v2"
 CORE2 = "urn:be:fgov:ehealth:mycarenet:commons:core:v2"
 MP = "http://www.ehealth.fgov.be/messageservices/protocol/v1"
@@ -45,13 +45,11 @@ class TariffClient:
                  service: str = "tarification") -> None:
         self.ssin, self.nihii = who
         self.service = service
-        ns = MEDI if service == "mediprima" else TAR
-        binding = "MediprimaTarificationSOAPBinding" if service == "mediprima" else "TarificationSOAPBinding"
         wsdl = ("mycarenet-mediprima-tarification-v1.wsdl" if service == "mediprima"
                 else "mycarenet-tarification-v1.wsdl")
         holder = box.platform.pki.issue_holder(quality, self.ssin, self.nihii)
-        self.client = SignedSoapClient(wsdl, f"{{{ns}}}{binding}", box.urls[service], Signer(holder),
-                                       box.platform.answer_verifier())
+        self.client = SignedSoapClient(wsdl, f"{{{TAR}}}MycarenetTarificationSOAPBinding", box.urls[service],
+                                       Signer(holder), box.platform.answer_verifier())
 
     def send(self, blob: bytes, encoding: str = "none") -> etree._Element | dict[str, str]:
         common = {"Request": {"IsTest": True},
@@ -85,7 +83,7 @@ class TariffClient:
 
 
 def errors(root: etree._Element) -> list[str]:
-    return [e.findtext(f"{{{MC}}}cd") or "" for e in root.iter(f"{{{MC}}}error")]
+    return [e.findtext(f"{{{K}}}cd") or "" for e in root.iter(f"{{{MC}}}error")]
 
 
 def lines(root: etree._Element) -> dict[str, dict[str, str]]:
@@ -138,7 +136,7 @@ def test_tariff_for_scenario_patients(sandbox: Sandbox, gp: TariffClient, case: 
               "nurse": TariffClient(sandbox, NURSE, Quality.NURSE)}[who]
     root = client.ask(patient, codes, **kw)
     assert errors(root) == [], case
-    assert root.findtext(f"{{{MP}}}acknowledge/{{{MC}}}iscomplete") == "true"
+    assert root.findtext(f"{{{MC}}}acknowledge/{{{MC}}}iscomplete") == "true"
     got = {code: (euros(v["fee"]), euros(v["reimbursement"]), euros(v["patientfee"]))
            for code, v in lines(root).items()}
     assert got == expected, case
@@ -149,21 +147,39 @@ def test_tariff_for_scenario_patients(sandbox: Sandbox, gp: TariffClient, case: 
     assert status is not None and status.findtext(f"{{{K}}}cg1") in ("110", "111")
 
 
-def test_third_party_payment_reason_and_approval(gp: TariffClient) -> None:
-    root = gp.ask(support.PATIENT_UNLINKED, ["101076"], justification="financialsituation")
+def test_third_party_payment_justification_and_approval(gp: TariffClient) -> None:
+    # 2: the provider justifies third-party payment: answered back, with the insurer's approval
+    root = gp.ask(support.PATIENT_UNLINKED, ["101076"], justification="2")
     line = lines(root)["101076"]
-    assert line["justification"] == "financialsituation" and line["financialcontract"].startswith("101")
+    assert line["justification"] == "2" and line["financialcontract"].startswith("101")
+    # nothing asked: 3 when the insurer commits to pay by right (preferential), 9 when it does not
     preferential = lines(gp.ask("52073002225", ["101076"]))["101076"]
-    assert preferential["justification"] == "preferential" and preferential["financialcontract"]
-    assert "financialcontract" not in lines(gp.ask(support.PATIENT_UNLINKED, ["101076"]))["101076"]
+    assert preferential["justification"] == "3" and preferential["financialcontract"]
+    plain = lines(gp.ask(support.PATIENT_UNLINKED, ["101076"]))["101076"]
+    assert plain["justification"] == "9" and "financialcontract" not in plain
+
+
+def test_g_notion_is_answered_back(sandbox: Sandbox) -> None:
+    root = TariffClient(sandbox, ACCREDITED_GP).ask("61110202116", ["101076"], justification="7",
+                                                     gmd_manager=support.DOCTOR_NIHII)
+    assert errors(root) == []
+    line = lines(root)["101076"]
+    assert line["justification"] == "7" and euros(line["patientfee"]) == 400
 
 
 def test_medical_house_subscriber_gets_no_tariff_for_covered_acts(sandbox: Sandbox, gp: TariffClient) -> None:
     root = gp.ask("39060802118", ["101076", "102771"])  # Wouters, medical house for doctor/nurse/physio
     assert errors(root) == ["169", "169"]
-    assert root.findtext(f"{{{MP}}}acknowledge/{{{MC}}}iscomplete") == "false"
+    assert root.findtext(f"{{{MC}}}acknowledge/{{{MC}}}iscomplete") == "false"
     assert lines(root) == {}
-    assert root.findtext(f".//{{{K}}}patient/{{{K}}}familyname") == "Wouters"  # the patient is still shown
+    assert root.find(f"{{{MC}}}kmehrmessage") is None  # no folder without a transaction (the schema's rule)
+
+
+def test_one_refused_code_leaves_the_others_priced(gp: TariffClient) -> None:
+    root = gp.ask(support.PATIENT_UNLINKED, ["101076", "999999"])
+    assert errors(root) == ["130"]
+    assert set(lines(root)) == {"101076"}
+    assert root.findtext(f".//{{{K}}}patient/{{{K}}}familyname") == "Desmet"
 
 
 @pytest.mark.parametrize("case,patient,codes,day,kw,code", [
@@ -177,7 +193,9 @@ def test_medical_house_subscriber_gets_no_tariff_for_covered_acts(sandbox: Sandb
     ("code of another discipline", support.PATIENT_UNLINKED, ["560011"], DAY, {}, "171"),
     ("unknown code", support.PATIENT_UNLINKED, ["999999"], DAY, {}, "130"),
     ("code format", support.PATIENT_UNLINKED, ["1010"], DAY, {}, "111"),
-    ("justification not allowed", support.PATIENT_UNLINKED, ["101076"], DAY, {"justification": "friendship"}, "130"),
+    ("justification not numeric", support.PATIENT_UNLINKED, ["101076"], DAY, {"justification": "friendship"}, "111"),
+    ("justification not allowed", support.PATIENT_UNLINKED, ["101076"], DAY, {"justification": "5"}, "130"),
+    ("answer-only justification", support.PATIENT_UNLINKED, ["101076"], DAY, {"justification": "9"}, "130"),
     ("GMD manager is not the holder", "61110202116", ["101076"], DAY, {"gmd_manager": "11203795004"}, "167"),
     ("GMD manager is the author", "61110202116", ["101076"], DAY, {"gmd_manager": support.DOCTOR_NIHII}, "174"),
 ])
@@ -185,22 +203,28 @@ def test_errors_carry_the_catalogue_codes(sandbox: Sandbox, gp: TariffClient, ca
                                           codes: list[str], day: dt.date, kw: dict[str, Any], code: str) -> None:
     root = gp.ask(patient, codes, day, **kw)
     assert errors(root) == [code], case
-    assert root.findtext(f"{{{MP}}}acknowledge/{{{MC}}}iscomplete") == "false"
+    assert root.findtext(f"{{{MC}}}acknowledge/{{{MC}}}iscomplete") == "false"
     row = [r for r in sandbox.platform.audit.rows(limit=10) if r["service"] == "tarification"][-1]
     assert code in row["detail"]
 
 
 def test_only_providers_in_cobrha_with_a_valid_visa(sandbox: Sandbox) -> None:
+    """An author the insurers refuse (no valid VISA: 140) gets a normal answer with the catalogue's error, as
+    production does; a caller who is no care provider at all is refused by the platform (a fault)."""
     before = len(sandbox.platform.audit.rows(limit=1_000_000))
     expired = TariffClient(sandbox, ("57120502143", support.EXPIRED_VISA_NIHII))
     answer = expired.send(kmehr_request(support.EXPIRED_VISA_NIHII, "57120502143", support.PATIENT_UNLINKED, DAY,
                                         ["101076"]))
-    assert answer == {"kind": "BusinessError", "Code": "ACCESS_DENIED"}
+    assert isinstance(answer, etree._Element), answer
+    assert errors(answer) == ["140"] and lines(answer) == {}
+    assert answer.findtext(f"{{{MC}}}acknowledge/{{{MC}}}iscomplete") == "false"
     citizen = TariffClient(sandbox, (support.PATIENT_LINKED, None), Quality.CITIZEN)
     answer = citizen.send(kmehr_request(support.DOCTOR_NIHII, support.PATIENT_LINKED, support.PATIENT_UNLINKED, DAY,
                                         ["101076"]))
     assert answer == {"kind": "BusinessError", "Code": "ACCESS_DENIED"}
-    assert [r["outcome"] for r in support.service_rows_since(sandbox, "tarification", before)] == ["DENIED"] * 2
+    rows = support.service_rows_since(sandbox, "tarification", before)
+    assert [r["outcome"] for r in rows] == ["DENIED"] * 2
+    assert "140" in str(rows[0]["detail"])
 
 
 def test_a_request_that_is_not_kmehr_is_a_schema_error(gp: TariffClient) -> None:
@@ -227,19 +251,23 @@ def test_mediprima_cpas_decisions(sandbox: Sandbox) -> None:
     client = TariffClient(sandbox, (support.DOCTOR_SSIN, support.DOCTOR_NIHII), service="mediprima")
     covered = client.ask(POPESCU, ["101076"])
     line = lines(covered)["101076"]
-    # fee 30.49 = SPP 24.49 + CPAS 6.00 + patient 0.00
-    assert (line["fee"], line["reimbursement"], line["cpasreimbursement"], line["patientfee"]) == (
+    # fee 30.49 = SPP Social Integration 24.49 + CPAS 6.00 + patient 0.00
+    assert (line["fee"], line["reimbursement-fpssi"], line["reimbursement-pswc"], line["patientfee"]) == (
         "30.49", "24.49", "6.00", "0.00")
-    assert line["amucertificate"] == "false" and line["financialcontract"].startswith("MP")
-    response = covered.find(f"{{{MP}}}response")
-    assert response is not None and response.get("version") == "mediprima-1.0"
-    assert response.findtext(f"{{{MC}}}request/{{{MC}}}id", "").startswith(support.DOCTOR_NIHII)  # message reference
+    assert line["umc"] == "false" and line["financialcontract"].startswith("MP")
+    assert line["pswc"] == "0212345668"  # the CPAS of the decision, by its enterprise number
+    response = covered.find(f"{{{MC}}}response")
+    assert response is not None and response.get("version") is None
+    assert response.findtext(f"{{{MC}}}request/{{{MC}}}id", "").startswith(support.DOCTOR_NIHII)  # echoed
     amu = lines(client.ask(DIALLO, ["101076"]))["101076"]
-    assert (amu["cpasreimbursement"], amu["patientfee"], amu["amucertificate"]) == ("0.00", "6.00", "true")
+    assert (amu["reimbursement-pswc"], amu["patientfee"], amu["umc"]) == ("0.00", "6.00", "true")
     insured = client.ask(support.PATIENT_UNLINKED, ["101076"])  # no CPAS decision
     assert errors(insured) == ["170"]
     ordinary = TariffClient(sandbox, (support.DOCTOR_SSIN, support.DOCTOR_NIHII)).ask(POPESCU, ["101076"])
     assert errors(ordinary) == ["120"]  # not insured: the ordinary tariff service does not know them
+    # the mediprima address only serves tariffmediprima, the tarification address only tariff
+    assert client.send(kmehr_request(support.DOCTOR_NIHII, support.DOCTOR_SSIN, POPESCU, DAY, ["101076"])) == {
+        "kind": "BusinessError", "Code": "INVALID_REQUEST"}
 
 
 def test_hand_built_request_following_the_public_contract(sandbox: Sandbox, doctor_signer: Signer,

@@ -25,13 +25,13 @@ from mycarenet_ic.domain.assurability import (
     MemberFile,
 )
 from mycarenet_ic.domain.tariff import (
+    Justification,
     MediprimaLine,
     Nomenclature,
     NoTariff,
     Patient,
     Provider,
     TariffLine,
-    ThirdPartyReason,
     discipline_of,
     mediprima_tariff,
     tariff,
@@ -108,15 +108,22 @@ def test_modifier(name: str, provider: Provider, who: Patient, code: str, kw: di
     assert set(got.applied) == set(applied)
 
 
-def test_third_party_reason_gives_a_payment_approval_and_leaves_amounts_alone() -> None:
+def test_justification_gives_a_payment_approval_and_leaves_amounts_alone() -> None:
     plain = line(GP, patient(), "101076")
-    assert plain.third_party_reason is None and plain.payment_approval is None
-    paid = line(GP, patient(), "101076", reason=ThirdPartyReason.FINANCIAL_SITUATION)
-    assert paid.third_party_reason is ThirdPartyReason.FINANCIAL_SITUATION and paid.payment_approval
-    assert (paid.fee, paid.patient_share) == (plain.fee, plain.patient_share)
-    # chronic-condition status in the year of the act, and preferential patients: third party by right
-    assert line(GP, patient(chronic_years=(2026,)), "101076").third_party_reason is ThirdPartyReason.CHRONIC_CONDITION
-    assert line(GP, patient(BIM), "101076").third_party_reason is ThirdPartyReason.PREFERENTIAL
+    assert plain.justification is Justification.NO_PAYMENT_COMMITMENT and plain.payment_approval is None
+    asked = line(GP, patient(), "101076", justification=Justification.THIRD_PARTY_REQUESTED)
+    assert asked.justification is Justification.THIRD_PARTY_REQUESTED and asked.payment_approval
+    assert (asked.fee, asked.patient_share) == (plain.fee, plain.patient_share)
+    # chronic-condition status in the year of the act, and preferential patients: the insurer commits by right
+    for who in (patient(chronic_years=(2026,)), patient(BIM)):
+        got = line(GP, who, "101076")
+        assert got.justification is Justification.PAYMENT_COMMITMENT and got.payment_approval
+    # the G notion is answered back; it gives no approval by itself
+    g = line(ACCREDITED_GP, patient(global_medical_file=GMD_VERHOEVEN), "101076", justification=Justification.G_NOTION,
+             gmd_manager="11200035003")
+    assert g.justification is Justification.G_NOTION and g.payment_approval is None and g.patient_share == 400
+    g_bim = line(ACCREDITED_GP, patient(BIM), "101076", justification=Justification.G_NOTION)
+    assert g_bim.justification is Justification.G_NOTION and g_bim.payment_approval
 
 
 def test_hospitalisation_and_maf_are_ignored() -> None:
@@ -182,15 +189,20 @@ providers = st.sampled_from([GP, ACCREDITED_GP, NURSE, Provider("51218572528", "
                              Provider("12183495580", "specialist", False)])
 
 
-@given(patients, providers, st.sampled_from(sorted(TABLE.codes)), st.sampled_from([None, *ThirdPartyReason]))
+@given(patients, providers, st.sampled_from(sorted(TABLE.codes)), st.sampled_from([None, *Justification]))
 def test_amounts_add_up_and_are_never_negative(who: Patient, provider: Provider, code: str,
-                                               reason: ThirdPartyReason | None) -> None:
-    got = tariff(TABLE, provider, who, code, ON, reason)
+                                               justification: Justification | None) -> None:
+    got = tariff(TABLE, provider, who, code, ON, justification)
     if isinstance(got, NoTariff):
         assert got.error == "171" and TABLE.codes[code].discipline != provider.discipline
         return
     assert got.fee == got.insurer_amount + got.patient_share
     assert min(got.fee, got.insurer_amount, got.patient_share) >= 0
+    # what was asked is answered back; otherwise 3 exactly when there is an approval
+    if justification is not None:
+        assert got.justification is justification
+    else:
+        assert (got.justification is Justification.PAYMENT_COMMITMENT) == (got.payment_approval is not None)
 
 
 @given(patients, providers, st.sampled_from(sorted(TABLE.codes)))
