@@ -81,12 +81,14 @@ FACETS_BY_KIND: dict[str, frozenset[Facet]] = {
 class AssurabilityError(ValueError):
     """A request the insurers answer with an error status; ``code`` is the public catalogue's code."""
 
-    def __init__(self, code: str, message: str, location: str, requester_error: bool = True) -> None:
+    def __init__(self, code: str, message: str, location: str, requester_error: bool = True,
+                 insurer: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        self.location = location
+        self.location = location          # an XPath on the query ("" when the catalogue gives none)
         self.requester_error = requester_error
+        self.insurer = insurer            # the insurer union that refuses, for the insurers' own errors
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,6 @@ class InsurabilityPeriod:
     ct1: str
     ct2: str
     third_party: ThirdPartyRegime = ThirdPartyRegime.NONE
-    communication_date: dt.date | None = None
     # Why the period ended: "death" | "mutation" | "unknown" (None while it runs).
     end_reason: str | None = None
 
@@ -209,6 +210,18 @@ class GeneralSituation:
     mutation_date: dt.date | None = None
     old_mutuality: str | None = None
     new_mutuality: str | None = None
+    closure_date: dt.date | None = None        # the day of death, else the first day no longer covered
+    opening_date: dt.date | None = None        # the first day covered, when the file opens after the period
+
+    @property
+    def normal(self) -> bool:
+        return self.situation is Situation.NORMAL
+
+    @property
+    def transfer_date(self) -> dt.date | None:
+        """The date of the change the situation names (real answers: the death date for a file closed
+        by death, the mutation date for a mutation)."""
+        return self.mutation_date or self.closure_date or self.opening_date
 
 
 def general_situation(file: MemberFile, start: dt.date, end: dt.date,
@@ -216,15 +229,14 @@ def general_situation(file: MemberFile, start: dt.date, end: dt.date,
     """The person's global situation over ``start``..``end`` (seed 001 §9)."""
     inside = file.periods_in(start, end)
     if not inside:
-        if any(p.start > end for p in file.periods):
-            return GeneralSituation(Situation.OPENED_AFTER)
+        later = sorted(p.start for p in file.periods if p.start > end)
+        if later:
+            return GeneralSituation(Situation.OPENED_AFTER, opening_date=later[0])
         last = max(file.periods, key=lambda p: p.start, default=None)
-        reason = "death" if death is not None and death <= end else (last.end_reason if last else None)
-        return GeneralSituation(Situation.CLOSED, closure_reason=reason or "unknown")
+        return _closed(death, end, last)
     last = inside[-1]
     if last.end is not None and last.end < end:
-        reason = "death" if death is not None and death <= end else (last.end_reason or "unknown")
-        return GeneralSituation(Situation.CLOSED, closure_reason=reason)
+        return _closed(death, end, last)
     insurers = [p.mutuality for p in inside]
     if len(inside) == 2 and insurers[0] != insurers[1]:
         return GeneralSituation(Situation.MUTATION, mutation_date=inside[1].start, old_mutuality=insurers[0],
@@ -232,6 +244,14 @@ def general_situation(file: MemberFile, start: dt.date, end: dt.date,
     if len(inside) > 1:
         return GeneralSituation(Situation.SEVERAL)
     return GeneralSituation(Situation.NORMAL)
+
+
+def _closed(death: dt.date | None, end: dt.date, last: InsurabilityPeriod | None) -> GeneralSituation:
+    if death is not None and death <= end:
+        return GeneralSituation(Situation.CLOSED, closure_reason="death", closure_date=death)
+    closed_on = last.end + dt.timedelta(days=1) if last is not None and last.end is not None else None
+    return GeneralSituation(Situation.CLOSED, closure_reason=(last.end_reason if last else None) or "unknown",
+                            closure_date=closed_on)
 
 
 def years_in(years: tuple[int, ...], start: dt.date, end: dt.date) -> list[int]:

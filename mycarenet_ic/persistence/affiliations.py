@@ -3,7 +3,8 @@ data, read from the data directory's ``scenario.json`` and re-read when the file
 
 ``insurer_affiliations``: one record per insurability period (NISS, mutuality code — the insurer
 union is its first digit + "00" —, registration number, start, end and why it ended, CT1/CT2,
-third-party-payer regime, communication date). ``member_facts``: per NISS, what else the insurers
+third-party-payer regime; a ``communication_date`` key is ignored: the answer's communication date is the
+day of the query). ``member_facts``: per NISS, what else the insurers
 know (MAF years, care trajectories, chronic-condition years, reference pharmacy, medical house,
 hospitalisation, GMD, palliative status, CPAS decision, …). Shared by Integrated Care (export),
 MemberData and Tarification.
@@ -41,8 +42,7 @@ def _period(rec: dict[str, Any]) -> InsurabilityPeriod:
     return InsurabilityPeriod(
         mutuality=rec["mutuality"], registration_number=rec["registration_number"], start=start,
         end=_d(rec.get("end")), ct1=rec.get("ct1", "110"), ct2=rec.get("ct2", "110"),
-        third_party=ThirdPartyRegime(rec.get("third_party", "none")),
-        communication_date=_d(rec.get("communication_date")), end_reason=rec.get("end_reason"))
+        third_party=ThirdPartyRegime(rec.get("third_party", "none")), end_reason=rec.get("end_reason"))
 
 
 def _file(ssin: str, periods: list[InsurabilityPeriod], facts: dict[str, Any]) -> MemberFile:

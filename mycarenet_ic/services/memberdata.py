@@ -46,6 +46,33 @@ NAME_ID_REGNR_MUT = "urn:be:cin:nippin:careReceiver:registrationNumber@mut"
 MAX_PERIODS = 5
 _NAME_ID = "*:AttributeQuery/*:Subject/*:NameID"
 _FACETS = "*:AttributeQuery/*:Extensions/*:Facet"
+# The disciplines of a medical-house contract, as the insurers name them (Medical, Nurse, Kine).
+_HOUSE_TYPES = {"doctor": "Medical", "nurse": "Nurse", "physiotherapist": "Kine"}
+
+
+def _literal(value: str) -> str:
+    """``value`` as an XPath 1.0 string literal (the Location of a fault is an XPath on the query)."""
+    if '"' not in value:
+        return f'"{value}"'
+    if "'" not in value:
+        return f"'{value}'"
+    return "concat(" + ", '\"', ".join(f'"{part}"' for part in value.split('"')) + ")"
+
+
+def facet_location(facet_id: str, dimension: str | None = None) -> str:
+    """Where a facet (or one of its dimensions) is in the query, with the predicates real answers use:
+    ``*:AttributeQuery/*:Extensions/*:Facet[@id="…"]/*:Dimension[@id="…"]``."""
+    where = f"{_FACETS}[@id={_literal(facet_id)}]"
+    return where if dimension is None else f"{where}/*:Dimension[@id={_literal(dimension)}]"
+
+
+def same_party(issuer: str, nihii: str) -> bool:
+    """An Issuer names the same party as a NIHII: equal, or an 8-digit (organisation) NIHII padded with
+    zeros to 11 digits, the way clients fill ``Issuer Format="urn:be:cin:nippin:nihii11"``."""
+    def eleven(value: str) -> str:
+        return value + "000" if len(value) == 8 else value
+
+    return bool(issuer) and eleven(issuer) == eleven(nihii)
 
 # Requesters by certificate quality: the answer they get and the facets they may ask.
 _KIND_OF = {
@@ -55,6 +82,10 @@ _KIND_OF = {
     Quality.MEDICAL_HOUSE: "medicalhouse",
 }
 _ORG_KIND = {Quality.PHARMACY: "pharmacy", Quality.HOSPITAL: "hospital", Quality.MEDICAL_HOUSE: "medicalhouse"}
+
+
+def _insurer_of(mutuality: str) -> str | None:
+    return mutuality[0] + "00" if mutuality[:1].isdigit() else None
 
 
 class InsurerData(Protocol):
@@ -97,6 +128,7 @@ class Requester:
 class Attribute:
     name: str
     values: tuple[str, ...]
+    type: str = "string"           # the XML Schema type of the values: string | date | boolean
 
 
 @dataclass(frozen=True)
@@ -104,6 +136,8 @@ class AssertionFacts:
     type: str
     facet: FacetRequest | None
     attributes: tuple[Attribute, ...]
+    # The assertion's own period (first day, first day after), when it is not the query's: a period.
+    bounds: tuple[dt.date, dt.date] | None = None
 
 
 @dataclass(frozen=True)
@@ -121,16 +155,23 @@ class Answer:
     assertions: tuple[AssertionFacts, ...]
     warnings: tuple[Warning, ...] = ()
     audit_detail: str = ""
+    # The subject as the query named it (answers echo it) and the facets asked (the technical assertion
+    # echoes the first).
+    name_id_format: str = NAME_ID_SSIN
+    name_id: str = ""
+    facets: tuple[FacetRequest, ...] = ()
 
 
 def _attrs(*pairs: tuple[str, object]) -> tuple[Attribute, ...]:
-    """Attributes from (name, value) pairs; None values are left out, lists become several values."""
+    """Attributes from (name, value) pairs; None values are left out, lists become several values.
+    Dates are typed ``date`` and booleans ``boolean`` (as real answers type them), the rest ``string``."""
     out = []
     for name, value in pairs:
         if value is None or value == [] or value == ():
             continue
         values = value if isinstance(value, list | tuple) else [value]
-        out.append(Attribute(name, tuple(_text(v) for v in values)))
+        kind = "boolean" if isinstance(values[0], bool) else "date" if isinstance(values[0], dt.date) else "string"
+        out.append(Attribute(name, tuple(_text(v) for v in values), kind))
     return tuple(out)
 
 
@@ -200,7 +241,8 @@ class MemberData:
                 raise AssurabilityError("EMPTY_IO", "IO not present", _NAME_ID)
             found = self.insurers.ssin_of(mutuality, registration)
             if found is None:
-                raise AssurabilityError("BO_UNKNOWN_REGNBR", "regNrWithMut unknown in IO", "/", requester_error=False)
+                raise AssurabilityError("BO_UNKNOWN_REGNBR", "regNrWithMut unknown in IO", "/", requester_error=False,
+                                        insurer=_insurer_of(mutuality))
             ssin = found
         else:
             raise AssurabilityError("INVALID_NAMEID_FORMAT", "Invalid Format attribute value for NameId",
@@ -221,7 +263,8 @@ class MemberData:
             raise AssurabilityError("UNKNOWN_NISS_ROUTING", "Inss not found on Routing algorithm", _NAME_ID,
                                     requester_error=False)
         if mutuality is not None and all(p.mutuality != mutuality for p in file.periods):
-            raise AssurabilityError("BO_UNKNOWN_NISS", "Niss not known in IO", "/", requester_error=False)
+            raise AssurabilityError("BO_UNKNOWN_NISS", "Niss not known in IO", "/", requester_error=False,
+                                    insurer=_insurer_of(mutuality))
         return ssin, file
 
     # -- the facets ----------------------------------------------------------------------------------
@@ -229,65 +272,74 @@ class MemberData:
         seen: set[str] = set()
         out = []
         allowed = FACETS_BY_KIND.get(ctx.kind, frozenset())
+        if not ctx.query.facets:  # the official schema wants at least one Facet: nothing can be answered
+            raise AssurabilityError("NO_FACET", "No requested facet is available", "", requester_error=False)
         for req in ctx.query.facets:
+            where = facet_location(req.id)
             if req.id in seen:
-                raise AssurabilityError("DUPLICATED_FACET", "A facet is asked more than once", _FACETS)
+                raise AssurabilityError("DUPLICATED_FACET", "A facet is asked more than once", where)
             seen.add(req.id)
             try:
                 facet = Facet(req.id)
             except ValueError:
-                raise AssurabilityError("UNKNOWN_FACET", "A requested facet does not exist", _FACETS) from None
+                raise AssurabilityError("UNKNOWN_FACET", "A requested facet does not exist", where) from None
             if facet not in allowed:
                 raise AssurabilityError("UNAUTHORIZED_FACET", "Access rights are insufficient for a requested facet",
-                                        _FACETS)
+                                        where)
             self._dimensions(ctx, facet, req)
             out.append((facet, req))
-        if not out:
-            raise AssurabilityError("MISSING_EXTENSIONS_TAG", "Missing Extensions tag", "*:AttributeQuery")
         return out
 
     def _dimensions(self, ctx: _Context, facet: Facet, req: FacetRequest) -> None:
-        where = f"{_FACETS}[{facet.value}]/Dimension"
         known = {Facet.INSURABILITY: {"requestType", "contactType"},
                  Facet.CARE_PATH: {"carePathType"}}.get(facet, set())
         for dim, _value in req.dimensions:
             if dim not in known:
-                raise AssurabilityError("INVALID_DIMENSION_ID", "A dimension is invalid in a facet", where)
+                raise AssurabilityError("INVALID_DIMENSION_ID", "A dimension is invalid in a facet",
+                                        facet_location(req.id, dim))
         if facet is Facet.INSURABILITY:
             kinds = req.values("requestType")
+            request_type, contact_type = facet_location(req.id, "requestType"), facet_location(req.id, "contactType")
             if not kinds:
-                raise AssurabilityError("MISSING_DIMENSION", "A mandatory dimension is missing in a facet", where)
+                raise AssurabilityError("MISSING_DIMENSION", "A mandatory dimension is missing in a facet",
+                                        request_type)
             if len(kinds) > 1 or len(req.values("contactType")) > 1:
-                raise AssurabilityError("DUPLICATED_DIMENSION", "A unique dimension is repeated", where)
+                raise AssurabilityError("DUPLICATED_DIMENSION", "A unique dimension is repeated",
+                                        request_type if len(kinds) > 1 else contact_type)
+            if not kinds[0]:
+                raise AssurabilityError("EMPTY_REQUESTTYPE", "The requestType dimension is empty", request_type)
             try:
                 ctx.request_type = RequestType(kinds[0])
             except ValueError:
                 raise AssurabilityError("UNALLOWED_REQUESTTYPE",
                                         "The value of requestType is not in the list of allowed values",
-                                        where + "[requestType]") from None
+                                        request_type) from None
             contact = (req.values("contactType") or ["other"])[0]
+            if not contact:
+                raise AssurabilityError("EMPTY_CONTACTTYPE", "The contactType dimension is empty", contact_type)
             try:
                 ctx.contact_type = ContactType(contact)
             except ValueError:
                 raise AssurabilityError("UNALLOWED_CONTACTTYPE",
                                         "The value of contactType is not in the list of allowed values",
-                                        where + "[contactType]") from None
+                                        contact_type) from None
             if ctx.contact_type is not ContactType.OTHER and ctx.kind != "hospital":
                 raise AssurabilityError("UNAUTHORIZED_CONTACTTYPE",
-                                        "The value of contactType is not allowed for the requestor",
-                                        where + "[contactType]")
+                                        "The value of contactType is not allowed for the requestor", contact_type)
         if facet is Facet.CARE_PATH:
+            where = facet_location(req.id, "carePathType")
             for value in req.values("carePathType"):
+                if not value:
+                    raise AssurabilityError("EMPTY_CAREPATHTYPE", "The carePathType dimension is empty", where)
                 if value not in ("diabetes", "renalinsufficiency"):
                     raise AssurabilityError("UNALLOWED_CAREPATHTYPE",
-                                            "The value of carePathType is not in the list of allowed values",
-                                            where + "[carePathType]")
+                                            "The value of carePathType is not in the list of allowed values", where)
 
     # -- the consultation ----------------------------------------------------------------------------
     def consult(self, requester: Requester, query: Query) -> Answer:
         today = self.today()
         kind = self._kind(requester, today)
-        if query.issuer_nihii != (requester.claimed_nihii or requester.identity.nihii):
+        if not same_party(query.issuer_nihii, requester.claimed_nihii or requester.identity.nihii or ""):
             raise AssurabilityError("CROSSCHECK_ISSUER", "crosscheck attributeQuery/Issuer vs. gen(A)Sync:NIHII",
                                     "*:AttributeQuery/*:Issuer")
         ssin, file = self._subject(query)
@@ -296,24 +348,27 @@ class MemberData:
         check_period(query.start, query.end, today, ctx.pharmacist)
         ctx.person = self.nr.person(ssin)
         death = ctx.person.death_date if ctx.person else None
+        inside = file.periods_in(query.start, query.end)
+        current = file.period_on(min(query.end, today)) or (inside[-1] if inside else None)
+        insurer = current.insurer if current else file.periods[-1].insurer
         if (ctx.contact_type is ContactType.HOSPITALIZED and
                 (file.hospitalisation is None or file.hospitalisation.admission_date > query.end)):
             raise AssurabilityError("MISMATCHED_CONTACTTYPE",
                                     "The value of contactType is hospitalized and member is not hospitalized",
-                                    f"{_FACETS}[{Facet.INSURABILITY.value}]/Dimension[contactType]",
-                                    requester_error=False)
+                                    facet_location(Facet.INSURABILITY.value, "contactType"),
+                                    requester_error=False, insurer=insurer)
         assertions: list[AssertionFacts] = []
         warnings: list[Warning] = []
         for facet, req in facets:
             assertions += self._assert(ctx, facet, req, warnings, death)
-        inside = file.periods_in(query.start, query.end)
-        current = file.period_on(min(query.end, today)) or (inside[-1] if inside else None)
+        if not assertions:  # every facet asked, and none has anything to say for this person and period
+            warnings.append(Warning("MISSING_FACETS", "Not all the requested facets are available"))
         types = sorted({a.type.rsplit(":", 1)[-1] for a in assertions})
         detail = (f"requester={kind} why={ctx.request_type.value} contact={ctx.contact_type.value} "
                   f"period={query.start}..{query.end} facets={','.join(r.id.rsplit(':', 1)[-1] for _f, r in facets)} "
                   f"returned={','.join(types)}" + "".join(f" warning={w.code}" for w in warnings))
-        return Answer(ssin, current.insurer if current else None, query.start, query.end, tuple(assertions),
-                      tuple(warnings), detail)
+        return Answer(ssin, insurer, query.start, query.end, tuple(assertions), tuple(warnings), detail,
+                      query.name_id_format, query.name_id.strip(), query.facets)
 
     def _assert(self, ctx: _Context, facet: Facet, req: FacetRequest, warnings: list[Warning],
                 death: dt.date | None) -> list[AssertionFacts]:
@@ -375,18 +430,18 @@ class MemberData:
             warnings.append(Warning("ONLY_FIVE_PERIODS_RETURNED",
                                     "There are more than 5 insurability periods but only five were returned"))
         invoicing = ctx.request_type is RequestType.INVOICING and file.invoicing_status is InvoicingStatus.POSSIBLE
-        for p in periods:
+        for p in reversed(periods):  # the most recent first, as real answers list them
             approval = payment_approval(file, p, q.start) if invoicing else None
+            # The period's own bounds inside the query's: first day, and first day after (NotOnOrAfter).
+            after = p.end + dt.timedelta(days=1) if p.end is not None else q.end
             out.append(AssertionFacts(f"{base}:period", req, _attrs(
-                (f"{base}:period:startDate", max(p.start, q.start)),
-                (f"{base}:period:endDate", min(p.end, q.end) if p.end else q.end),
                 (f"{NIPPIN}:careReceiver:registrationNumber", p.registration_number),
                 (f"{NIPPIN}:careReceiver:mutuality", p.mutuality),
                 (f"{NIPPIN}:cb1", p.ct1), (f"{NIPPIN}:cb2", p.ct2),
-                (f"{NIPPIN}:communicationDate", p.communication_date),
+                (f"{NIPPIN}:communicationDate", ctx.today),
                 (f"{NIPPIN}:paymentApproval", approval[0] if approval else None),
                 (f"{NIPPIN}:paymentApproval:checkCode", approval[1] if approval and ctx.pharmacist else None),
-            )))
+            ), bounds=(max(p.start, q.start), min(after, q.end))))
         on = min(q.end, ctx.today)
         now = file.period_on(q.start if ctx.pharmacist else on)
         regime = now.third_party if now else ThirdPartyRegime.NONE
@@ -407,19 +462,21 @@ class MemberData:
         situation = general_situation(file, q.start, q.end, death)
         if situation.situation is Situation.MUTATION:
             warnings.append(Warning("MUTATION", "There is a mutation during the requested period"))
-        out.append(AssertionFacts(f"{base}:generalSituation", req, _attrs(
-            (f"{base}:generalSituation:event", situation.situation.value),
-            (f"{base}:generalSituation:closureReason", situation.closure_reason),
-            (f"{base}:generalSituation:transfer:date", situation.mutation_date),
-            (f"{base}:generalSituation:transfer:oldMutuality", situation.old_mutuality),
-            (f"{base}:generalSituation:transfer:newMutuality", situation.new_mutuality),
-            (f"{base}:generalSituation:transfer:affiliationDate", situation.mutation_date),
-        )))
+        if not situation.normal:  # real answers carry the assertion only when the situation is not normal
+            gs = f"{NIPPIN}:generalSituation"
+            out.append(AssertionFacts(f"{base}:generalSituation", req, _attrs(
+                (f"{gs}:event", situation.situation.value),
+                (f"{gs}:closureReason", situation.closure_reason),
+                (f"{gs}:transfer:date", situation.transfer_date),
+                (f"{gs}:transfer:oldMutuality", situation.old_mutuality),
+                (f"{gs}:transfer:newMutuality", situation.new_mutuality),
+                (f"{gs}:transfer:affiliationDate", situation.mutation_date),
+            )))
         house = file.medical_house
         if house is not None and house.start <= q.end and (house.end is None or house.end >= q.start):
             out.append(AssertionFacts(f"{NIPPIN}:medicalHouse", req, _attrs(
                 (f"{NIPPIN}:medicalHouse:nihii11", house.nihii),
-                (f"{NIPPIN}:medicalHouse:type", sorted(house.covers)),
+                (f"{NIPPIN}:medicalHouse:type", [t for d, t in _HOUSE_TYPES.items() if d in house.covers]),
                 (f"{NIPPIN}:medicalHouse:start", house.start), (f"{NIPPIN}:medicalHouse:end", house.end))))
         stay = file.hospitalisation
         # Only when the care is given in another hospital than the one the patient stays in (seed §31).

@@ -2,15 +2,21 @@
 ``xsd/mycarenet-commons-*-v3.xsd``) around a SAML 2.0 AttributeQuery / Response in the Detail blob.
 
 The blob is decoded (ContentEncoding ``none`` or ``deflate``), parsed by the hardened parser, read
-into a :class:`~mycarenet_ic.services.memberdata.Query`; the answer is a ``samlp:Response`` whose
-assertions are each signed by the service (enveloped XML-DSig), encoded the way the request was.
-Query errors are answered as the real service does: a SAML error status with the catalogue code.
+into a :class:`~mycarenet_ic.services.memberdata.Query`; the answer is a ``samlp:Response`` shaped as
+real acceptance answers are: one unsigned ``saml:Assertion`` per assertion type (the SOAP envelope
+around it is signed), each with the subject as asked, its own period in ``SubjectConfirmationData``,
+an ``Advice`` naming its type and echoing the facet, typed attribute values, and a closing
+``urn:be:cin:nippin:technicalAssertion``; encoded the way the request was. Query errors are answered
+as the real service does: a SAML error status with the public catalogue's codes (MemberDataErrors).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import re
 import secrets
+import zlib
 
 from lxml import etree
 from spyne import ServiceBase, rpc
@@ -18,14 +24,15 @@ from spyne import ServiceBase, rpc
 from mycarenet_ic.domain.assurability import AssurabilityError
 from mycarenet_ic.errors import SchemaViolation
 from mycarenet_ic.security.parser import ParseLimits
-from mycarenet_ic.security.wssec import Signer
 from mycarenet_ic.services.memberdata import (
     Answer,
     AssertionFacts,
+    Attribute,
     FacetRequest,
     MemberData,
     Query,
     Requester,
+    Warning,
 )
 from mycarenet_ic.soap.commons import (
     MAX_BLOB,
@@ -49,6 +56,10 @@ XSI = "http://www.w3.org/2001/XMLSchema-instance"
 XS = "http://www.w3.org/2001/XMLSchema"
 STATUS = "urn:oasis:names:tc:SAML:2.0:status"
 CIN_STATUS = "urn:be:cin:nippin:SAML:status"
+SUPPORT = "urn:be:cin:nippin:memberData:support:v2"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+TECHNICAL = "urn:be:cin:nippin:technicalAssertion"
+TECHNICAL_VERSION = "sandbox-1.0"
 
 
 COMMONS = commons_models(CORE, PROTOCOL)
@@ -61,16 +72,47 @@ def _q(ns: str, local: str) -> str:
     return f"{{{ns}}}{local}"
 
 
-def _day(text: str | None, code: str, message: str, where: str) -> dt.date:
-    if not text:
-        raise AssurabilityError(code, message, where)
+# xs:dateTime (XML Schema 1.0): [-]yyyy-mm-ddThh:mm:ss[.s+][Z|(+|-)hh:mm]; surrounding blanks collapse.
+_DATETIME = re.compile(r"(-?)(\d{4,})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-](\d\d):(\d\d))?",
+                       re.ASCII)
+
+
+def xs_datetime_day(text: str) -> dt.date | None:
+    """The calendar day of an ``xs:dateTime`` as written (its zone, if any, is not applied), or None
+    when ``text`` is not an ``xs:dateTime``: a date alone, a missing time, a 30 February, an hour 25…
+    Years past 9999 or before 1 are clamped to what a date holds."""
+    m = _DATETIME.fullmatch(text.strip(" \t\r\n"))
+    if m is None:
+        return None
+    sign, year_text, month, day, hour, minute, second, fraction, zone, zh, zm = m.groups()
+    if (len(year_text) > 4 and year_text[0] == "0") or int(year_text) == 0:
+        return None
+    if zone not in (None, "Z") and (int(zh) > 14 or int(zm) > 59 or (int(zh) == 14 and int(zm) != 0)):
+        return None
+    h, mi, sec = int(hour), int(minute), int(second)
+    end_of_day = h == 24 and mi == 0 and sec == 0 and not (fraction or ".0").strip(".0")
+    if (h > 23 and not end_of_day) or mi > 59 or sec > 59:
+        return None
+    year = int(year_text) * (-1 if sign else 1)
     try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).date()
+        dt.date(2000, int(month), int(day))  # month and day, whatever the year (29 February checked below)
+        if year > 9999:
+            return dt.date.max
+        if year < 1:
+            return dt.date.min
+        found = dt.date(year, int(month), int(day))
     except ValueError:
-        try:
-            return dt.date.fromisoformat(text[:10])
-        except ValueError:
-            raise AssurabilityError(code, message, where) from None
+        return None
+    return found + dt.timedelta(days=1) if end_of_day and found < dt.date.max else found
+
+
+def _day(text: str | None, code: str, message: str, where: str) -> dt.date:
+    # The official schema types NotBefore/NotOnOrAfter xs:dateTime; the catalogue answers any error on
+    # that attribute with its EMPTY_STARTDATE / EMPTY_ENDDATE entry (its path, no message filter).
+    day = xs_datetime_day(text) if text else None
+    if day is None:
+        raise AssurabilityError(code, message, where)
+    return day
 
 
 def read_query(root: etree._Element) -> Query:
@@ -89,7 +131,7 @@ def read_query(root: etree._Element) -> Query:
         raise AssurabilityError("INVALID_ISSUER_FORMAT", "Invalid Format attribute value for Issuer",
                                 f"{aq}/*:Issuer/@Format")
     issuer_nihii = (issuer.text or "").strip()
-    if not (issuer_nihii.isdigit() and len(issuer_nihii) in (8, 11)):
+    if not (issuer_nihii.isascii() and issuer_nihii.isdigit() and len(issuer_nihii) in (8, 11)):
         raise AssurabilityError("INVALID_ISSUER_VALUE", "Invalid issuer", f"{aq}/*:Issuer")
     extensions = root.find(_q(SAMLP, "Extensions"))
     if extensions is None:
@@ -130,78 +172,100 @@ def read_query(root: etree._Element) -> Query:
 
 
 # -- writing the Response ---------------------------------------------------------------------------
-# Catalogue code → (SAML sub-status, FaultCode, FaultSource); the rest: AttributeQueryError, INPUT_ERROR.
-_ERRORS = {
-    "CROSSCHECK_ISSUER": ("RequestError", "VALIDATION_ERROR", "MYCARENET"),
-    "UNAUTHORIZED_FACET": ("AttributeQueryError", "AUTHORIZATION_ERROR", "MYCARENET"),
-    "START_DATE_IN_FUTURE": ("InputError", "INPUT_ERROR", "MYCARENET"),
-    "INVALID_PERIOD_FOR_SECTOR": ("InputError", "INPUT_ERROR", "MYCARENET"),
-    "PERIOD_TOO_FAR_IN_PAST": ("InputError", "INPUT_ERROR", "MYCARENET"),
-    "UNKNOWN_NISS_ROUTING": ("InputError", "INPUT_ERROR", "MYCARENET"),
-    "BO_UNKNOWN_NISS": ("InternalError", "INPUT_ERROR", "IO"),
-    "BO_UNKNOWN_REGNBR": ("InternalError", "INPUT_ERROR", "IO"),
-    "MISMATCHED_CONTACTTYPE": ("AttributeQueryError", "INPUT_ERROR", "IO"),
+# MemberDataErrors (the public catalogue): code → (status, sub-status, FaultCode, FaultSource); "IO" is
+# the answering insurer, "IO-BE-<union>". Codes not listed: Requester, AttributeQueryError, INPUT_ERROR,
+# MYCARENET (the catalogue's entry for every other query error).
+_CATALOGUE = {
+    "CROSSCHECK_ISSUER": ("Requester", "RequestError", "VALIDATION_ERROR", "MYCARENET"),
+    "UNAUTHORIZED_FACET": ("Requester", "AttributeQueryError", "AUTHORIZATION_ERROR", "MYCARENET"),
+    "START_DATE_IN_FUTURE": ("Requester", "InputError", "INPUT_ERROR", "MYCARENET"),
+    "INVALID_PERIOD_FOR_SECTOR": ("Requester", "InputError", "INPUT_ERROR", "MYCARENET"),
+    "PERIOD_TOO_FAR_IN_PAST": ("Requester", "InputError", "INPUT_ERROR", "MYCARENET"),
+    "UNKNOWN_NISS_ROUTING": ("Responder", "InputError", "INPUT_ERROR", "MYCARENET"),
+    "NO_FACET": ("Responder", "InternalError", "GENERIC_ERROR", "MYCARENET"),
+    "BO_UNKNOWN_NISS": ("Responder", "InternalError", "INPUT_ERROR", "IO"),
+    "BO_UNKNOWN_REGNBR": ("Responder", "InternalError", "INPUT_ERROR", "IO"),
+    "MISMATCHED_CONTACTTYPE": ("Responder", "AttributeQueryError", "INPUT_ERROR", "IO"),
+    "MUTATION": ("Success", "PartialAnswer", "WARNING", "MYCARENET"),
+    "MISSING_FACETS": ("Success", "PartialAnswer", "WARNING", "MYCARENET"),
+    "ONLY_FIVE_PERIODS_RETURNED": ("Success", "PartialAnswer", "WARNING", "IO"),
 }
+# A real UNAUTHORIZED_FACET answer leaves DetailSource empty; the others repeat the FaultSource.
+_NO_DETAIL_SOURCE = frozenset({"UNAUTHORIZED_FACET"})
+# Where a real answer words a message differently from the catalogue, the real answer's words.
+_REAL_MESSAGE = {"INVALID_INSS_FORMAT": "The INSS has an invalid format (not 11 digits)"}
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    """Real answers write instants without a zone."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _midnight(day: dt.date) -> str:
-    return f"{day.isoformat()}T00:00:00Z"
+    return f"{day.isoformat()}T00:00:00"
 
 
-def _fault(status: etree._Element, fault_code: str, source: str, code: str, message: str, location: str | None,
-           message_lang: str = "en") -> None:
+def _source(source: str, insurer: str | None) -> str:
+    return f"IO-BE-{insurer or '000'}" if source == "IO" else source
+
+
+def _fault(status: etree._Element, fault_code: str, source: str, message: str,
+           details: list[tuple[str, str, str | None, str]]) -> None:
+    """``StatusDetail/Fault`` (``urn:be:cin:types:v1`` FaultType): FaultCode, FaultSource, Message,
+    Details/Detail (DetailCode, DetailSource, Location?, Message), messages with ``xml:lang``."""
     detail = etree.SubElement(status, _q(SAMLP, "StatusDetail"))
     fault = etree.SubElement(detail, "Fault", nsmap={"t": CIN_TYPES, "xsi": XSI})
     fault.set(_q(XSI, "type"), "t:FaultType")
     etree.SubElement(fault, _q(CIN_TYPES, "FaultCode")).text = fault_code
     etree.SubElement(fault, _q(CIN_TYPES, "FaultSource")).text = source
-    etree.SubElement(fault, _q(CIN_TYPES, "Message"), lang=message_lang).text = message
-    one = etree.SubElement(etree.SubElement(fault, _q(CIN_TYPES, "Details")), _q(CIN_TYPES, "Detail"))
-    etree.SubElement(one, _q(CIN_TYPES, "DetailCode")).text = code
-    etree.SubElement(one, _q(CIN_TYPES, "DetailSource")).text = source
-    if location:
-        etree.SubElement(one, _q(CIN_TYPES, "Location")).text = location
-    etree.SubElement(one, _q(CIN_TYPES, "Message"), lang=message_lang).text = message
+    etree.SubElement(fault, _q(CIN_TYPES, "Message"), {XML_LANG: "en"}).text = message
+    all_details = etree.SubElement(fault, _q(CIN_TYPES, "Details"))
+    for code, detail_source, location, text in details:
+        one = etree.SubElement(all_details, _q(CIN_TYPES, "Detail"))
+        etree.SubElement(one, _q(CIN_TYPES, "DetailCode")).text = code
+        etree.SubElement(one, _q(CIN_TYPES, "DetailSource")).text = detail_source
+        if location:
+            etree.SubElement(one, _q(CIN_TYPES, "Location")).text = location
+        etree.SubElement(one, _q(CIN_TYPES, "Message"), {XML_LANG: "en"}).text = text
 
 
-def _response(in_response_to: str, issuer: str) -> etree._Element:
-    root = etree.Element(_q(SAMLP, "Response"), nsmap={"samlp": SAMLP, "saml": SAML})
+def _response(in_response_to: str, issuer: str, nsmap: dict[str | None, str]) -> etree._Element:
+    root = etree.Element(_q(SAMLP, "Response"), nsmap=nsmap)
     root.set("ID", f"_{secrets.token_hex(16)}")
     if in_response_to:
         root.set("InResponseTo", in_response_to)
-    root.set("Version", "2.0")
     root.set("IssueInstant", _now())
+    root.set("Version", "2.0")
     etree.SubElement(root, _q(SAML, "Issuer")).text = issuer
     return root
 
 
 def error_response(in_response_to: str, error: AssurabilityError) -> etree._Element:
-    root = _response(in_response_to, "urn:be:cin:nippin:aa")
+    root = _response(in_response_to, "urn:be:cin:nippin:aa", {"samlp": SAMLP, "saml": SAML})
     status = etree.SubElement(root, _q(SAMLP, "Status"))
-    sub, fault_code, source = _ERRORS.get(error.code, ("AttributeQueryError", "INPUT_ERROR", "MYCARENET"))
-    top = etree.SubElement(status, _q(SAMLP, "StatusCode"),
-                           Value=f"{STATUS}:{'Requester' if error.requester_error else 'Responder'}")
-    etree.SubElement(top, _q(SAMLP, "StatusCode"), Value=f"{CIN_STATUS}:{sub}")
-    etree.SubElement(status, _q(SAMLP, "StatusMessage")).text = error.message
-    _fault(status, fault_code, source, error.code, error.message, error.location)
+    default = ("Requester" if error.requester_error else "Responder", "AttributeQueryError", "INPUT_ERROR",
+               "MYCARENET")
+    top, sub, fault_code, source = _CATALOGUE.get(error.code, default)
+    source = _source(source, error.insurer)
+    code = etree.SubElement(status, _q(SAMLP, "StatusCode"), Value=f"{STATUS}:{top}")
+    etree.SubElement(code, _q(SAMLP, "StatusCode"), Value=f"{CIN_STATUS}:{sub}")
+    message = _REAL_MESSAGE.get(error.code, error.message)
+    detail_source = "" if error.code in _NO_DETAIL_SOURCE else source
+    _fault(status, fault_code, source, message, [(error.code, detail_source, error.location, message)])
     return root
 
 
-def _assertion(facts: AssertionFacts, answer: Answer, issuer: str, signer: Signer) -> etree._Element:
-    el = etree.Element(_q(SAML, "Assertion"), nsmap={"saml": SAML, "ext": EXT, "xsi": XSI, "xs": XS})
-    el.set("ID", f"_{secrets.token_hex(16)}")
-    el.set("IssueInstant", _now())
-    el.set("Version", "2.0")
-    issuer_el = etree.SubElement(el, _q(SAML, "Issuer"))
-    issuer_el.text = issuer
+def _assertion(parent: etree._Element, facts: AssertionFacts, answer: Answer, issuer: str, now: str) -> None:
+    el = etree.SubElement(parent, _q(SAML, "Assertion"), ID=f"_{secrets.token_hex(16)}", IssueInstant=now,
+                          Version="2.0")
+    etree.SubElement(el, _q(SAML, "Issuer")).text = issuer
     subject = etree.SubElement(el, _q(SAML, "Subject"))
-    etree.SubElement(subject, _q(SAML, "NameID"), Format="urn:be:fgov:person:ssin").text = answer.ssin
-    etree.SubElement(el, _q(SAML, "Conditions"), NotBefore=_midnight(answer.start),
-                     NotOnOrAfter=_midnight(answer.end))
+    etree.SubElement(subject, _q(SAML, "NameID"), Format=answer.name_id_format).text = answer.name_id
+    confirmation = etree.SubElement(subject, _q(SAML, "SubjectConfirmation"),
+                                    Method="urn:be:cin:nippin:memberIdentification")
+    start, after = facts.bounds or (answer.start, answer.end)
+    etree.SubElement(confirmation, _q(SAML, "SubjectConfirmationData"), NotBefore=_midnight(start),
+                     NotOnOrAfter=_midnight(after))
     advice = etree.SubElement(el, _q(SAML, "Advice"))
     advice.set(_q(XSI, "type"), "ext:AdviceType")
     etree.SubElement(advice, _q(EXT, "AssertionType")).text = facts.type
@@ -215,28 +279,53 @@ def _assertion(facts: AssertionFacts, answer: Answer, issuer: str, signer: Signe
             attr = etree.SubElement(statement, _q(SAML, "Attribute"), Name=attribute.name)
             for value in attribute.values:
                 av = etree.SubElement(attr, _q(SAML, "AttributeValue"))
-                av.set(_q(XSI, "type"), "xs:string")
+                av.set(_q(XSI, "type"), f"xs:{attribute.type}")
                 av.text = value
-    return signer.sign_enveloped(el, after=issuer_el)
 
 
-def answer_response(in_response_to: str, answer: Answer, signer: Signer) -> etree._Element:
+def technical_status(answer: Answer) -> str:
+    """The ``technicalAssertion:status`` value: as in real answers, a raw-deflated, base64 ``Status`` of
+    ``urn:be:cin:nippin:memberData:support:v2`` (its code, and one ``Step`` per assertion type
+    answered). What the steps are called is the sandbox's own: clients treat the value as opaque."""
+    status = etree.Element(_q(SUPPORT, "Status"), nsmap={"s": SUPPORT},
+                           code="WARNING" if answer.warnings else "SUCCESS", encryptionRequired="false")
+    for kind in dict.fromkeys(a.type for a in answer.assertions):
+        step = kind.removeprefix("urn:be:cin:nippin:").replace(":", ".")
+        etree.SubElement(status, _q(SUPPORT, "Step"), name=f"Response.assertion.{step}.general",
+                         status="SUCCESS", location="")
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    raw = etree.tostring(status, encoding="UTF-8", xml_declaration=True)
+    return base64.b64encode(packer.compress(raw) + packer.flush()).decode()
+
+
+def _warnings(status: etree._Element, warnings: tuple[Warning, ...], insurer: str | None) -> None:
+    details: list[tuple[str, str, str | None, str]] = []
+    for warning in warnings:
+        source = _source(_CATALOGUE.get(warning.code, ("", "", "", "MYCARENET"))[3], insurer)
+        details.append((warning.code, source, None, warning.message))
+    _fault(status, "WARNING", details[0][1], warnings[0].message, details)
+
+
+def answer_response(in_response_to: str, answer: Answer) -> etree._Element:
     issuer = f"urn:be:cin:io:{answer.insurer or '000'}"
-    root = _response(in_response_to, issuer)
+    root = _response(in_response_to, issuer, {"samlp": SAMLP, "saml": SAML, "ext": EXT, "xsi": XSI, "xs": XS})
     status = etree.SubElement(root, _q(SAMLP, "Status"))
     top = etree.SubElement(status, _q(SAMLP, "StatusCode"), Value=f"{STATUS}:Success")
     if answer.warnings:
         etree.SubElement(top, _q(SAMLP, "StatusCode"), Value=f"{CIN_STATUS}:PartialAnswer")
-        first = answer.warnings[0]
-        etree.SubElement(status, _q(SAMLP, "StatusMessage")).text = first.message
-        _fault(status, "WARNING", "MYCARENET", first.code, first.message, None)
+        _warnings(status, answer.warnings, answer.insurer)
+    now = root.get("IssueInstant") or _now()
     for facts in answer.assertions:
-        root.append(_assertion(facts, answer, issuer, signer))
+        _assertion(root, facts, answer, issuer, now)
+    first = answer.facets[0] if answer.facets else None
+    technical = AssertionFacts(TECHNICAL, first, (Attribute(f"{TECHNICAL}:status", (technical_status(answer),)),
+                                                  Attribute(f"{TECHNICAL}:version", (TECHNICAL_VERSION,))))
+    _assertion(root, technical, answer, issuer, now)
     return root
 
 
 # -- the service ------------------------------------------------------------------------------------
-def make_service(memberdata: MemberData, signer: Signer, limits: ParseLimits) -> type[ServiceBase]:
+def make_service(memberdata: MemberData, limits: ParseLimits) -> type[ServiceBase]:
     class MemberDataService(ServiceBase):
         @rpc(SendRequestType, _body_style="bare", _returns=SendResponseType,
              _in_message_name="MemberDataConsultationRequest", _out_message_name="MemberDataConsultationResponse")
@@ -258,7 +347,7 @@ def make_service(memberdata: MemberData, signer: Signer, limits: ParseLimits) ->
             else:
                 call.audit.patient = answer.ssin
                 call.audit.detail = answer.audit_detail
-                saml = answer_response(query_id, answer, signer)
+                saml = answer_response(query_id, answer)
             return send_response(COMMONS, request, etree.tostring(saml, encoding="UTF-8", xml_declaration=True),
                                  encoding)
 
@@ -267,5 +356,5 @@ def make_service(memberdata: MemberData, signer: Signer, limits: ParseLimits) ->
 
 def build(memberdata: MemberData, deps: EndpointDeps) -> SoapEndpoint:
     limits = ParseLimits(max_bytes=MAX_BLOB)
-    return build_endpoint("memberdata", [make_service(memberdata, deps.signer, limits)], MD,
+    return build_endpoint("memberdata", [make_service(memberdata, limits)], MD,
                           "mycarenet-memberdata-v1.xsd", "mycarenet-memberdata-v1.wsdl", deps)

@@ -1,8 +1,8 @@
 """MemberData over HTTP: signed zeep calls built from ``wsdl/`` and hand-built requests that follow
 the public contract, against the running sandbox. Each answer field of seed 001 §8 (pharmacists)
 and §9 (other providers) is asserted for a scenario person; query errors carry the public
-catalogue's codes in the SAML status; answers validate against ``xsd/`` and every assertion is
-signed by the service."""
+catalogue's codes in the SAML status; answers validate against ``xsd/``; the assertions are not
+signed (real answers' are not), the SOAP envelope around them is."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import zeep.exceptions
 from lxml import etree
-from signxml import XMLVerifier
 
 from mycarenet_ic import contract
 from mycarenet_ic.app import Sandbox
@@ -33,11 +32,13 @@ P3 = "urn:be:fgov:ehealth:mycarenet:commons:protocol:v3"
 CORE = "urn:be:fgov:ehealth:mycarenet:commons:core:v3"
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
+STATUS = "urn:oasis:names:tc:SAML:2.0:status"
 EXT = "urn:be:cin:nippin:memberdata:saml:extension"
 N = "urn:be:cin:nippin"
 INS = f"{N}:insurability"
 PHYSIO_NIHII, PHYSIO_SSIN = "51218572528", "78111302143"
-HOSPITAL_NIHII, OTHER_HOSPITAL_NIHII = "71009938", "71025477"
+HOSPITAL_NIHII, OTHER_HOSPITAL_NIHII = "71009938000", "71025477000"
+MEDICAL_HOUSE_NIHII = "19001211000"
 TODAY = dt.date.today()
 LAST_MONTH = (TODAY - dt.timedelta(days=30), TODAY - dt.timedelta(days=1))
 
@@ -55,12 +56,28 @@ class MdAnswer:
     def detail_code(self) -> str | None:
         return self.saml.findtext(".//{urn:be:cin:types:v1}DetailCode")
 
+    def elements(self, kind: str) -> list[etree._Element]:
+        return [a for a in self.saml.findall(f"{{{SAML}}}Assertion")
+                if a.findtext(f"{{{SAML}}}Advice/{{{EXT}}}AssertionType") == kind]
+
     def assertions(self, kind: str) -> list[dict[str, list[str]]]:
+        return [{a.get("Name"): [v.text or "" for v in a] for a in assertion.iter(f"{{{SAML}}}Attribute")}
+                for assertion in self.elements(kind)]
+
+    def bounds(self, kind: str) -> list[tuple[str | None, str | None]]:
+        """Each assertion's own period: SubjectConfirmationData NotBefore / NotOnOrAfter."""
         out = []
-        for assertion in self.saml.findall(f"{{{SAML}}}Assertion"):
-            if assertion.findtext(f"{{{SAML}}}Advice/{{{EXT}}}AssertionType") == kind:
-                out.append({a.get("Name"): [v.text or "" for v in a] for a in assertion.iter(f"{{{SAML}}}Attribute")})
+        for assertion in self.elements(kind):
+            data = assertion.find(f"{{{SAML}}}Subject/{{{SAML}}}SubjectConfirmation/{{{SAML}}}SubjectConfirmationData")
+            assert data is not None
+            out.append((data.get("NotBefore"), data.get("NotOnOrAfter")))
         return out
+
+    def types(self, kind: str) -> dict[str, set[str]]:
+        """Attribute name → the xsi:type of its values."""
+        xsi = "{http://www.w3.org/2001/XMLSchema-instance}type"
+        return {a.get("Name") or "": {v.get(xsi) or "" for v in a}
+                for assertion in self.elements(kind) for a in assertion.iter(f"{{{SAML}}}Attribute")}
 
     def one(self, kind: str) -> dict[str, list[str]]:
         found = self.assertions(kind)
@@ -145,20 +162,27 @@ def test_every_scenario_person_is_answered(sandbox: Sandbox, gp: MdClient) -> No
         assert [p[f"{N}:careReceiver:mutuality"] for p in periods] == [[p.mutuality] for p in expected], person.ssin
 
 
-def test_answer_is_signed_by_the_service_and_validates(sandbox: Sandbox, gp: MdClient) -> None:
+def test_answer_shape_unsigned_assertions_in_a_signed_envelope(gp: MdClient) -> None:
+    # MdClient's zeep transport verifies the envelope's WS-Security signature (else it raises)
     answer = gp.consult(support.PATIENT_LINKED, facets=ALL_FACETS)
     contract.schema("saml-protocol-2.0-subset.xsd").assertValid(answer.saml)
-    service_cert = sandbox.platform.pki.service("mycarenet").cert_pem
     assertions = answer.saml.findall(f"{{{SAML}}}Assertion")
     assert len(assertions) >= 6
     for assertion in assertions:
-        verified = XMLVerifier().verify(etree.tostring(assertion), x509_cert=service_cert.decode())
-        assert verified.signed_xml is not None and verified.signed_xml.get("ID") == assertion.get("ID")
-    # a changed attribute value no longer verifies
-    forged = assertions[0]
-    forged.find(f".//{{{SAML}}}AttributeValue").text = "00000000000"
-    with pytest.raises(Exception):  # noqa: B017 - signxml raises InvalidSignature/InvalidDigest
-        XMLVerifier().verify(etree.tostring(forged), x509_cert=service_cert.decode())
+        assert assertion.find("{http://www.w3.org/2000/09/xmldsig#}Signature") is None  # as real answers
+        assert [etree.QName(c).localname for c in assertion] == ["Issuer", "Subject", "Advice", "AttributeStatement"]
+    assert answer.saml.find(".//{http://www.w3.org/2000/09/xmldsig#}Signature") is None
+    # every answer ends with the technical assertion, echoing the first facet asked
+    last = assertions[-1]
+    assert last.findtext(f"{{{SAML}}}Advice/{{{EXT}}}AssertionType") == f"{N}:technicalAssertion"
+    assert last.find(f"{{{SAML}}}Advice/{{{EXT}}}Facet").get("id") == INS
+    technical = answer.one(f"{N}:technicalAssertion")
+    status = etree.fromstring(zlib.decompress(base64.b64decode(technical[f"{N}:technicalAssertion:status"][0]),
+                                              -zlib.MAX_WBITS))
+    assert status.tag == "{urn:be:cin:nippin:memberData:support:v2}Status" and status.get("code") == "SUCCESS"
+    assert technical[f"{N}:technicalAssertion:version"][0]
+    # instants without a zone, as real answers write them
+    assert "Z" not in answer.saml.get("IssueInstant", "Z") and "Z" not in last.get("IssueInstant", "Z")
     assert answer.common_output.InputReference == "ref-42"
 
 
@@ -171,12 +195,15 @@ def test_other_provider_answer_normal_situation_identity_insurability(gp: MdClie
     assert patient[f"{N}:careReceiver:birthDate"] == ["1948-03-12"]
     period = answer.one(f"{INS}:period")
     assert period[f"{N}:careReceiver:mutuality"] == ["101"] and period[f"{N}:cb1"] == ["110"]
-    assert period[f"{N}:cb2"] == ["110"] and period[f"{N}:communicationDate"] == ["2015-01-01"]
+    assert period[f"{N}:cb2"] == ["110"] and period[f"{N}:communicationDate"] == [TODAY.isoformat()]
     assert len(period[f"{N}:paymentApproval"][0]) == 17  # invoicing: an approval number
     assert f"{N}:paymentApproval:checkCode" not in period  # the check code is for pharmacists
-    assert period[f"{INS}:period:startDate"] == [LAST_MONTH[0].isoformat()]
-    situation = answer.one(f"{INS}:generalSituation")
-    assert situation[f"{INS}:generalSituation:event"] == ["normal"]
+    assert not [name for name in period if name.startswith(f"{INS}:period:")]  # bounds live in the Subject
+    assert answer.bounds(f"{INS}:period") == [(f"{LAST_MONTH[0]}T00:00:00", f"{LAST_MONTH[1]}T00:00:00")]
+    assert answer.types(f"{INS}:period")[f"{N}:communicationDate"] == {"xs:date"}
+    assert answer.types(f"{INS}:patientData")[f"{N}:careReceiver:birthDate"] == {"xs:date"}
+    assert answer.assertions(f"{INS}:generalSituation") == []  # a normal situation: no assertion
+    assert answer.types(f"{INS}:payment")[f"{N}:payment:byIO"] == {"xs:boolean"}
     payment = answer.one(f"{INS}:payment")
     assert payment[f"{N}:payment:byIO"] == ["false"] and payment[f"{N}:payment:exceptionToBan"] == ["false"]
     assert f"{N}:maf:year" not in payment  # his MAF year (2025) is outside the period asked
@@ -198,14 +225,18 @@ def test_mutation_in_the_period(gp: MdClient) -> None:
     answer = gp.consult("61110202116", (dt.date(2026, 5, 1), dt.date(2026, 8, 31)))  # Maes: 101 → 319
     assert answer.status[-1] == "urn:be:cin:nippin:SAML:status:PartialAnswer" and answer.detail_code == "MUTATION"
     situation = answer.one(f"{INS}:generalSituation")
-    assert situation[f"{INS}:generalSituation:event"] == ["mutation"]
-    assert situation[f"{INS}:generalSituation:transfer:date"] == ["2026-07-01"]
-    assert situation[f"{INS}:generalSituation:transfer:oldMutuality"] == ["101"]
-    assert situation[f"{INS}:generalSituation:transfer:newMutuality"] == ["319"]
-    assert situation[f"{INS}:generalSituation:transfer:affiliationDate"] == ["2026-07-01"]
+    assert situation[f"{N}:generalSituation:event"] == ["mutation"]
+    assert situation[f"{N}:generalSituation:transfer:date"] == ["2026-07-01"]
+    assert answer.types(f"{INS}:generalSituation")[f"{N}:generalSituation:transfer:date"] == {"xs:date"}
+    assert situation[f"{N}:generalSituation:transfer:oldMutuality"] == ["101"]
+    assert situation[f"{N}:generalSituation:transfer:newMutuality"] == ["319"]
+    assert situation[f"{N}:generalSituation:transfer:affiliationDate"] == ["2026-07-01"]
+    # each period with its own bounds, the most recent first (as real answers)
     periods = answer.assertions(f"{INS}:period")
-    assert [(p[f"{N}:careReceiver:mutuality"], p[f"{INS}:period:endDate"]) for p in periods] == [
-        (["101"], ["2026-06-30"]), (["319"], ["2026-08-31"])]
+    assert [p[f"{N}:careReceiver:mutuality"] for p in periods] == [["319"], ["101"]]
+    assert answer.bounds(f"{INS}:period") == [("2026-07-01T00:00:00", "2026-08-31T00:00:00"),
+                                              ("2026-05-01T00:00:00", "2026-07-01T00:00:00")]
+    assert answer.bounds(f"{INS}:patientData") == [("2026-05-01T00:00:00", "2026-08-31T00:00:00")]
 
 
 @pytest.mark.parametrize("ssin,period,event,reason", [
@@ -218,8 +249,16 @@ def test_mutation_in_the_period(gp: MdClient) -> None:
 def test_global_situation(gp: MdClient, ssin: str, period: tuple[dt.date, dt.date], event: str,
                           reason: str | None) -> None:
     situation = gp.consult(ssin, period).one(f"{INS}:generalSituation")
-    assert situation[f"{INS}:generalSituation:event"] == [event]
-    assert situation.get(f"{INS}:generalSituation:closureReason") == ([reason] if reason else None)
+    assert situation[f"{N}:generalSituation:event"] == [event]
+    assert situation.get(f"{N}:generalSituation:closureReason") == ([reason] if reason else None)
+    if event != "severalSituations":  # the date of the change: closure (death: the day of death) or opening
+        assert situation[f"{N}:generalSituation:transfer:date"]
+
+
+def test_closed_by_death_the_transfer_date_is_the_death_date(gp: MdClient) -> None:
+    situation = gp.consult(support.DECEASED, (dt.date(2026, 9, 1), dt.date(2026, 9, 30))).one(
+        f"{INS}:generalSituation")
+    assert situation[f"{N}:generalSituation:transfer:date"] == ["2026-09-14"]
 
 
 def test_deceased_person_has_a_death_date(gp: MdClient) -> None:
@@ -241,8 +280,9 @@ def test_preferential_third_party_payer_and_maf(gp: MdClient) -> None:
 def test_medical_house_convention_and_palliative_status(gp: MdClient) -> None:
     answer = gp.consult("39060802118", facets=ALL_FACETS)  # Wouters
     house = answer.one(f"{N}:medicalHouse")
-    assert house[f"{N}:medicalHouse:nihii11"] == ["19001211"] and house[f"{N}:medicalHouse:start"] == ["2024-01-01"]
-    assert house[f"{N}:medicalHouse:type"] == ["doctor", "nurse", "physiotherapist"]
+    assert house[f"{N}:medicalHouse:nihii11"] == [MEDICAL_HOUSE_NIHII]
+    assert house[f"{N}:medicalHouse:start"] == ["2024-01-01"]
+    assert house[f"{N}:medicalHouse:type"] == ["Medical", "Nurse", "Kine"]
     assert answer.one(f"{N}:palliativeStatus")[f"{N}:palliativeStatus:startDate"] == ["2026-10-01"]
 
 
@@ -250,7 +290,7 @@ def test_care_path_with_medical_house(gp: MdClient) -> None:
     care = gp.consult("63070702174", facets=[(f"{N}:carePath", [("carePathType", "renalinsufficiency")])])
     path = care.one(f"{N}:carePath")
     assert path[f"{N}:carePath:type"] == ["renalinsufficiency"]
-    assert path[f"{N}:carePath:medicalHouse:nihii11"] == ["19001211"]
+    assert path[f"{N}:carePath:medicalHouse:nihii11"] == [MEDICAL_HOUSE_NIHII]
 
 
 def test_hospital_is_told_of_a_stay_in_another_hospital(sandbox: Sandbox, hospital: MdClient) -> None:
@@ -260,7 +300,7 @@ def test_hospital_is_told_of_a_stay_in_another_hospital(sandbox: Sandbox, hospit
     stay = other.consult("68042702242", days, facets=hospitalized).one(f"{N}:hospitalisation")  # De Smet
     assert stay[f"{N}:hospitalisation:hospital:nihii11"] == [HOSPITAL_NIHII]
     assert stay[f"{N}:hospitalisation:admissionDate"] == ["2026-11-18"]
-    assert stay[f"{N}:hospitalisation:service"] == ["C"]
+    assert stay[f"{N}:hospitalisation:service"] == ["450"]
     # the hospital the patient stays in learns nothing it does not know (§31)
     assert hospital.consult("68042702242", days, facets=hospitalized).assertions(f"{N}:hospitalisation") == []
     # "hospitalised elsewhere" for a patient who is not: the insurer's error
@@ -282,7 +322,7 @@ def test_pharmacist_answer(pharmacist: MdClient) -> None:
     period = answer.one(f"{INS}:period")
     number, check = period[f"{N}:paymentApproval"][0], period[f"{N}:paymentApproval:checkCode"][0]
     assert int(number) % 97 == int(check)
-    assert period[f"{N}:careReceiver:registrationNumber"] and period[f"{N}:communicationDate"]
+    assert period[f"{N}:careReceiver:registrationNumber"] and period[f"{N}:communicationDate"] == [TODAY.isoformat()]
     assert answer.one(f"{INS}:payment")[f"{N}:payment:regime"] == ["none"]
     assert answer.assertions(f"{INS}:generalSituation") == []  # §9 only
     assert answer.one(f"{N}:referencePharmacy")[f"{N}:referencePharmacy:pharmacy:nihii8"] == ["62103457"]
@@ -315,6 +355,12 @@ def test_subject_by_registration_number_or_with_the_insurer(sandbox: Sandbox, gp
     assert named.one(f"{INS}:period")[f"{N}:careReceiver:mutuality"] == ["101"]
     wrong = gp.consult(f"{support.PATIENT_LINKED}@509", name_format="urn:be:cin:nippin:member:ssin@mut")
     assert wrong.detail_code == "BO_UNKNOWN_NISS"
+    assert wrong.saml.findtext(".//{urn:be:cin:types:v1}FaultSource") == "IO-BE-500"  # the insurer named
+    # every assertion names the subject the way the query did
+    for answer, fmt, value in ((by_reg, "urn:be:cin:nippin:careReceiver:registrationNumber@mut", f"{reg}@101"),
+                               (named, "urn:be:cin:nippin:member:ssin@mut", f"{support.PATIENT_LINKED}@101")):
+        ids = [(n.get("Format"), n.text) for n in answer.saml.iter(f"{{{SAML}}}NameID")]
+        assert ids and set(ids) == {(fmt, value)}
 
 
 @pytest.mark.parametrize("case,kw,code,top", [
@@ -343,6 +389,8 @@ def test_subject_by_registration_number_or_with_the_insurer(sandbox: Sandbox, gp
     ("issuer is not the care provider", {"issuer": "11203795004"}, "CROSSCHECK_ISSUER", "Requester"),
     ("attributes in the query", {"extra": f'<saml:Attribute xmlns:saml="{SAML}" Name="x"/>'},
      "FORBIDDEN_ATTRIBUTES", "Requester"),
+    ("no facet asked", {"facets": []}, "NO_FACET", "Responder"),
+    ("requestType empty", {"facets": [(INS, [("requestType", "")])]}, "EMPTY_REQUESTTYPE", "Requester"),
 ])
 def test_query_errors_carry_the_catalogue_codes(sandbox: Sandbox, gp: MdClient, case: str, kw: dict[str, Any],
                                                  code: str, top: str) -> None:
@@ -418,3 +466,91 @@ def test_consultations_are_audited_with_purpose_and_what_was_returned(sandbox: S
     assert row["caller"] == f"doctor:{support.DOCTOR_NIHII}" and row["outcome"] == "OK"
     assert "why=invoicing" in row["detail"] and "returned=" in row["detail"] and "patientData" in row["detail"]
     assert "52073002225" not in str(row)
+
+
+def _xpath(location: str) -> str:
+    """A fault Location (``*:Name`` steps, XPath 2.0 style) as XPath 1.0, to evaluate it with lxml."""
+    import re
+
+    return re.sub(r"\*:([A-Za-z]+)", r'*[local-name()="\1"]', location)
+
+
+def test_error_answer_has_the_real_fault_shape(gp: MdClient) -> None:
+    query = query_xml(support.DOCTOR_NIHII, support.PATIENT_LINKED, *LAST_MONTH,
+                      facets=[(INS, [("requestType", "information"), ("colour", "blue")])])
+    answer = gp.ask(query)
+    assert isinstance(answer, MdAnswer) and answer.detail_code == "INVALID_DIMENSION_ID"
+    status = answer.saml.find(f"{{{SAMLP}}}Status")
+    assert status is not None and status.find(f"{{{SAMLP}}}StatusMessage") is None  # real answers have none
+    t = "{urn:be:cin:types:v1}"
+    fault = status.find(f"{{{SAMLP}}}StatusDetail/Fault")
+    assert fault is not None
+    assert [etree.QName(c).localname for c in fault] == ["FaultCode", "FaultSource", "Message", "Details"]
+    assert fault.findtext(f"{t}FaultCode") == "INPUT_ERROR" and fault.findtext(f"{t}FaultSource") == "MYCARENET"
+    messages = list(fault.iter(f"{t}Message"))
+    assert len(messages) == 2 and all(m.get("{http://www.w3.org/XML/1998/namespace}lang") == "en" for m in messages)
+    location = fault.findtext(f"{t}Details/{t}Detail/{t}Location") or ""
+    assert location == f'*:AttributeQuery/*:Extensions/*:Facet[@id="{INS}"]/*:Dimension[@id="colour"]'
+    found = etree.fromstring(query).xpath("/" + _xpath(location))
+    assert [d.text for d in found] == ["blue"]  # the Location finds the offending element in the query
+    assert fault.findtext(f"{t}Details/{t}Detail/{t}DetailSource") == "MYCARENET"
+
+
+def test_unauthorized_facet_location_names_the_facet(sandbox: Sandbox) -> None:
+    physio = MdClient(sandbox, Quality.PHYSIOTHERAPIST, PHYSIO_SSIN, PHYSIO_NIHII)
+    answer = physio.ask(query_xml(PHYSIO_NIHII, support.PATIENT_LINKED, *LAST_MONTH, facets=[(f"{N}:carePath", [])]))
+    assert isinstance(answer, MdAnswer) and answer.detail_code == "UNAUTHORIZED_FACET"
+    t = "{urn:be:cin:types:v1}"
+    assert answer.saml.findtext(f".//{t}Location") == f'*:AttributeQuery/*:Extensions/*:Facet[@id="{N}:carePath"]'
+    assert answer.saml.findtext(f".//{t}DetailSource") == ""  # as the real answer
+
+
+@pytest.mark.parametrize("not_before,accepted", [
+    ("{day}T00:00:00", True), ("{day}T00:00:00Z", True), ("{day}T00:00:00.000+01:00", True),
+    (" {day}T08:30:00-02:00 ", True),
+    ("{day}", False), ("{day}T00:00", False), ("{day} 00:00:00", False), ("{day}T25:00:00", False),
+    ("2026-02-30T00:00:00", False), ("yesterday", False), ("", False),
+])
+def test_not_before_must_be_an_xs_datetime(sandbox: Sandbox, gp: MdClient, not_before: str, accepted: bool) -> None:
+    start, end = LAST_MONTH
+    raw = query_xml(support.DOCTOR_NIHII, support.PATIENT_LINKED, start, end)
+    written = not_before.format(day=start)
+    query = raw.replace(f'NotBefore="{start}T00:00:00"'.encode(), f'NotBefore="{written}"'.encode())
+    assert (query != raw) == (written != f"{start}T00:00:00")
+    before = len(sandbox.platform.audit.rows(limit=1_000_000))
+    answer = gp.ask(query)
+    assert isinstance(answer, MdAnswer)
+    if accepted:
+        assert answer.status == [f"{STATUS}:Success"] and answer.one(f"{INS}:patientData")
+        assert answer.bounds(f"{INS}:patientData") == [(f"{start}T00:00:00", f"{end}T00:00:00")]
+    else:  # what production answers to a NotBefore its schema refuses: the catalogue's entry for that path
+        assert answer.detail_code == "EMPTY_STARTDATE" and answer.status[0] == f"{STATUS}:Requester"
+        assert answer.saml.findtext(".//{urn:be:cin:types:v1}Location") == (
+            "*:AttributeQuery/*:Subject/*:SubjectConfirmation/*:SubjectConfirmationData/@NotBefore")
+        rows = support.service_rows_since(sandbox, "memberdata", before)
+        assert [r["detail"] for r in rows] == ["refused EMPTY_STARTDATE"]
+
+
+def test_no_facet_and_missing_facets(gp: MdClient) -> None:
+    none = gp.ask(query_xml(support.DOCTOR_NIHII, support.PATIENT_LINKED, *LAST_MONTH, facets=[]))
+    assert isinstance(none, MdAnswer) and none.detail_code == "NO_FACET"
+    assert none.status == [f"{STATUS}:Responder", "urn:be:cin:nippin:SAML:status:InternalError"]
+    assert none.saml.findtext(".//{urn:be:cin:types:v1}FaultCode") == "GENERIC_ERROR"
+    # Peeters is not palliative: the only facet asked has nothing to say
+    empty = gp.consult(support.PATIENT_LINKED, facets=[(f"{N}:palliativeStatus", [])])
+    assert empty.status == [f"{STATUS}:Success", "urn:be:cin:nippin:SAML:status:PartialAnswer"]
+    assert empty.detail_code == "MISSING_FACETS"
+    assert [a.findtext(f".//{{{EXT}}}AssertionType") for a in empty.saml.findall(f"{{{SAML}}}Assertion")] == [
+        f"{N}:technicalAssertion"]
+
+
+def test_pharmacy_issuer_padded_to_eleven_digits_is_the_same_party(sandbox: Sandbox) -> None:
+    pharmacy = MdClient(sandbox, Quality.PHARMACY, None, support.PHARMACY_NIHII)
+    day = (TODAY - dt.timedelta(days=1),) * 2
+    for issuer in (support.PHARMACY_NIHII, support.PHARMACY_NIHII + "000"):
+        answer = pharmacy.ask(query_xml(issuer, support.PATIENT_LINKED, *day))
+        assert isinstance(answer, MdAnswer) and answer.detail_code is None, issuer
+        assert answer.one(f"{INS}:patientData")
+    for other in ("63507779000", support.PHARMACY_NIHII + "001", "00" + support.PHARMACY_NIHII + "0"):
+        refused = pharmacy.ask(query_xml(other, support.PATIENT_LINKED, *day))
+        assert isinstance(refused, MdAnswer) and refused.detail_code == "CROSSCHECK_ISSUER", other

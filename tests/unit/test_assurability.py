@@ -64,11 +64,23 @@ def test_closed_file_says_why(reason: str | None, death: dt.date | None, expecte
     assert (got.situation, got.closure_reason) == (Situation.CLOSED, expected)
     after = general_situation(f, D(2026, 10, 1), D(2026, 10, 30), death)
     assert (after.situation, after.closure_reason) == (Situation.CLOSED, expected)
+    # the date of the change: the day of death, else the first day no longer covered
+    closed_on = death if death is not None else D(2026, 9, 15)
+    assert got.transfer_date == after.transfer_date == closed_on
+    assert not got.normal and got.mutation_date is None
 
 
 def test_opened_after_the_period() -> None:
-    assert general_situation(file(period("319", D(2026, 11, 1))), D(2026, 9, 1), D(2026, 10, 1)).situation \
-        is Situation.OPENED_AFTER
+    got = general_situation(file(period("319", D(2026, 11, 1))), D(2026, 9, 1), D(2026, 10, 1))
+    assert got.situation is Situation.OPENED_AFTER and got.transfer_date == D(2026, 11, 1)
+
+
+def test_a_normal_situation_has_no_date() -> None:
+    got = general_situation(file(period("101", D(2015, 1, 1))), D(2026, 1, 1), D(2026, 6, 30))
+    assert got.normal and got.transfer_date is None
+    mutation = general_situation(file(period("101", D(2015, 1, 1), D(2026, 6, 30)), period("319", D(2026, 7, 1))),
+                                 D(2026, 6, 1), D(2026, 7, 31))
+    assert not mutation.normal and mutation.transfer_date == D(2026, 7, 1)
 
 
 @pytest.mark.parametrize("start,end,pharmacist,code", [
