@@ -2,8 +2,9 @@
 
 Per request: base64 and hardened parse of the SOAP message, WS-Security verification (exclusive c14n,
 RSA-SHA256, chain to the CA, timestamp, in-memory replay cache), XSD validation of the body, hardened
-parse of the SAML AttributeQuery blob; then the answer: the same number of signed SAML assertions as the
-service sends for this query, and the signed SOAP envelope, serialised. One thread: requests per second
+parse of the SAML AttributeQuery blob; then the answer as the service shapes it: the same number of
+(unsigned, as real answers) SAML assertions, each with its subject, period and Advice, the technical
+assertion's deflated status, and the signed SOAP envelope, serialised. One thread: requests per second
 per core. Requests are built and signed before the clock starts.
 
     .venv/bin/python benchmarks/limit_harness.py [--count 1000]
@@ -18,6 +19,7 @@ import secrets
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 from lxml import etree
@@ -33,28 +35,42 @@ from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, TrustStore, V
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
+EXT = "urn:be:cin:nippin:memberdata:saml:extension"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+XS = "http://www.w3.org/2001/XMLSchema"
 P3 = "urn:be:fgov:ehealth:mycarenet:commons:protocol:v3"
-ASSERTIONS = 6  # what the service answers for the benchmark query (patient, period, payment, situation, …)
-ATTRIBUTES = 6
+# What the service answers for the benchmark query: patientData, period, payment, chronicCondition,
+# carePath and the technical assertion.
+ASSERTIONS = 6
+ATTRIBUTES = 5
 
 
 def answer_template() -> tuple[etree._Element, etree._Element]:
     """An unsigned SOAP answer shaped like the service's: a Response with ASSERTIONS assertions in Detail."""
-    saml = etree.Element(f"{{{SAMLP}}}Response", nsmap={"samlp": SAMLP, "saml": SAML}, ID="_r", Version="2.0",
-                         IssueInstant="2026-11-22T10:00:00Z")
+    saml = etree.Element(f"{{{SAMLP}}}Response", nsmap={"samlp": SAMLP, "saml": SAML, "ext": EXT, "xsi": XSI,
+                                                        "xs": XS}, ID="_r", Version="2.0",
+                         IssueInstant="2026-11-22T10:00:00")
     etree.SubElement(saml, f"{{{SAML}}}Issuer").text = "urn:be:cin:io:100"
     status = etree.SubElement(saml, f"{{{SAMLP}}}Status")
     etree.SubElement(status, f"{{{SAMLP}}}StatusCode", Value="urn:oasis:names:tc:SAML:2.0:status:Success")
     for n in range(ASSERTIONS):
-        a = etree.SubElement(saml, f"{{{SAML}}}Assertion", ID=f"_a{n}", Version="2.0",
-                             IssueInstant="2026-11-22T10:00:00Z")
+        a = etree.SubElement(saml, f"{{{SAML}}}Assertion", ID=f"_a{n}", IssueInstant="2026-11-22T10:00:00",
+                             Version="2.0")
         etree.SubElement(a, f"{{{SAML}}}Issuer").text = "urn:be:cin:io:100"
         subject = etree.SubElement(a, f"{{{SAML}}}Subject")
         etree.SubElement(subject, f"{{{SAML}}}NameID", Format="urn:be:fgov:person:ssin").text = PATIENT
+        confirmation = etree.SubElement(subject, f"{{{SAML}}}SubjectConfirmation",
+                                        Method="urn:be:cin:nippin:memberIdentification")
+        etree.SubElement(confirmation, f"{{{SAML}}}SubjectConfirmationData", NotBefore="2026-10-22T00:00:00",
+                         NotOnOrAfter="2026-11-21T00:00:00")
+        advice = etree.SubElement(a, f"{{{SAML}}}Advice", {f"{{{XSI}}}type": "ext:AdviceType"})
+        etree.SubElement(advice, f"{{{EXT}}}AssertionType").text = f"urn:be:cin:nippin:x{n}"
+        facet = etree.SubElement(advice, f"{{{EXT}}}Facet", id="urn:be:cin:nippin:insurability")
+        etree.SubElement(facet, "Dimension", id="requestType").text = "invoicing"
         statement = etree.SubElement(a, f"{{{SAML}}}AttributeStatement")
         for k in range(ATTRIBUTES):
             attr = etree.SubElement(statement, f"{{{SAML}}}Attribute", Name=f"urn:be:cin:nippin:x{k}")
-            etree.SubElement(attr, f"{{{SAML}}}AttributeValue").text = "value"
+            etree.SubElement(attr, f"{{{SAML}}}AttributeValue", {f"{{{XSI}}}type": "xs:string"}).text = "value"
     env = etree.Element(f"{{{ns.SOAP11_ENV}}}Envelope", nsmap={"soap": ns.SOAP11_ENV})
     etree.SubElement(env, f"{{{ns.SOAP11_ENV}}}Header")
     body = etree.SubElement(env, f"{{{ns.SOAP11_ENV}}}Body")
@@ -82,6 +98,10 @@ def measure(count: int) -> dict[str, float]:
                                    f"{memberdata_body()}</soap:Body></soap:Envelope>".encode())
             messages.append(etree.tostring(client.sign(env)))
         template, saml_template = answer_template()
+        steps_template = etree.Element("{urn:be:cin:nippin:memberData:support:v2}Status", code="SUCCESS")
+        for n in range(ASSERTIONS - 1):
+            etree.SubElement(steps_template, "{urn:be:cin:nippin:memberData:support:v2}Step",
+                             name=f"Response.assertion.x{n}.general", status="SUCCESS", location="")
         steps = {"parse": 0.0, "verify": 0.0, "validate": 0.0, "blob": 0.0, "sign": 0.0}
         started = time.perf_counter()
         for data in messages:
@@ -99,9 +119,13 @@ def measure(count: int) -> dict[str, float]:
             parse_untrusted(base64.b64decode(blob.text or ""), limits)
             t4 = time.perf_counter()
             saml = copy.deepcopy(saml_template)
-            for assertion in saml.findall(f"{{{SAML}}}Assertion"):
-                assertion.set("ID", f"_{secrets.token_hex(8)}")
-                service.sign_enveloped(assertion, after=assertion[0])
+            assertions = saml.findall(f"{{{SAML}}}Assertion")
+            for assertion in assertions:
+                assertion.set("ID", f"_{secrets.token_hex(16)}")
+            # the technical assertion's status: a small XML document, raw-deflated and base64-encoded
+            packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+            technical = etree.tostring(steps_template, xml_declaration=True, encoding="UTF-8")
+            assertions[-1][-1][0][0].text = base64.b64encode(packer.compress(technical) + packer.flush()).decode()
             answer = copy.deepcopy(template)
             answer.find(f".//{{{P3}}}Detail").text = base64.b64encode(etree.tostring(saml)).decode()
             etree.tostring(service.sign(answer))
@@ -118,7 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     got = measure(args.count)
     print(f"limit harness: {got['per_second']:.0f} MemberData requests/s on one core "
-          f"({args.count} requests, {ASSERTIONS} signed assertions + signed envelope per answer)")
+          f"({args.count} requests, {ASSERTIONS} unsigned assertions in a signed envelope per answer)")
     print("  per request: " + ", ".join(f"{k} {got[k]:.0f} µs" for k in ("parse", "verify", "validate", "blob",
                                                                           "sign")))
 
