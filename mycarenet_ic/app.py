@@ -31,7 +31,7 @@ from mycarenet_ic.persistence.pseudonym import NissSealer, Pseudonymiser
 from mycarenet_ic.persistence.replay import SqlReplayCache
 from mycarenet_ic.security.pki import Pki
 from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, TrustStore, Verifier, VerifyPolicy
-from mycarenet_ic.server import ServedApp, wait_ready
+from mycarenet_ic.server import FrontLimits, ServedApp, wait_ready
 from mycarenet_ic.services.integrated_care import IntegratedCare
 from mycarenet_ic.services.memberdata import MemberData
 from mycarenet_ic.services.mutations import MutationSync
@@ -247,7 +247,9 @@ class Sandbox:
         for offset, (name, app) in enumerate(apps.items(), first_offset):
             path = "/" if name == "scenario-admin" else f"/{name}"
             served = ServedApp(name, app, self.settings.host, port + offset if port else 0,
-                               self.settings.server_threads, path=path)
+                               self.settings.server_threads, path=path,
+                               # the front reads a little past the endpoint's cap, so the endpoint answers it
+                               limits=FrontLimits(max_body_bytes=self.settings.max_body_bytes + 65_536))
             self.served[name] = served.start()
             if isinstance(app, SoapEndpoint):
                 app.address = served.url
