@@ -70,7 +70,8 @@ class Signer:
     """Signs SOAP 1.1 envelopes with one key loaded once.
 
     Also usable as a zeep ``wsse`` plugin: :meth:`apply` signs the outgoing
-    envelope, :meth:`verify` is delegated to a :class:`Verifier` when given.
+    envelope, :meth:`verify` checks every answer with the :class:`Verifier` given, and refuses every
+    answer when none was given.
     """
 
     def __init__(
@@ -169,8 +170,10 @@ class Signer:
         return self.sign(envelope), headers
 
     def verify(self, envelope: etree._Element) -> etree._Element:
+        """zeep calls this on every answer: without a :class:`Verifier` nothing can be trusted, so it
+        refuses (fail-closed) rather than hand back an answer nobody checked."""
         if self._verifier is None:
-            return envelope
+            raise SecurityRejected("answer not verified: give the Signer a Verifier to check answers")
         return self._verifier.verify(envelope).envelope
 
 

@@ -236,3 +236,15 @@ def test_expired_certificate_is_rejected(ca: pki.KeyPair, verifier: Verifier) ->
 def test_security_failures_share_one_client_text() -> None:
     texts = {SecurityRejected(reason).text for reason in ("message replayed", "duplicate Id", "x")}
     assert len(texts) == 1
+
+
+def test_signer_as_a_zeep_plugin_never_passes_an_unchecked_answer(doctor: pki.KeyPair, verifier: Verifier) -> None:
+    """Issue 12 (fail-open): ``Signer.verify`` used to hand back any answer, forged or unsigned, when it had
+    no Verifier. Without one it now refuses every answer; with one it refuses a forged answer."""
+    forged = support.envelope(support.aa_body())  # no Security header at all
+    with pytest.raises(SecurityRejected):
+        Signer(doctor).verify(forged)
+    with pytest.raises(SecurityRejected):
+        Signer(doctor, verifier=verifier).verify(support.envelope(support.aa_body()))
+    good = fresh(doctor)
+    assert Signer(doctor, verifier=verifier).verify(good) is good
