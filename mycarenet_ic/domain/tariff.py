@@ -190,10 +190,8 @@ def tariff(table: Nomenclature, provider: Provider, patient: Patient, code: str,
     share = max(0, min(share, fee))
     # Third-party payment: asked for by the provider (2), or by right (chronic-condition year, preferential).
     third_party = justification is Justification.THIRD_PARTY_REQUESTED
-    if on.year in file.chronic_years:
-        third_party = True
-    elif preferential and period is not None:
-        third_party = True
+    if on.year in file.chronic_years or (period is not None and period.preferential):
+        third_party = True  # by right: chronic-condition status, preferential regime (not the child rule)
     approval = payment_approval(file, period, on)[0] if third_party and period is not None else None
     if justification is not None:
         answered = justification
