@@ -238,12 +238,13 @@ def general_situation(file: MemberFile, start: dt.date, end: dt.date,
     if last.end is not None and last.end < end:
         return _closed(death, end, last)
     insurers = [p.mutuality for p in inside]
-    if len(inside) == 2 and insurers[0] != insurers[1]:
+    moves = [n for n in range(1, len(inside)) if insurers[n] != insurers[n - 1]]
+    if not moves:  # one insurer throughout (CT changes only): real answers call that normal
+        return GeneralSituation(Situation.NORMAL)
+    if len(inside) == 2:  # exactly one change, and it is a change of insurer
         return GeneralSituation(Situation.MUTATION, mutation_date=inside[1].start, old_mutuality=insurers[0],
                                 new_mutuality=insurers[1])
-    if len(inside) > 1:
-        return GeneralSituation(Situation.SEVERAL)
-    return GeneralSituation(Situation.NORMAL)
+    return GeneralSituation(Situation.SEVERAL)
 
 
 def _closed(death: dt.date | None, end: dt.date, last: InsurabilityPeriod | None) -> GeneralSituation:

@@ -49,9 +49,11 @@ def test_several_situations_when_more_than_one_change() -> None:
     f = file(period("407", D(2015, 1, 1), D(2026, 3, 31)), period("509", D(2026, 4, 1), D(2026, 8, 31), ct1="111"),
              period("509", D(2026, 9, 1)))
     assert general_situation(f, D(2026, 3, 1), D(2026, 10, 1)).situation is Situation.SEVERAL
-    # the same insurer twice (a CT change) is not a mutation either
+    # the same insurer throughout, only the CT changing: normal (real answers with two periods of one
+    # mutuality carry no generalSituation)
     g = file(period("509", D(2026, 4, 1), D(2026, 8, 31), ct1="111"), period("509", D(2026, 9, 1)))
-    assert general_situation(g, D(2026, 8, 1), D(2026, 9, 30)).situation is Situation.SEVERAL
+    assert general_situation(g, D(2026, 8, 1), D(2026, 9, 30)).situation is Situation.NORMAL
+    assert general_situation(f, D(2026, 8, 1), D(2026, 9, 30)).situation is Situation.NORMAL
 
 
 @pytest.mark.parametrize("reason,death,expected", [
