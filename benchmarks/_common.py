@@ -49,7 +49,9 @@ def declaration_body(ssin: str, project: str, request_id: str) -> str:
             f'IssueInstant="{dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()}"><ic:CommonInput>'
             "<ic:IsTest>true</ic:IsTest><ic:Origin><ic:Package><ic:Name>bench</ic:Name></ic:Package></ic:Origin>"
             f"</ic:CommonInput><ic:Patient><ic:Ssin>{ssin}</ic:Ssin></ic:Patient><ic:Project>{project}</ic:Project>"
-            "<ic:Status>information</ic:Status><ic:StartDate>2026-11-01</ic:StartDate></ic:DeclareInclusionRequest>")
+            "<ic:Status>information</ic:Status><ic:StartDate>2026-11-01</ic:StartDate>"
+            "<ic:Consent><ic:Agreement>agree</ic:Agreement><ic:Date>2026-11-01</ic:Date></ic:Consent>"
+            "</ic:DeclareInclusionRequest>")
 
 
 class SandboxProcess:

@@ -17,6 +17,8 @@ from mycarenet_ic.soap.faults import descriptive_code
 
 IC_NS = "urn:be:fgov:ehealth:mycarenet:integratedcare:protocol:v1"
 BINDING = f"{{{IC_NS}}}IntegratedCareSoapBinding"
+# The consent a declaration carries unless a test says otherwise (the date of the test run: never future).
+AGREED_TODAY: tuple[str | None, dt.date | None] = ("agree", dt.date.today())
 
 
 @dataclass
@@ -58,8 +60,13 @@ class IcClient:
                          err.findtext("Retry") or "")
 
     def declare(self, ssin: str, project: str, status: str = "information", start: dt.date | None = None,
-                consent: tuple[str, dt.date] | None = None, request_id: str | None = None) -> Any:
-        extra = {"Consent": {"Agreement": consent[0], "Date": consent[1]}} if consent else {}
+                consent: tuple[str | None, dt.date | None] | None = AGREED_TODAY,
+                request_id: str | None = None) -> Any:
+        """A declaration; by default with the patient's agreement registered today (seed 000 §11.1 needs
+        a consent). ``consent=None`` sends none; a None inside the pair leaves that part out."""
+        extra: dict[str, Any] = {}
+        if consent is not None:
+            extra["Consent"] = {k: v for k, v in (("Agreement", consent[0]), ("Date", consent[1])) if v is not None}
         return self.raw("declareInclusion", request_id, Patient={"Ssin": ssin}, Project=project, Status=status,
                         StartDate=start or dt.date.today(), **extra)
 

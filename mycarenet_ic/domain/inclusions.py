@@ -10,7 +10,13 @@ Rules (seed 000, restated in DOMAIN.md §1):
   (annex, data 7 and 8); both declared and effective dates are kept;
 - only one project can be ``principal`` at a time (annex, data 9): two principal
   inclusions of a patient may not have overlapping effective periods;
-- a death closes every inclusion still open at the date of death.
+- consent (agree or refuse) and its registration date are part of every declaration (§11.1);
+  a refusal is registered with its date like an agreement (annex, data 1 and 2);
+- a death closes every inclusion still open at the date of death (§9), and once a death is known
+  nothing may leave an inclusion open past it;
+- a stopped project (CoBrHa: no longer active, with an end date) closes its open inclusions at
+  its end date;
+- each inclusion carries the NISS of the person who last operated on it (annex, data 10).
 
 The access policy (§10-§13) is :func:`decide`: one table of who may run which
 operation, on which project, with or without a therapeutic link.
@@ -32,6 +38,13 @@ class Status(enum.Enum):
 class Consent(enum.Enum):
     AGREE = "agree"
     REFUSE = "refuse"
+
+
+class Closure(enum.Enum):
+    """Why the platform itself closed an inclusion (its end is then that day, not the month after)."""
+
+    DEATH = "death"                        # the National Register's mutation service (§9)
+    PROJECT_STOPPED = "project-stopped"    # the PSI's end date in CoBrHa
 
 
 class InclusionRuleError(ValueError):
@@ -66,10 +79,17 @@ class Inclusion:
     consent: Consent | None = None
     consent_date: dt.date | None = None
     declared_end: dt.date | None = None
-    # Set when a death closed the inclusion: the end is the date of death itself.
-    closed_by_death: bool = False
+    # Set when the platform closed the inclusion (death, stopped project): the end is that day itself.
+    closure: Closure | None = None
     provider_nihii: str | None = None
     version: int = 1
+    # NISS of the person who made the last declaration or modification (annex, data 10); None when
+    # no person did (demo data). The platform's own closures do not change it.
+    operator: str | None = None
+
+    @property
+    def closed_by_death(self) -> bool:
+        return self.closure is Closure.DEATH
 
     @property
     def start(self) -> dt.date:
@@ -79,7 +99,7 @@ class Inclusion:
     def end(self) -> dt.date | None:
         if self.declared_end is None:
             return None
-        if self.closed_by_death:
+        if self.closure is not None:
             return self.declared_end
         return end_of_next_month(self.declared_end)
 
@@ -104,6 +124,30 @@ def check_dates(declared_start: dt.date, declared_end: dt.date | None, consent: 
         raise InclusionRuleError("CONSENT_DATE_IN_FUTURE", "The consent registration date cannot be in the future.")
 
 
+CONSENT_FIELDS = ("Consent", "Consent/Agreement", "Consent/Date")
+
+
+def check_consent(consent: Consent | None, consent_date: dt.date | None, required: bool) -> None:
+    """The consent (agree or refuse) and its registration date go together; a declaration needs them.
+
+    Seed 000 §11.1 lists "date" and "accord ou refus sur le consentement" among a declaration's fields;
+    a refusal is registered like an agreement, with its date (annex, data 1 and 2: "la date
+    d'enregistrement de l'accord ou du refus"). A modification may leave the consent out, never half
+    of it. The fault names what is missing.
+    """
+    missing = [name for name, value in (("Consent/Agreement", consent), ("Consent/Date", consent_date))
+               if value is None]
+    if len(missing) == 2:
+        if not required:
+            return
+        missing = ["Consent"]
+    if missing:
+        raise InclusionRuleError(
+            "CONSENT_INCOMPLETE",
+            f"The request lacks {missing[0]}: the patient's consent (agree or refuse) and the date it was "
+            "registered go together" + (" and a declaration needs both (seed 000 §11.1)." if required else "."))
+
+
 def check_no_conflict(candidate: Inclusion, others: list[Inclusion]) -> None:
     """Refuse a second principal inclusion, or a second inclusion in the same project, for one period."""
     for other in others:
@@ -120,11 +164,62 @@ def check_no_conflict(candidate: Inclusion, others: list[Inclusion]) -> None:
                 "period; only one project can be principal at a time. Declare this one as 'information'.")
 
 
-def close_at_death(inclusion: Inclusion, death: dt.date) -> Inclusion | None:
-    """The inclusion closed at ``death`` if it was still open then; None if nothing changes."""
-    if not inclusion.open_on(death):
+def runs_past(inclusion: Inclusion, day: dt.date) -> bool:
+    """Open, or ending after ``day``."""
+    return inclusion.end is None or inclusion.end > day
+
+
+def close_at(inclusion: Inclusion, day: dt.date, closure: Closure) -> Inclusion | None:
+    """The inclusion closed at ``day`` if it runs past it; None if it already ends on or before ``day``.
+
+    Used for a death and for a stopped project: both end the inclusion on that day itself. Applying it
+    twice changes nothing the second time.
+    """
+    if not runs_past(inclusion, day):
         return None
-    return replace(inclusion, declared_end=death, closed_by_death=True, version=inclusion.version + 1)
+    return replace(inclusion, declared_end=day, closure=closure, version=inclusion.version + 1)
+
+
+def close_at_death(inclusion: Inclusion, death: dt.date) -> Inclusion | None:
+    """The inclusion closed at ``death`` if it ran past it; None if nothing changes."""
+    return close_at(inclusion, death, Closure.DEATH)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A day no inclusion of the patient (death) or of the project (stopped PSI) may run past."""
+
+    day: dt.date
+    closure: Closure
+
+    @property
+    def code(self) -> str:
+        return "PATIENT_DECEASED" if self.closure is Closure.DEATH else "PROJECT_STOPPED"
+
+    def refusal(self, inclusion: Inclusion) -> InclusionRuleError:
+        what = (f"the patient died on {self.day}" if self.closure is Closure.DEATH
+                else f"the integrated-care project stopped on {self.day}")
+        return InclusionRuleError(
+            self.code, f"The inclusion cannot run past {self.day}: {what}. The exclusion asked for would end it "
+            f"on {inclusion.end}; it stays closed on {self.day}.")
+
+
+def within_limits(updated: Inclusion, limits: list[Limit], end_asked: bool) -> Inclusion:
+    """``updated`` kept within ``limits`` (earliest first).
+
+    A change that asks for an end past a limit is refused (the limit's code); any other change of an
+    inclusion that still runs past a limit closes it there, so no change leaves it open past a death
+    or a project's end.
+    """
+    for limit in sorted(limits, key=lambda x: x.day):
+        if not runs_past(updated, limit.day):
+            continue
+        if end_asked:
+            raise limit.refusal(updated)
+        closed = close_at(updated, limit.day, limit.closure)
+        assert closed is not None
+        updated = replace(closed, version=updated.version)
+    return updated
 
 
 # -- who may do what ------------------------------------------------------------------------------

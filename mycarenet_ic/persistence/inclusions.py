@@ -1,5 +1,11 @@
 """Inclusions in SQL: the patient as a pseudonym (+ a sealed NISS), one lock per patient, an event
-per change (what the insurer export reads), and the first answer kept per (sender, request Id)."""
+per change (what the insurer export reads), and the first answer kept per (sender, request Id).
+
+The operator's NISS (seed 000 annex, data 10) is kept the same way: a pseudonym (``operator``) and a
+sealed NISS (``operator_sealed``) on the inclusion and on each event, opened only for an answer that
+shows the inclusion and for the insurer export. A death applied from the mutation feed is kept on the
+patient's lock row (pseudonymised), so a write that races the feed still cannot leave an inclusion
+open past it."""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from mycarenet_ic.domain.inclusions import Consent, Inclusion, Status, close_at_death
+from mycarenet_ic.domain.inclusions import Closure, Consent, Inclusion, Status, close_at, close_at_death
 from mycarenet_ic.errors import BusinessRuleViolation
 from mycarenet_ic.persistence.audit import AuditEntry, SqlAuditLog
 from mycarenet_ic.persistence.db import reading
@@ -39,29 +45,27 @@ def inclusion_to_dict(inc: Inclusion) -> dict[str, Any]:
         "id": inc.id, "project": inc.project, "status": inc.status.value,
         "declared_start": _d(inc.declared_start), "start": _d(inc.start),
         "declared_end": _d(inc.declared_end), "end": _d(inc.end), "closed_by_death": inc.closed_by_death,
+        "closure": inc.closure.value if inc.closure else None,
         "consent": inc.consent.value if inc.consent else None, "consent_date": _d(inc.consent_date),
         "provider_nihii": inc.provider_nihii, "version": inc.version,
     }
 
 
-def inclusion_from_dict(data: dict[str, Any], patient: str = "") -> Inclusion:
+def _closure(value: str | None, closed_by_death: bool) -> Closure | None:
+    if value:
+        return Closure(value)
+    return Closure.DEATH if closed_by_death else None
+
+
+def inclusion_from_dict(data: dict[str, Any], patient: str = "", operator: str | None = None) -> Inclusion:
     start = _pd(data["declared_start"])
     assert start is not None
     return Inclusion(
         id=data["id"], patient=patient, project=data["project"], status=Status(data["status"]),
         declared_start=start, consent=Consent(data["consent"]) if data.get("consent") else None,
         consent_date=_pd(data.get("consent_date")), declared_end=_pd(data.get("declared_end")),
-        closed_by_death=bool(data.get("closed_by_death")), provider_nihii=data.get("provider_nihii"),
-        version=int(data["version"]),
-    )
-
-
-def _from_row(row: Any) -> Inclusion:
-    return Inclusion(
-        id=row.id, patient=row.patient, project=row.project, status=Status(row.status),
-        declared_start=row.declared_start, consent=Consent(row.consent) if row.consent else None,
-        consent_date=row.consent_date, declared_end=row.declared_end, closed_by_death=bool(row.closed_by_death),
-        provider_nihii=row.provider_nihii, version=row.version,
+        closure=_closure(data.get("closure"), bool(data.get("closed_by_death"))),
+        provider_nihii=data.get("provider_nihii"), version=int(data["version"]), operator=operator,
     )
 
 
@@ -80,6 +84,7 @@ class ExportEvent:
     kind: str
     ssin: str
     inclusion: dict[str, Any]
+    operator: str | None = None
 
 
 class SqlInclusionStore:
@@ -93,21 +98,32 @@ class SqlInclusionStore:
     def key(self, ssin: str) -> str:
         return self.pseudonymiser.pseudonym(ssin)
 
+    def _open(self, sealed: str | None) -> str | None:
+        return self.sealer.open(sealed) if sealed else None
+
+    def _from_row(self, row: Any) -> Inclusion:
+        return Inclusion(
+            id=row.id, patient=row.patient, project=row.project, status=Status(row.status),
+            declared_start=row.declared_start, consent=Consent(row.consent) if row.consent else None,
+            consent_date=row.consent_date, declared_end=row.declared_end,
+            closure=_closure(row.closure_reason, bool(row.closed_by_death)),
+            provider_nihii=row.provider_nihii, version=row.version, operator=self._open(row.operator_sealed),
+        )
+
     # -- reads -----------------------------------------------------------------------------------------
     def inclusions_of(self, ssin: str) -> list[Inclusion]:
         with reading(self.engine) as conn:
             return self._of(conn, self.key(ssin))
 
-    @staticmethod
-    def _of(conn: Connection, patient: str) -> list[Inclusion]:
+    def _of(self, conn: Connection, patient: str) -> list[Inclusion]:
         rows = conn.execute(select(ic_inclusion).where(ic_inclusion.c.patient == patient)
                             .order_by(ic_inclusion.c.declared_start, ic_inclusion.c.id))
-        return [_from_row(r) for r in rows]
+        return [self._from_row(r) for r in rows]
 
     def get(self, inclusion_id: str) -> Inclusion | None:
         with reading(self.engine) as conn:
             row = conn.execute(select(ic_inclusion).where(ic_inclusion.c.id == inclusion_id)).first()
-        return _from_row(row) if row else None
+        return self._from_row(row) if row else None
 
     def belongs_to(self, inclusion: Inclusion, ssin: str) -> bool:
         return inclusion.patient == self.key(ssin)
@@ -122,7 +138,7 @@ class SqlInclusionStore:
             rows = conn.execute(select(ic_inclusion).where(where)
                                 .order_by(ic_inclusion.c.start_date, ic_inclusion.c.id)
                                 .offset(offset).limit(limit)).all()
-        return [(self.sealer.open(r.patient_sealed), _from_row(r)) for r in rows], int(total)
+        return [(self.sealer.open(r.patient_sealed), self._from_row(r)) for r in rows], int(total)
 
     def replayed(self, sender: str, request_id: str, request_hash: str) -> WriteOutcome | None:
         with reading(self.engine) as conn:
@@ -134,8 +150,8 @@ class SqlInclusionStore:
             raise BusinessRuleViolation("This request Id was already used for another request.",
                                         code="DUPLICATE_REQUEST_ID")
         answer = json.loads(row.answer)
-        return WriteOutcome(inclusion_from_dict(answer["inclusion"]), answer["id"],
-                            dt.datetime.fromisoformat(answer["at"]), replayed=True)
+        first = inclusion_from_dict(answer["inclusion"], operator=self._open(answer.get("operator_sealed")))
+        return WriteOutcome(first, answer["id"], dt.datetime.fromisoformat(answer["at"]), replayed=True)
 
     # -- writes ----------------------------------------------------------------------------------------
     def _lock_patient(self, conn: Connection, patient: str) -> None:
@@ -147,19 +163,26 @@ class SqlInclusionStore:
         else:  # SQLite: BEGIN IMMEDIATE already serialises writers
             conn.execute(ic_patient.insert().prefix_with("OR IGNORE").values(patient=patient))
 
-    def _event(self, conn: Connection, kind: str, inc: Inclusion, sealed: str, at: dt.datetime) -> None:
+    def _event(self, conn: Connection, kind: str, inc: Inclusion, sealed: str, at: dt.datetime,
+               operator_sealed: str | None = None) -> None:
         conn.execute(insert(ic_event).values(at=at, kind=kind, inclusion_id=inc.id, patient_sealed=sealed,
-                                             snapshot=json.dumps(inclusion_to_dict(inc))))
+                                             snapshot=json.dumps(inclusion_to_dict(inc)),
+                                             operator_sealed=operator_sealed))
 
-    def _save(self, conn: Connection, inc: Inclusion, patient: str, sealed: str, operator: str,
-              at: dt.datetime, new: bool) -> None:
-        values = {
+    def _save(self, conn: Connection, inc: Inclusion, patient: str, sealed: str,
+              operator: tuple[str, str | None] | None, at: dt.datetime, new: bool) -> None:
+        """Insert or update ``inc``; ``operator`` (pseudonym, sealed NISS) is left as it was when None
+        (the platform's own closures: the last person who operated stays the operator)."""
+        values: dict[str, Any] = {
             "patient": patient, "patient_sealed": sealed, "project": inc.project, "status": inc.status.value,
             "declared_start": inc.declared_start, "start_date": inc.start, "declared_end": inc.declared_end,
             "end_date": inc.end, "closed_by_death": inc.closed_by_death,
+            "closure_reason": inc.closure.value if inc.closure else None,
             "consent": inc.consent.value if inc.consent else None, "consent_date": inc.consent_date,
-            "provider_nihii": inc.provider_nihii, "operator": operator, "version": inc.version, "updated_at": at,
+            "provider_nihii": inc.provider_nihii, "version": inc.version, "updated_at": at,
         }
+        if operator is not None:
+            values["operator"], values["operator_sealed"] = operator
         if new:
             conn.execute(insert(ic_inclusion).values(id=inc.id, created_at=at, **values))
             return
@@ -179,16 +202,22 @@ class SqlInclusionStore:
                     self._lock_patient(conn, patient)
                     current = self._of(conn, patient)
                     inc, kind = change(current)
+                    # A death the feed applied after the service looked at the National Register.
+                    death = self._recorded_death(conn, patient)
+                    if death is not None:
+                        inc = replace(close_at_death(inc, death) or inc, version=inc.version)
                     is_new = not inc.id
                     if is_new:
                         inc = replace(inc, id=uuid.uuid4().hex, patient=patient)
+                    inc = replace(inc, operator=operator)
                     at = _now()
                     sealed = self.sealer.seal(ssin)
-                    self._save(conn, inc, patient, sealed, operator_key, at, is_new)
-                    self._event(conn, kind, inc, sealed, at)
+                    operator_sealed = self.sealer.seal(operator) if operator else None
+                    self._save(conn, inc, patient, sealed, (operator_key, operator_sealed), at, is_new)
+                    self._event(conn, kind, inc, sealed, at, operator_sealed)
                     outcome = WriteOutcome(inc, f"_{uuid.uuid4().hex}", at.replace(microsecond=0))
                     answer = {"id": outcome.answer_id, "at": outcome.answered_at.isoformat(),
-                              "inclusion": inclusion_to_dict(inc)}
+                              "inclusion": inclusion_to_dict(inc), "operator_sealed": operator_sealed}
                     conn.execute(insert(ic_request).values(sender=sender, request_id=request_id, operation=operation,
                                                            request_hash=request_hash, answer=json.dumps(answer),
                                                            at=at))
@@ -202,6 +231,17 @@ class SqlInclusionStore:
             except ConcurrentChange:
                 continue
         raise ConcurrentChange("the inclusion kept changing")
+
+    @staticmethod
+    def _operator_sealed(conn: Connection, inclusion_id: str) -> str | None:
+        """The inclusion's operator as stored (the platform's own events carry the last person's)."""
+        value = conn.execute(select(ic_inclusion.c.operator_sealed).where(ic_inclusion.c.id == inclusion_id)).scalar()
+        return str(value) if value else None
+
+    @staticmethod
+    def _recorded_death(conn: Connection, patient: str) -> dt.date | None:
+        death = conn.execute(select(ic_patient.c.death_date).where(ic_patient.c.patient == patient)).scalar()
+        return death if isinstance(death, dt.date) else None
 
     # -- National Register mutations ------------------------------------------------------------------
     def cursor(self, name: str) -> int:
@@ -235,7 +275,7 @@ class SqlInclusionStore:
                 bumped = replace(inc, patient=new_key, version=inc.version + 1)
                 conn.execute(update(ic_inclusion).where(ic_inclusion.c.id == inc.id).values(
                     patient=new_key, patient_sealed=sealed, version=bumped.version, updated_at=at))
-                self._event(conn, "ssin-change", bumped, sealed, at)
+                self._event(conn, "ssin-change", bumped, sealed, at, self._operator_sealed(conn, inc.id))
             self._audit(conn, f"NrMutation:SsinReplaced#{seq}", new, f"moved {len(moved)} inclusion(s) to the new NISS")
             return len(moved)
 
@@ -246,30 +286,89 @@ class SqlInclusionStore:
             if not self._advance(conn, cursor, expected, seq):
                 return None
             self._lock_patient(conn, patient)
+            conn.execute(update(ic_patient).where(ic_patient.c.patient == patient).values(death_date=death))
             sealed, at, closed = self.sealer.seal(ssin), _now(), 0
             for inc in self._of(conn, patient):
                 done = close_at_death(inc, death)
                 if done is None:
                     continue
-                self._save(conn, done, patient, sealed, "national-register", at, new=False)
-                self._event(conn, "death-closure", done, sealed, at)
+                self._save(conn, done, patient, sealed, None, at, new=False)
+                self._event(conn, "death-closure", done, sealed, at, self._operator_sealed(conn, done.id))
                 closed += 1
             self._audit(conn, f"NrMutation:Deceased#{seq}", ssin, f"closed {closed} inclusion(s) at {death}")
             return closed
+
+    # -- stopped projects ---------------------------------------------------------------------------------
+    def _running_past(self, project: str, day: dt.date) -> Any:
+        return and_(ic_inclusion.c.project == project,
+                    or_(ic_inclusion.c.end_date.is_(None), ic_inclusion.c.end_date > day))
+
+    def close_project(self, project: str, day: dt.date, detail: str) -> int:
+        """Close every inclusion of ``project`` that runs past ``day`` at ``day`` (a stopped PSI); audited.
+
+        Idempotent: a second call finds nothing to close and writes nothing (not even an audit row)."""
+        with reading(self.engine) as conn:
+            if not conn.execute(select(func.count()).select_from(ic_inclusion)
+                                .where(self._running_past(project, day))).scalar_one():
+                return 0
+        closed = 0
+        with self.engine.begin() as conn:
+            ids = [r.id for r in conn.execute(select(ic_inclusion.c.id, ic_inclusion.c.patient)
+                                              .where(self._running_past(project, day))
+                                              .order_by(ic_inclusion.c.patient, ic_inclusion.c.id))]
+            at = _now()
+            for inclusion_id in ids:
+                row = conn.execute(select(ic_inclusion).where(ic_inclusion.c.id == inclusion_id)).one()
+                self._lock_patient(conn, row.patient)
+                done = close_at(self._from_row(row), day, Closure.PROJECT_STOPPED)
+                if done is None:
+                    continue
+                self._save(conn, done, row.patient, row.patient_sealed, None, at, new=False)
+                self._event(conn, "project-closure", done, row.patient_sealed, at, row.operator_sealed)
+                closed += 1
+            if self.audit is not None:
+                self.audit.append(AuditEntry(SERVICE, f"ProjectStopped:{project}", caller="platform:cobrha",
+                                             detail=f"closed {closed} inclusion(s) at {day}: {detail}"), conn)
+        return closed
+
+    def projects(self) -> set[str]:
+        """Every project that has an inclusion still open (no end) or ending after today."""
+        with reading(self.engine) as conn:
+            rows = conn.execute(select(ic_inclusion.c.project).distinct().where(
+                or_(ic_inclusion.c.end_date.is_(None), ic_inclusion.c.end_date >= dt.date.today())))
+            return {r.project for r in rows}
+
+    # -- statistics ------------------------------------------------------------------------------------
+    def effective_on(self, day: dt.date, project: str | None = None,
+                     batch: int = 2000) -> Iterator[tuple[str, Inclusion]]:
+        """Every inclusion in effect on ``day`` (started, not ended), with the patient's NISS, in batches."""
+        where = and_(ic_inclusion.c.start_date <= day,
+                     or_(ic_inclusion.c.end_date.is_(None), ic_inclusion.c.end_date >= day),
+                     *([ic_inclusion.c.project == project] if project else []))
+        last = ""
+        while True:
+            with reading(self.engine) as conn:
+                rows = conn.execute(select(ic_inclusion).where(where, ic_inclusion.c.id > last)
+                                    .order_by(ic_inclusion.c.id).limit(batch)).all()
+            if not rows:
+                return
+            for r in rows:
+                yield self.sealer.open(r.patient_sealed), self._from_row(r)
+            last = rows[-1].id
 
     def skip(self, cursor: str, seq: int, expected: int) -> bool:
         with self.engine.begin() as conn:
             return self._advance(conn, cursor, expected, seq)
 
-    def record(self, operation: str, detail: str) -> None:
-        """One audit row for a batch operation (export, purge) outside any request."""
+    def record(self, operation: str, detail: str, caller: str = "platform:mutation-sync") -> None:
+        """One audit row for a batch operation (export, purge, statistics) outside any request."""
         with self.engine.begin() as conn:
-            self._audit(conn, operation, None, detail)
+            self._audit(conn, operation, None, detail, caller)
 
-    def _audit(self, conn: Connection, operation: str, ssin: str | None, detail: str) -> None:
+    def _audit(self, conn: Connection, operation: str, ssin: str | None, detail: str,
+               caller: str = "platform:mutation-sync") -> None:
         if self.audit is not None:
-            self.audit.append(AuditEntry(SERVICE, operation, caller="platform:mutation-sync", patient=ssin,
-                                         detail=detail), conn)
+            self.audit.append(AuditEntry(SERVICE, operation, caller=caller, patient=ssin, detail=detail), conn)
 
     # -- export and retention ---------------------------------------------------------------------------
     def events_after(self, seq: int, batch: int = 2000) -> Iterator[ExportEvent]:
@@ -282,7 +381,8 @@ class SqlInclusionStore:
             if not rows:
                 return
             for r in rows:
-                yield ExportEvent(r.seq, r.at, r.kind, self.sealer.open(r.patient_sealed), json.loads(r.snapshot))
+                yield ExportEvent(r.seq, r.at, r.kind, self.sealer.open(r.patient_sealed), json.loads(r.snapshot),
+                                  self._open(r.operator_sealed))
             last = rows[-1].seq
 
     def last_event_seq(self) -> int:

@@ -4,8 +4,8 @@ Streams the events after the export cursor (constant memory: lxml's incremental 
 open per insurer), validates every file against ``xsd/mycarenet-integratedcare-export-v1.xsd``
 while reading it back incrementally, renames the files into place, and only then moves the cursor,
 so a second run writes nothing new and a failed run can simply be repeated. ``since`` re-exports
-everything from a date on without moving the cursor. The NISS is unsealed here, and the run is
-audited.
+everything from a date on without moving the cursor. The patient's NISS and the operator's (seed 000
+annex, data 10: exported to the insurers) are unsealed here, and the run is audited.
 """
 
 from __future__ import annotations
@@ -68,11 +68,13 @@ def _event_element(event: ExportEvent, mutuality: str | None, registration: str 
     _sub(block, "DeclaredEndDate", inc.get("declared_end"))
     _sub(block, "EndDate", inc.get("end"))
     _sub(block, "ClosedByDeath", "true" if inc.get("closed_by_death") else "false")
+    _sub(block, "ClosureReason", inc.get("closure") or ("death" if inc.get("closed_by_death") else None))
     if inc.get("consent"):
         consent = etree.SubElement(block, _q("Consent"))
         _sub(consent, "Agreement", inc["consent"])
         _sub(consent, "Date", inc["consent_date"])
     _sub(block, "Provider", inc.get("provider_nihii"))
+    _sub(block, "Operator", event.operator)
     _sub(block, "Version", str(inc["version"]))
     return el
 

@@ -62,10 +62,14 @@ ic_inclusion = Table(
     Column("declared_end", Date, nullable=True),
     Column("end_date", Date, nullable=True),
     Column("closed_by_death", Boolean, nullable=False, default=False),
+    # Why the platform closed it: "death" (mutation feed) or "project-stopped" (the PSI's end in CoBrHa).
+    Column("closure_reason", String(32), nullable=True),
     Column("consent", String(8), nullable=True),
     Column("consent_date", Date, nullable=True),
     Column("provider_nihii", String(11), nullable=True),
     Column("operator", String(64), nullable=False),
+    # The operator's NISS (seed 000 annex, data 10), sealed like the patient's; NULL when no person operated.
+    Column("operator_sealed", Text, nullable=True),
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -77,6 +81,8 @@ ic_patient = Table(
     "ic_patient",
     metadata,
     Column("patient", String(64), primary_key=True),
+    # The date of death once the mutation feed told it: no write under this lock may run past it.
+    Column("death_date", Date, nullable=True),
 )
 
 # Every declaration and modification, in order: what the insurer export reads.
@@ -89,6 +95,8 @@ ic_event = Table(
     Column("inclusion_id", String(64), nullable=False, index=True),
     Column("patient_sealed", Text, nullable=False),
     Column("snapshot", Text, nullable=False),
+    # Who made this change (sealed NISS); NULL for the platform's own (death, stopped project) and demo data.
+    Column("operator_sealed", Text, nullable=True),
 )
 
 # Idempotency: the first answer to (sender, request id), replayed for a retry.

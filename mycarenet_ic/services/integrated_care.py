@@ -5,6 +5,11 @@ ask the access policy (``domain.inclusions.decide``) with the facts it needs (th
 link from the AttributeAuthority, own project or not) → apply the inclusion rules inside the
 store's per-patient lock → an answer that is stored with the request Id, so a retry gets the
 first answer and changes nothing.
+
+Two limits no change may cross (seed 000 §9): the patient's death as the National Register knows it,
+and the end date of a project CoBrHa shows as stopped. A stopped project's open inclusions are closed
+at its end the first time a request reads them (``_close_stopped``), before any rule is checked, so
+they no longer block a principal inclusion elsewhere.
 """
 
 from __future__ import annotations
@@ -19,18 +24,23 @@ from typing import Protocol
 from mycarenet_ic.domain.identifiers import InvalidIdentifier, parse_nihii, parse_niss
 from mycarenet_ic.domain.inclusions import (
     Actor,
+    Closure,
     Consent,
     Field,
     Inclusion,
     InclusionRuleError,
+    Limit,
     Operation,
     Role,
     Status,
     Target,
     Verdict,
+    check_consent,
     check_dates,
     check_no_conflict,
     decide,
+    first_of_next_month,
+    within_limits,
 )
 from mycarenet_ic.domain.qualities import CallerIdentity, Quality
 from mycarenet_ic.domain.records import Person
@@ -76,6 +86,8 @@ class InclusionStore(Protocol):
 
     def write(self, *, ssin: str, sender: str, request_id: str, operation: str, request_hash: str,
               operator: str | None, change: ChangeFn) -> WriteOutcome: ...
+
+    def close_project(self, project: str, day: dt.date, detail: str) -> int: ...
 
 
 # -- commands and results ---------------------------------------------------------------------------
@@ -273,9 +285,16 @@ class IntegratedCare:
         if org is None or org.type != "psi" or not org.active_on(today):
             raise BusinessRuleViolation("The integrated-care project is not known and active in CoBrHa.",
                                         code="UNKNOWN_PROJECT")
+        try:
+            check_consent(cmd.consent, cmd.consent_date, required=True)
+        except InclusionRuleError as exc:
+            raise _rule(exc) from None
         person = self._person(ssin)
-        if person.death_date is not None and person.death_date < cmd.start:
-            raise BusinessRuleViolation("The patient died before the start date.", code="PATIENT_DECEASED")
+        death = person.death_date
+        if death is not None and first_of_next_month(cmd.start) > death:
+            raise BusinessRuleViolation(
+                f"The patient died on {death}, before the inclusion would take effect "
+                f"({first_of_next_month(cmd.start)}).", code="PATIENT_DECEASED")
         try:
             check_dates(cmd.start, None, cmd.consent, cmd.consent_date, today)
         except InclusionRuleError as exc:
@@ -283,6 +302,11 @@ class IntegratedCare:
         candidate = Inclusion(id="", patient="", project=project, status=cmd.status, declared_start=cmd.start,
                               consent=cmd.consent, consent_date=cmd.consent_date,
                               provider_nihii=resolved.provider_nihii)
+        # Seed 000 §9: a known death closes the inclusion at once (a late declaration for the months
+        # before the death is still billable), never left open for the mutation feed that came already.
+        limits = [Limit(death, Closure.DEATH)] if death is not None else []
+        candidate = within_limits(candidate, limits, end_asked=False)
+        self._close_stopped({i.project for i in self.store.inclusions_of(ssin)}, today)
 
         def change(current: list[Inclusion]) -> tuple[Inclusion, str]:
             check_no_conflict(candidate, current)
@@ -295,6 +319,8 @@ class IntegratedCare:
         ssin = _niss(patient_ssin)
         resolved = self._resolve(caller)
         inclusions = self.store.inclusions_of(ssin)
+        if self._close_stopped({i.project for i in inclusions}, self.today()):
+            inclusions = self.store.inclusions_of(ssin)
         has_link = self._has_link(resolved, ssin) if resolved.link_type else False
 
         def target(actor: Actor) -> Target:
@@ -330,6 +356,10 @@ class IntegratedCare:
         if not fields:
             raise BusinessRuleViolation("The modification changes nothing.", code="NOTHING_TO_CHANGE")
         resolved = self._resolve(caller)
+        try:
+            check_consent(cmd.consent, cmd.consent_date, required=False)
+        except InclusionRuleError as exc:
+            raise _rule(exc) from None
         inclusion = self.store.get(cmd.inclusion_id)
         if inclusion is None or not self.store.belongs_to(inclusion, ssin):
             # Decide first on what the caller may change at all, so a refusal does not depend on the data.
@@ -351,6 +381,7 @@ class IntegratedCare:
         if first is not None:
             return first
         today = self.today()
+        limits = self._limits(ssin, inclusion.project, today)
 
         def change(current: list[Inclusion]) -> tuple[Inclusion, str]:
             now = next((i for i in current if i.id == cmd.inclusion_id), None)
@@ -361,16 +392,51 @@ class IntegratedCare:
                 status=cmd.status or now.status,
                 declared_start=cmd.start or now.declared_start,
                 declared_end=cmd.end if cmd.end is not None else now.declared_end,
-                closed_by_death=False if cmd.end is not None else now.closed_by_death,
+                # An exclusion asked for replaces the platform's closure, within the limits below.
+                closure=None if cmd.end is not None else now.closure,
                 consent=cmd.consent or now.consent,
                 consent_date=cmd.consent_date or now.consent_date,
                 version=now.version + 1,
             )
             check_dates(updated.declared_start, updated.declared_end, updated.consent, updated.consent_date, today)
+            updated = within_limits(updated, limits, end_asked=cmd.end is not None)
             check_no_conflict(updated, current)
             return updated, "modification"
 
         return self._write(caller, request_id, ssin, "modify", request_hash, change)
+
+    def _limits(self, ssin: str, project: str, today: dt.date) -> list[Limit]:
+        """The days an inclusion of this patient in this project may not run past."""
+        limits = []
+        person = self.nr.person(ssin)
+        if person is not None and person.death_date is not None:
+            limits.append(Limit(person.death_date, Closure.DEATH))
+        stopped = self._stopped_on(project, today)
+        if stopped is not None:
+            self._close_stopped({project}, today)
+            limits.append(Limit(stopped, Closure.PROJECT_STOPPED))
+        return limits
+
+    def _stopped_on(self, project: str, today: dt.date) -> dt.date | None:
+        """The end date of a project CoBrHa shows as stopped (its end passed); None while it runs."""
+        org = self.cobrha.organisation(nihii=project)
+        if org is None or org.type != "psi" or org.active_to is None or org.active_to >= today:
+            return None
+        return org.active_to
+
+    def _close_stopped(self, projects: set[str], today: dt.date) -> int:
+        """Close the open inclusions of every stopped project among ``projects`` at its end date."""
+        closed = 0
+        for project in sorted(projects):
+            stopped = self._stopped_on(project, today)
+            if stopped is not None:
+                closed += self.store.close_project(project, stopped,
+                                                   f"project {project} ended on {stopped} (CoBrHa)")
+        return closed
+
+    def close_stopped_projects(self, projects: set[str]) -> int:
+        """The same closure for any projects (a sweep over all of them, outside a request)."""
+        return self._close_stopped(projects, self.today())
 
     def _write(self, caller: Caller, request_id: str, ssin: str, operation: str, request_hash: str,
                change: ChangeFn) -> WriteOutcome:
@@ -391,6 +457,7 @@ class IntegratedCare:
         if self._verdict(resolved, Operation.LIST, lambda _a: Target(project=project)) is not Verdict.ALLOW:
             raise AccessDenied("Only a coordinator of this project may list its patients.")
         limit = max(1, min(limit, 50))
+        self._close_stopped({project}, self.today())
         rows, total = self.store.project_page(project, self.today(), offset, limit)
         patients = [ProjectPatient(ssin, self.nr.person(ssin), inclusion) for ssin, inclusion in rows]
         return ProjectPage(total, patients, offset + len(rows) < total,

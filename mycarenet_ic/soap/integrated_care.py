@@ -77,12 +77,20 @@ class ConsentModel(_Model):
     _type_info = [("Agreement", Unicode), ("Date", Date)]
 
 
+class ConsentInput(_Model):
+    """The consent as a request gives it: a missing part is the service's CONSENT_INCOMPLETE, not a schema error."""
+
+    __type_name__ = "ConsentInputType"
+    _type_info = [("Agreement", Unicode), ("Date", Date)]
+
+
 class InclusionModel(_Model):
     __type_name__ = "InclusionType"
     _type_info = [
         ("InclusionId", Unicode), ("Project", Unicode), ("Status", Unicode), ("DeclaredStartDate", Date),
         ("StartDate", Date), ("DeclaredEndDate", Date), ("EndDate", Date), ("ClosedByDeath", Boolean),
-        ("Consent", ConsentModel), ("Provider", Unicode), ("Version", Integer),
+        ("ClosureReason", Unicode), ("Consent", ConsentModel), ("Provider", Unicode), ("Operator", Unicode),
+        ("Version", Integer),
     ]
 
 
@@ -99,7 +107,7 @@ _RESPONSE_ATTRS = [("Id", XmlAttribute(Unicode)), ("InResponseTo", XmlAttribute(
 class DeclareInclusionRequest(_Model):
     __type_name__ = "DeclareInclusionRequestType"
     _type_info = [*_REQUEST_ATTRS, ("CommonInput", CommonInput), ("Patient", Patient), ("Project", Unicode),
-                  ("Status", Unicode), ("StartDate", Date), ("Consent", ConsentModel)]
+                  ("Status", Unicode), ("StartDate", Date), ("Consent", ConsentInput)]
 
 
 class DeclareInclusionResponse(_Model):
@@ -122,7 +130,7 @@ class ConsultInclusionsResponse(_Model):
 class ModifyInclusionRequest(_Model):
     __type_name__ = "ModifyInclusionRequestType"
     _type_info = [*_REQUEST_ATTRS, ("CommonInput", CommonInput), ("Patient", Patient), ("InclusionId", Unicode),
-                  ("Status", Unicode), ("StartDate", Date), ("EndDate", Date), ("Consent", ConsentModel)]
+                  ("Status", Unicode), ("StartDate", Date), ("EndDate", Date), ("Consent", ConsentInput)]
 
 
 class ModifyInclusionResponse(_Model):
@@ -161,8 +169,9 @@ def _inclusion(inc: Inclusion) -> InclusionModel:
         InclusionId=inc.id, Project=inc.project, Status=inc.status.value, DeclaredStartDate=inc.declared_start,
         StartDate=inc.start, DeclaredEndDate=inc.declared_end, EndDate=inc.end,
         ClosedByDeath=True if inc.closed_by_death else None,
+        ClosureReason=inc.closure.value if inc.closure else None,
         Consent=ConsentModel(Agreement=inc.consent.value, Date=inc.consent_date) if inc.consent else None,
-        Provider=inc.provider_nihii, Version=inc.version,
+        Provider=inc.provider_nihii, Operator=inc.operator, Version=inc.version,
     )
 
 
@@ -173,10 +182,10 @@ def _identity(ssin: str, person: Person | None) -> PatientIdentity:
                            BirthDate=person.birth_date, DeceasedDate=person.death_date)
 
 
-def _consent(model: ConsentModel | None) -> tuple[Consent | None, Any]:
+def _consent(model: ConsentInput | None) -> tuple[Consent | None, Any]:
     if model is None:
         return None, None
-    return Consent(model.Agreement), model.Date
+    return (Consent(model.Agreement) if model.Agreement else None), model.Date
 
 
 def _written(ctx: Any, outcome: WriteOutcome) -> None:

@@ -79,7 +79,9 @@ def _declare(session: requests.Session, url: str, signer: Signer, ssin: str, psi
             f'IssueInstant="{support.now().replace(microsecond=0).isoformat()}"><ic:CommonInput>'
             "<ic:IsTest>true</ic:IsTest><ic:Origin><ic:Package><ic:Name>load</ic:Name></ic:Package></ic:Origin>"
             f"</ic:CommonInput><ic:Patient><ic:Ssin>{ssin}</ic:Ssin></ic:Patient><ic:Project>{psi}</ic:Project>"
-            "<ic:Status>information</ic:Status><ic:StartDate>2026-10-01</ic:StartDate></ic:DeclareInclusionRequest>")
+            "<ic:Status>information</ic:Status><ic:StartDate>2026-10-01</ic:StartDate>"
+            "<ic:Consent><ic:Agreement>agree</ic:Agreement><ic:Date>2026-10-01</ic:Date></ic:Consent>"
+            "</ic:DeclareInclusionRequest>")
     answer = session.post(url, data=support.to_bytes(support.signed(signer, body)), timeout=120,
                           headers={"Content-Type": "text/xml; charset=utf-8"})
     root = etree.fromstring(answer.content)
@@ -133,7 +135,9 @@ def test_the_same_signed_message_twenty_times_at_once_is_processed_once(sandbox:
             f'IssueInstant="{support.now().replace(microsecond=0).isoformat()}"><ic:CommonInput>'
             "<ic:IsTest>true</ic:IsTest><ic:Origin><ic:Package><ic:Name>t</ic:Name></ic:Package></ic:Origin>"
             f"</ic:CommonInput><ic:Patient><ic:Ssin>{ssin}</ic:Ssin></ic:Patient><ic:Project>91000153</ic:Project>"
-            "<ic:Status>information</ic:Status><ic:StartDate>2026-11-01</ic:StartDate></ic:DeclareInclusionRequest>")
+            "<ic:Status>information</ic:Status><ic:StartDate>2026-11-01</ic:StartDate>"
+            "<ic:Consent><ic:Agreement>agree</ic:Agreement><ic:Date>2026-11-01</ic:Date></ic:Consent>"
+            "</ic:DeclareInclusionRequest>")
     message = support.to_bytes(support.signed(Signer(client.holder), body))
     before = counts(sandbox)
     barrier = threading.Barrier(20)
@@ -397,7 +401,9 @@ def test_two_workers_share_the_replay_cache_and_one_audit_chain(tmp_path: Path, 
         declare = (f'<ic:DeclareInclusionRequest xmlns:ic="{IC_NS}" Id="_{secrets.token_hex(8)}" '
                    f'IssueInstant="{support.now().replace(microsecond=0).isoformat()}">{common}'
                    f"<ic:Patient><ic:Ssin>{maes}</ic:Ssin></ic:Patient><ic:Project>91000351</ic:Project>"
-                   "<ic:Status>principal</ic:Status><ic:StartDate>2026-11-01</ic:StartDate></ic:DeclareInclusionRequest>")
+                   "<ic:Status>principal</ic:Status><ic:StartDate>2026-11-01</ic:StartDate>"
+                   "<ic:Consent><ic:Agreement>agree</ic:Agreement><ic:Date>2026-11-01</ic:Date></ic:Consent>"
+                   "</ic:DeclareInclusionRequest>")
         message = support.to_bytes(support.signed(Signer(holder), declare))
         barrier = threading.Barrier(16)
 

@@ -10,21 +10,26 @@ from hypothesis import strategies as st
 
 from mycarenet_ic.domain.inclusions import (
     Actor,
+    Closure,
     Consent,
     Field,
     Inclusion,
     InclusionRuleError,
+    Limit,
     Operation,
     Role,
     Status,
     Target,
     Verdict,
+    check_consent,
     check_dates,
     check_no_conflict,
+    close_at,
     close_at_death,
     decide,
     end_of_next_month,
     first_of_next_month,
+    within_limits,
 )
 
 pytestmark = pytest.mark.unit
@@ -106,6 +111,43 @@ def test_death_closes_open_inclusions_at_the_date_of_death() -> None:
     closed = close_at_death(inc(start=D(2024, 5, 1)), death)
     assert closed is not None and closed.end == death and closed.closed_by_death and closed.version == 2
     assert close_at_death(inc(start=D(2024, 5, 1), end=D(2025, 1, 10)), death) is None  # ended before
+
+
+def test_seed000_s9_closing_at_a_death_twice_changes_nothing_the_second_time() -> None:
+    death = D(2026, 9, 14)
+    closed = close_at_death(inc(start=D(2024, 5, 1)), death)
+    assert closed is not None and close_at_death(closed, death) is None
+    # an exclusion that would end after the death is cut at the death (what the feed does)
+    late = close_at_death(inc(start=D(2024, 5, 1), end=D(2026, 9, 1)), death)  # would end 2026-10-31
+    assert late is not None and (late.end, late.closure) == (death, Closure.DEATH)
+
+
+def test_seed000_s9_no_change_leaves_an_inclusion_open_past_a_limit() -> None:
+    death = Limit(D(2026, 9, 14), Closure.DEATH)
+    stop = Limit(D(2023, 12, 31), Closure.PROJECT_STOPPED)
+    open_one = inc(start=D(2022, 1, 10))
+    kept = within_limits(open_one, [death, stop], end_asked=False)
+    assert (kept.end, kept.closure, kept.version) == (D(2023, 12, 31), Closure.PROJECT_STOPPED, 1)  # the earlier
+    with pytest.raises(InclusionRuleError) as err:  # an exclusion asked for past the death is refused
+        within_limits(inc(start=D(2026, 1, 10), end=D(2026, 9, 1)), [death], end_asked=True)
+    assert err.value.code == "PATIENT_DECEASED" and "2026-09-14" in err.value.message
+    with pytest.raises(InclusionRuleError) as err:
+        within_limits(inc(start=D(2022, 1, 10), end=D(2024, 1, 5)), [stop], end_asked=True)
+    assert err.value.code == "PROJECT_STOPPED"
+    early = inc(start=D(2026, 1, 10), end=D(2026, 7, 1))  # ends 2026-08-31, before the death
+    assert within_limits(early, [death], end_asked=True) == early
+    assert close_at(early, D(2026, 9, 14), Closure.DEATH) is None
+
+
+@pytest.mark.parametrize("consent,date,missing", [
+    (None, None, "Consent"), (Consent.REFUSE, None, "Consent/Date"), (None, D(2026, 1, 2), "Consent/Agreement")])
+def test_seed000_s11_1_a_declaration_needs_consent_and_its_date(consent: Consent | None, date: dt.date | None,
+                                                                missing: str) -> None:
+    with pytest.raises(InclusionRuleError) as err:
+        check_consent(consent, date, required=True)
+    assert err.value.code == "CONSENT_INCOMPLETE" and f"lacks {missing}:" in err.value.message
+    check_consent(Consent.REFUSE, D(2026, 1, 2), required=True)  # a refusal with its date is complete
+    check_consent(None, None, required=False)  # a modification may leave the consent out
 
 
 # -- the access policy (seed 000 §10-§13) -------------------------------------------------------------
