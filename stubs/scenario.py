@@ -27,9 +27,18 @@ PROFESSIONS = {
     "physiotherapist": ("persphysiotherapist", "Physiotherapist"),
     "dentist": ("persdentist", "Dentist"),
     "midwife": ("persmidwife", "Midwife"),
+    "logopedist": ("perslogopedist", "Speech therapist"),
+    "orthoptist": ("persorthoptist", "Orthoptist"),
+    "podologist": ("perspodologist", "Podologist"),
+    "dietician": ("persdietician", "Dietician"),
+    "audician": ("persaudician", "Audician"),
+    "audiologist": ("persaudiologist", "Audiologist"),
+    "occupationaltherapist": ("persoccupationaltherapist", "Occupational therapist"),
     "pharmacist": ("perspharmacist", "Pharmacist"),
 }
-ORGANISATION_TYPES = {"pharmacy", "psi", "medicalhouse", "hospital"}
+# Organisation types (the sandbox's names): a group practice of doctors (seed 001 §12: the tariff takes the group
+# practice into account) and a tarification office (seed 001 §4, §8; CD-HCPARTY orgpharmacyinvoicingoffice).
+ORGANISATION_TYPES = {"pharmacy", "psi", "medicalhouse", "hospital", "grouppractice", "pharmacyinvoicingoffice"}
 LINK_TYPES = {code for code, _ in PROFESSIONS.values()} | {"orgpharmacy"}
 MUTATION_TYPES = {"SsinReplaced", "Deceased"}
 

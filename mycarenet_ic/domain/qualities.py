@@ -15,8 +15,18 @@ class Quality(enum.Enum):
     DENTIST = "dentist"
     MIDWIFE = "midwife"
     LOGOPEDIST = "logopedist"
+    # Other care providers of the AR n° 78 list the seeds name (seed 000, note 8): known in CoBrHa with a VISA.
+    ORTHOPTIST = "orthoptist"
+    PODOLOGIST = "podologist"
+    DIETICIAN = "dietician"
+    AUDICIAN = "audician"
+    AUDIOLOGIST = "audiologist"
+    OCCUPATIONAL_THERAPIST = "occupationaltherapist"
     PHARMACIST = "pharmacist"
     PHARMACY = "pharmacy"
+    # Seed 001 §4, §8: the offices that do the pharmacists' tarification ("offices de tarification"), answered
+    # as pharmacists are; CD-HCPARTY orgpharmacyinvoicingoffice. The quality value is the sandbox's own.
+    TARIFICATION_OFFICE = "pharmacyinvoicingoffice"
     HOSPITAL = "hospital"
     MEDICAL_HOUSE = "medicalhouse"
     INTEGRATED_CARE_PROJECT = "psi"
@@ -41,7 +51,7 @@ class Quality(enum.Enum):
 
 _ORGANISATIONS = frozenset(
     {Quality.PHARMACY, Quality.HOSPITAL, Quality.MEDICAL_HOUSE, Quality.INTEGRATED_CARE_PROJECT,
-     Quality.PLATFORM}
+     Quality.TARIFICATION_OFFICE, Quality.PLATFORM}
 )
 _HCPARTY_CODES = {
     Quality.DOCTOR: "persphysician",
@@ -50,6 +60,12 @@ _HCPARTY_CODES = {
     Quality.DENTIST: "persdentist",
     Quality.MIDWIFE: "persmidwife",
     Quality.LOGOPEDIST: "perslogopedist",
+    Quality.ORTHOPTIST: "persorthoptist",
+    Quality.PODOLOGIST: "perspodologist",
+    Quality.DIETICIAN: "persdietician",
+    Quality.AUDICIAN: "persaudician",
+    Quality.AUDIOLOGIST: "persaudiologist",
+    Quality.OCCUPATIONAL_THERAPIST: "persoccupationaltherapist",
     Quality.PHARMACIST: "perspharmacist",
 }
 _CERT_TYPES = {
@@ -57,6 +73,7 @@ _CERT_TYPES = {
     Quality.HOSPITAL: "NIHII-HOSPITAL",
     Quality.MEDICAL_HOUSE: "NIHII-MEDICALHOUSE",
     Quality.INTEGRATED_CARE_PROJECT: "NIHII-PSI",
+    Quality.TARIFICATION_OFFICE: "NIHII-OFFICETARIFICATION",   # ours: no public certificate seen
     Quality.PLATFORM: "CBE",
 }
 
