@@ -75,6 +75,13 @@ FACETS_BY_KIND: dict[str, frozenset[Facet]] = {
     "physiotherapist": frozenset({Facet.INSURABILITY, Facet.CHRONIC_CONDITION}),
     "dentist": frozenset({Facet.INSURABILITY}),
     "logopedist": frozenset({Facet.INSURABILITY}),
+    # the other care providers the seeds name (seed 000 note 8; seed 001 §35: every provider of the law's art. 2 n)
+    "orthoptist": frozenset({Facet.INSURABILITY}),
+    "podologist": frozenset({Facet.INSURABILITY}),
+    "dietician": frozenset({Facet.INSURABILITY}),
+    "audician": frozenset({Facet.INSURABILITY}),
+    "audiologist": frozenset({Facet.INSURABILITY}),
+    "occupationaltherapist": frozenset({Facet.INSURABILITY}),
 }
 
 
@@ -195,6 +202,9 @@ class MemberFile:
     global_medical_file: GlobalMedicalFile | None = None
     palliative_since: dt.date | None = None
     cpas: CpasDecision | None = None
+    # Years the member qualifies for the chronic-care flat fee ("forfait de soins aux malades chroniques"):
+    # hospitals may then bill no supplementary fees for a two-bed or common room (seed 001 §9).
+    chronic_flat_fee_years: tuple[int, ...] = ()
 
     def period_on(self, day: dt.date) -> InsurabilityPeriod | None:
         return next((p for p in self.periods if p.covers(day)), None)
@@ -253,6 +263,18 @@ def _closed(death: dt.date | None, end: dt.date, last: InsurabilityPeriod | None
     closed_on = last.end + dt.timedelta(days=1) if last is not None and last.end is not None else None
     return GeneralSituation(Situation.CLOSED, closure_reason=(last.end_reason if last else None) or "unknown",
                             closure_date=closed_on)
+
+
+def invoicing_status_on(file: MemberFile, day: dt.date, death: dt.date | None = None) -> InvoicingStatus:
+    """The §8 status for a delivery on ``day`` (seed 001 §8: invoicing possible, impossible for an individual
+    problem, impossible for a system problem). A member the insurers do not cover that day (no period: the
+    file closed before it, or opens after it) or who died before it cannot be invoiced: an individual
+    problem, whatever the file says otherwise; a system problem stays one."""
+    if file.invoicing_status is InvoicingStatus.SYSTEM_PROBLEM:
+        return file.invoicing_status
+    if file.period_on(day) is None or (death is not None and death < day):
+        return InvoicingStatus.INDIVIDUAL_PROBLEM
+    return file.invoicing_status
 
 
 def years_in(years: tuple[int, ...], start: dt.date, end: dt.date) -> list[int]:

@@ -5,8 +5,8 @@ data, read from the data directory's ``scenario.json`` and re-read when the file
 union is its first digit + "00" —, registration number, start, end and why it ended, CT1/CT2,
 third-party-payer regime; a ``communication_date`` key is ignored: the answer's communication date is the
 day of the query). ``member_facts``: per NISS, what else the insurers
-know (MAF years, care trajectories, chronic-condition years, reference pharmacy, medical house,
-hospitalisation, GMD, palliative status, CPAS decision, …). Shared by Integrated Care (export),
+know (MAF years, care trajectories, chronic-condition years, chronic-care flat-fee years, reference pharmacy,
+medical house, hospitalisation, GMD, palliative status, CPAS decision, …). Shared by Integrated Care (export),
 MemberData and Tarification.
 """
 
@@ -56,6 +56,7 @@ def _file(ssin: str, periods: list[InsurabilityPeriod], facts: dict[str, Any]) -
         other_mutualities=tuple(facts.get("other_mutualities", ())),
         maf_years=tuple(facts.get("maf_years", ())),
         chronic_years=tuple(facts.get("chronic_years", ())),
+        chronic_flat_fee_years=tuple(facts.get("chronic_flat_fee_years", ())),
         care_trajectories=tuple(
             CareTrajectory(c["type"], c.get("gp_nihii"), c.get("medical_house_nihii"), c.get("specialist_nihii"),
                            _d(c["rights_start"]) or dt.date.min, _d(c.get("contract_end")), _d(c.get("rights_end")))

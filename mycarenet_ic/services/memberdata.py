@@ -29,6 +29,7 @@ from mycarenet_ic.domain.assurability import (
     ThirdPartyRegime,
     check_period,
     general_situation,
+    invoicing_status_on,
     payment_approval,
     years_in,
 )
@@ -78,10 +79,16 @@ def same_party(issuer: str, nihii: str) -> bool:
 _KIND_OF = {
     Quality.DOCTOR: "doctor", Quality.NURSE: "nurse", Quality.PHYSIOTHERAPIST: "physiotherapist",
     Quality.DENTIST: "dentist", Quality.MIDWIFE: "midwife", Quality.LOGOPEDIST: "logopedist",
+    Quality.ORTHOPTIST: "orthoptist", Quality.PODOLOGIST: "podologist", Quality.DIETICIAN: "dietician",
+    Quality.AUDICIAN: "audician", Quality.AUDIOLOGIST: "audiologist",
+    Quality.OCCUPATIONAL_THERAPIST: "occupationaltherapist",
     Quality.PHARMACIST: "pharmacist", Quality.PHARMACY: "pharmacist", Quality.HOSPITAL: "hospital",
     Quality.MEDICAL_HOUSE: "medicalhouse",
+    # Seed 001 §8: the tarification offices get the answer the pharmacists get.
+    Quality.TARIFICATION_OFFICE: "pharmacist",
 }
-_ORG_KIND = {Quality.PHARMACY: "pharmacy", Quality.HOSPITAL: "hospital", Quality.MEDICAL_HOUSE: "medicalhouse"}
+_ORG_KIND = {Quality.PHARMACY: "pharmacy", Quality.HOSPITAL: "hospital", Quality.MEDICAL_HOUSE: "medicalhouse",
+             Quality.TARIFICATION_OFFICE: "pharmacyinvoicingoffice"}
 
 
 def _insurer_of(mutuality: str) -> str | None:
@@ -429,7 +436,9 @@ class MemberData:
             periods = periods[-MAX_PERIODS:]
             warnings.append(Warning("ONLY_FIVE_PERIODS_RETURNED",
                                     "There are more than 5 insurability periods but only five were returned"))
-        invoicing = ctx.request_type is RequestType.INVOICING and file.invoicing_status is InvoicingStatus.POSSIBLE
+        # Pharmacists (§8): the status on the day of delivery, which a closed file or a death makes impossible.
+        status = invoicing_status_on(file, q.start, death) if ctx.pharmacist else file.invoicing_status
+        invoicing = ctx.request_type is RequestType.INVOICING and status is InvoicingStatus.POSSIBLE
         for p in reversed(periods):  # the most recent first, as real answers list them
             approval = payment_approval(file, p, q.start) if invoicing else None
             # The period's own bounds inside the query's: first day, and first day after (NotOnOrAfter).
@@ -450,10 +459,14 @@ class MemberData:
             (f"{NIPPIN}:payment:regime", regime.value),
             (f"{NIPPIN}:payment:exceptionToBan", None if ctx.pharmacist else file.third_party_ban_exception),
             (f"{NIPPIN}:maf:year", sorted(years_in(file.maf_years, q.start, q.end), reverse=True)),
+            # Hospitals (§9): a patient who qualifies for the chronic-care flat fee may be billed no
+            # supplementary fees in a two-bed or common room.
+            (f"{NIPPIN}:payment:chronicCareFlatFee",
+             bool(years_in(file.chronic_flat_fee_years, q.start, q.end)) if ctx.kind == "hospital" else None),
         )))
         if ctx.pharmacist:
             out.append(AssertionFacts(f"{base}:status", req, _attrs(
-                (f"{base}:status:code", file.invoicing_status.value),
+                (f"{base}:status:code", status.value),
                 (f"{base}:status:requestDate", q.start),
                 (f"{base}:status:coverageEndDate", now.end if now else None),
                 (f"{NIPPIN}:otherMutuality", list(file.other_mutualities)),

@@ -84,7 +84,7 @@ ALWAYS: dict[str, set[str]] = {
 OURS: dict[str, dict[str, str]] = {
     f"{INS}:period": {f"{N}:paymentApproval:checkCode": "xs:string"},
     f"{INS}:payment": {f"{N}:payment:regime": "xs:string", f"{N}:payment:exceptionToBan": "xs:boolean",
-                       f"{N}:maf:year": "xs:string"},
+                       f"{N}:maf:year": "xs:string", f"{N}:payment:chronicCareFlatFee": "xs:boolean"},
     f"{INS}:status": {f"{INS}:status:code": "xs:string", f"{INS}:status:requestDate": "xs:date",
                       f"{INS}:status:coverageEndDate": "xs:date", f"{N}:otherMutuality": "xs:string"},
     f"{INS}:generalSituation": {f"{N}:generalSituation:closureReason": "xs:string",
