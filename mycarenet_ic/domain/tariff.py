@@ -10,14 +10,17 @@ Rules, in the order they apply to the patient share of one code:
 1. the reimbursement regime picks the ordinary or the preferential (BIM) share; children under
    12 at the date of the act get the preferential share (sandbox rule);
 2. a global medical file (GMD) lowers the share of the codes that have a GMD share, when the
-   requester holds the GMD or names its holder as ``gmdmanager`` (the "G" notion);
+   requester holds the GMD, names its holder as ``gmdmanager`` (the "G" notion), or works in a group
+   practice where the holder works too (seed 001 §12: the group practice's GMD holder counts);
 3. an active care trajectory makes the share of ``care_path_free`` codes nil;
 4. palliative status makes the share of ``palliative_free`` codes nil.
 
 The fee is the table's fee plus the accreditation supplement for an accredited provider. The
 insurer pays the fee minus the share. No tariff at all when a medical-house subscription covers the
-code's discipline on the date (error 169 of the public catalogue), nor for a code of another
-discipline than the provider's (171).
+code on the date (error 169 of the public catalogue), nor for a code of another discipline than the
+provider's (171). The subscription's flat fee covers only what the house's doctors (general practice),
+nurses and physiotherapists do (seed 001 §9, medical house), and of these only the disciplines of the
+house's convention: a specialist's, dentist's, midwife's or speech therapist's code is never covered.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ REQUESTABLE = frozenset({Justification.THIRD_PARTY_REQUESTED, Justification.G_NO
 class NomenclatureCode:
     code: str
     label: str
-    discipline: str                      # gp | specialist | nurse | physiotherapist
+    discipline: str                      # gp | specialist | nurse | physiotherapist | dentist | midwife | logopedist
     fee: int
     accredited_supplement: int
     ordinary_share: int
@@ -92,11 +95,17 @@ class Nomenclature:
         return cls(data.get("version", ""), data.get("source", ""), codes)
 
 
+# Which discipline of a medical-house convention (Medical, Nurse, Kine) covers a code's discipline; a discipline
+# not listed is never covered by the subscription.
+MEDICAL_HOUSE_DISCIPLINES = {"gp": "doctor", "nurse": "nurse", "physiotherapist": "physiotherapist"}
+
+
 @dataclass(frozen=True)
 class Provider:
     nihii: str
     discipline: str
     accredited: bool
+    group_practices: frozenset[str] = frozenset()   # NIHII of the group practices the provider works in
 
 
 @dataclass(frozen=True)
@@ -135,7 +144,7 @@ def discipline_of(profession_code: str, nihii: str) -> tuple[str, bool]:
     if profession_code == "persphysician":
         return ("specialist" if qualification >= "500" else "gp"), accredited
     return {"persnurse": "nurse", "persphysiotherapist": "physiotherapist", "persmidwife": "midwife",
-            "persdentist": "dentist"}.get(profession_code, profession_code), accredited
+            "persdentist": "dentist", "perslogopedist": "logopedist"}.get(profession_code, profession_code), accredited
 
 
 def _age(birth: dt.date | None, on: dt.date) -> int | None:
@@ -144,19 +153,26 @@ def _age(birth: dt.date | None, on: dt.date) -> int | None:
     return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
 
 
+def covered_by_medical_house(item: NomenclatureCode, file: MemberFile, on: dt.date) -> bool:
+    """Whether the patient's medical-house subscription covers ``item`` on ``on`` (no tariff then)."""
+    house = file.medical_house
+    covers = MEDICAL_HOUSE_DISCIPLINES.get(item.discipline)
+    return house is not None and house.active_on(on) and covers is not None and covers in house.covers
+
+
 def tariff(table: Nomenclature, provider: Provider, patient: Patient, code: str, on: dt.date,
-           justification: Justification | None = None, gmd_manager: str | None = None) -> TariffLine | NoTariff:
+           justification: Justification | None = None, gmd_manager: str | None = None,
+           gmd_holder_practices: frozenset[str] = frozenset()) -> TariffLine | NoTariff:
     """The tariff of one code for this provider and patient on ``on``; ``justification`` is what the
-    provider sent (2 or 7), if anything."""
+    provider sent (2 or 7), if anything; ``gmd_holder_practices`` the group practices the patient's GMD
+    holder works in."""
     item = table.codes.get(code)
     if item is None:
         return NoTariff(code, "130", "Unknown nomenclature code.")
     if item.discipline != provider.discipline:
         return NoTariff(code, "171", "Nomenclature code not allowed for this type of provider.")
     file = patient.file
-    house = file.medical_house
-    covers = {"gp": "doctor", "specialist": "doctor"}.get(item.discipline, item.discipline)
-    if house is not None and house.active_on(on) and covers in house.covers:
+    if covered_by_medical_house(item, file, on):
         return NoTariff(code, "169", "Nomenclature code not allowed for a patient subscribed to a medical house.")
 
     period = file.period_on(on)
@@ -172,10 +188,11 @@ def tariff(table: Nomenclature, provider: Provider, patient: Patient, code: str,
 
     gmd = file.global_medical_file
     gmd_share = item.gmd_preferential_share if preferential else item.gmd_ordinary_share
+    same_practice = bool(provider.group_practices & gmd_holder_practices)
     if gmd is not None and gmd.active_on(on) and gmd_share is not None \
-            and gmd.holder_nihii in {provider.nihii, gmd_manager}:
+            and (gmd.holder_nihii in {provider.nihii, gmd_manager} or same_practice):
         share = min(share, gmd_share)
-        applied.append("gmd")
+        applied.append("gmd" if gmd.holder_nihii in {provider.nihii, gmd_manager} else "gmd-group-practice")
     if item.care_path_free and any(c.rights_start <= on and (c.rights_end is None or on <= c.rights_end)
                                    for c in file.care_trajectories):
         share = 0

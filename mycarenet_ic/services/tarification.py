@@ -40,7 +40,9 @@ from mycarenet_ic.services.ports import Cobrha, NationalRegister
 from mycarenet_ic.services.requesters import check_claimed_person
 
 MAX_DAYS_BACK = 61  # "date inférieure à la date du jour moins 2 mois" (166)
-PROVIDERS = {Quality.DOCTOR, Quality.NURSE, Quality.PHYSIOTHERAPIST, Quality.DENTIST, Quality.MIDWIFE}
+PROVIDERS = {Quality.DOCTOR, Quality.NURSE, Quality.PHYSIOTHERAPIST, Quality.DENTIST, Quality.MIDWIFE,
+             Quality.LOGOPEDIST}
+GROUP_PRACTICE = "grouppractice"  # CoBrHa organisation type of a group practice (sandbox name)
 MUTUALITY = re.compile(r"[1-69][0-9]{2}")
 MEMBERSHIP = re.compile(r"[0-9A-Za-z]{1,13}")
 SEXES = {"male", "female"}
@@ -82,6 +84,9 @@ class TariffRequest:
     mediprima: bool = False
     sex: str | None = None
     membership: tuple[str, str] | None = None
+    # The message's version (``RetrieveTransactionRequest/@messageProtocoleSchemaVersion``, as public clients
+    # send it); the answer carries it back with the message's reference (``request/id``), seed 001 §17-18.
+    version: str | None = None
 
     @property
     def transaction(self) -> str:
@@ -180,7 +185,26 @@ class Tarification:
                        AUTHOR_ID)
             return None
         discipline, accredited = discipline_of(profession.code, identity.nihii or "")
-        return Provider(identity.nihii or "", discipline, accredited)
+        return Provider(identity.nihii or "", discipline, accredited, self._group_practices(profession.workplaces))
+
+    def _group_practices(self, workplaces: tuple[str, ...]) -> frozenset[str]:
+        """The group practices among ``workplaces`` (seed 001 §12: the tariff takes the group practice into
+        account), as CoBrHa knows them."""
+        out = set()
+        for nihii in workplaces:
+            org = self.cobrha.organisation(nihii=nihii)
+            if org is not None and org.type == GROUP_PRACTICE and org.nihii:
+                out.add(org.nihii)
+        return frozenset(out)
+
+    def _holder_practices(self, file: MemberFile) -> frozenset[str]:
+        """The group practices the patient's GMD holder works in."""
+        gmd = file.global_medical_file
+        pro = self.cobrha.professional(nihii=gmd.holder_nihii) if gmd is not None else None
+        if gmd is None or pro is None:
+            return frozenset()
+        return self._group_practices(tuple(w for p in pro.professions if p.nihii == gmd.holder_nihii
+                                           for w in p.workplaces))
 
     def _patient(self, req: TariffRequest, when: dt.date | None, errors: _Errors) -> str | None:
         """The patient's NISS, from ``select/patient/id`` or from sex + insurer membership."""
@@ -297,6 +321,8 @@ class Tarification:
         answer.cpas = file.cpas.cpas if req.mediprima and file.cpas is not None else None
         asked = Justification(req.justification.strip()) if req.justification else None
         errors = _Errors(req, answer.errors)
+        holder_practices = self._holder_practices(file) if provider.group_practices and not req.mediprima \
+            else frozenset()
         for n, code in enumerate(req.codes):
             if req.mediprima:
                 assert file.cpas is not None
@@ -304,7 +330,7 @@ class Tarification:
                     self.table, provider, file.cpas, answer.ssin, code, when)
             else:
                 patient = Patient(answer.ssin, answer.person.birth_date if answer.person else None, file)
-                line = tariff(self.table, provider, patient, code, when, asked, req.gmd_manager)
+                line = tariff(self.table, provider, patient, code, when, asked, req.gmd_manager, holder_practices)
             answer.lines.append(line)
             if isinstance(line, NoTariff):
                 errors.add(line.error, line.message, claim(n))

@@ -141,7 +141,8 @@ def read_request(root: etree._Element, mediprima: bool) -> tuple[TariffRequest, 
         author_nihii=_text(author_id) or None,
         patient_ssin=_text(patient_id) or "",
         date=date, codes=tuple(codes), justification=justification, gmd_manager=gmd_manager, mediprima=mediprima,
-        sex=_text(sex) or None, membership=member)
+        sex=_text(sex) or None, membership=member,
+        version=(root.get("messageProtocoleSchemaVersion") or "").strip() or None)
     return tariff_request, where
 
 
@@ -216,6 +217,8 @@ def build_response(answer: TariffAnswer, request_xml: etree._Element, where: LOC
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     reference = f"MYCARENET.{now:%Y%m%d%H%M%S}{secrets.token_hex(4)}"
     root = etree.Element(f"{{{MP}}}RetrieveTransactionResponse", nsmap={"mp": MP, "mc": MC, "k": K})
+    if answer.request.version is not None:  # the message's version comes back with its reference (seed §18)
+        root.set("messageProtocoleSchemaVersion", answer.request.version)
     response = _sub(root, _mc("response"))
     _coded(response, _mc("id"), "ID-KMEHR", reference)
     _platform(response, _mc("author"))
@@ -290,9 +293,10 @@ def _transaction(n: int, line: TariffLine | MediprimaLine, answer: TariffAnswer,
     _sub(tx, _k("iscomplete"), "true")
     _sub(tx, _k("isvalidated"), "true")
     _coded(_sub(_item(tx, "claim", "CD-ITEM"), _k("content")), _k("cd"), "CD-NIHDI", line.code)
-    if answer.request.date is not None:
-        _sub(_sub(_item(tx, "encounterdatetime", "CD-ITEM"), _k("content")), _k("date"),
-             answer.request.date.isoformat())
+    # Each line carries the date of its service (seed 001 §18 for Mediprima: code, date, fee, ...).
+    day = line.date if isinstance(line, MediprimaLine) else answer.request.date
+    if day is not None:
+        _sub(_sub(_item(tx, "encounterdatetime", "CD-ITEM"), _k("content")), _k("date"), day.isoformat())
     _cost(tx, "fee", line.fee)
     if isinstance(line, TariffLine):
         _cost(tx, "reimbursement", line.insurer_amount)
