@@ -319,8 +319,6 @@ class IntegratedCare:
         ssin = _niss(patient_ssin)
         resolved = self._resolve(caller)
         inclusions = self.store.inclusions_of(ssin)
-        if self._close_stopped({i.project for i in inclusions}, self.today()):
-            inclusions = self.store.inclusions_of(ssin)
         has_link = self._has_link(resolved, ssin) if resolved.link_type else False
 
         def target(actor: Actor) -> Target:
@@ -333,6 +331,9 @@ class IntegratedCare:
                                + (" (no therapeutic relationship)." if resolved.link_type else "."))
         if verdict is Verdict.CONCEAL:
             raise ConcealedNotFound(NO_INCLUSION, reason="patient of another project")
+        # Only for a caller who may see them: a refused request makes the platform write nothing.
+        if self._close_stopped({i.project for i in inclusions}, self.today()):
+            inclusions = self.store.inclusions_of(ssin)
         staff_projects = frozenset().union(*(a.projects for a in resolved.actors))
         principal_elsewhere: bool | None = None
         visible = inclusions
