@@ -12,7 +12,7 @@ import functools
 import secrets
 import zlib
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 from lxml import etree
 from spyne import Boolean, ByteArray, ComplexModel, Date, DateTime, Unicode, XmlAttribute, XmlData
@@ -126,22 +126,25 @@ def read_detail(blob: Any, limits: ParseLimits) -> tuple[etree._Element, str]:
     return root, "deflate" if encoding == "deflate" else "none"
 
 
-def claimed_provider(common: Any) -> tuple[str | None, str | None]:
-    """The care provider's NIHII and quality as the CommonInput claims them."""
-    provider = common.Origin.CareProvider if common.Origin is not None else None
-    if provider is None or provider.Nihii is None:
-        return None, None
-    value = provider.Nihii.Value.value if provider.Nihii.Value is not None else None
-    return value, provider.Nihii.Quality
+class Claim(NamedTuple):
+    """Who the CommonInput says the care provider is: NIHII, its quality, the person's SSIN."""
+
+    nihii: str | None
+    quality: str | None
+    ssin: str | None
 
 
-def claimed_ssin(common: Any) -> str | None:
-    """The care provider's SSIN as the CommonInput claims it (``CareProvider/PhysicalPerson/Ssin``)."""
+def claimed_provider(common: Any) -> Claim:
+    """The care provider as the CommonInput claims it (``CareProvider/Nihii`` and ``…/PhysicalPerson/Ssin``)."""
     provider = common.Origin.CareProvider if common.Origin is not None else None
-    person = provider.PhysicalPerson if provider is not None else None
-    if person is None or person.Ssin is None or person.Ssin.value is None:
-        return None
-    return str(person.Ssin.value).strip() or None
+    if provider is None:
+        return Claim(None, None, None)
+    nihii = provider.Nihii
+    value = nihii.Value.value if nihii is not None and nihii.Value is not None else None
+    person = provider.PhysicalPerson
+    ssin = person.Ssin.value if person is not None and person.Ssin is not None else None
+    return Claim(value, nihii.Quality if nihii is not None else None,
+                 (str(ssin).strip() or None) if ssin is not None else None)
 
 
 def send_response(models: SimpleNamespace, request: Any, body: bytes, encoding: str) -> Any:

@@ -34,14 +34,7 @@ from mycarenet_ic.services.memberdata import (
     Requester,
     Warning,
 )
-from mycarenet_ic.soap.commons import (
-    MAX_BLOB,
-    claimed_provider,
-    claimed_ssin,
-    commons_models,
-    read_detail,
-    send_response,
-)
+from mycarenet_ic.soap.commons import MAX_BLOB, claimed_provider, commons_models, read_detail, send_response
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 from mycarenet_ic.soap.service import build_endpoint, call_of
 
@@ -334,13 +327,13 @@ def make_service(memberdata: MemberData, limits: ParseLimits) -> type[ServiceBas
             call = call_of(ctx)
             root, encoding = read_detail(request.Detail, limits)
             query_id = root.get("ID") or ""
-            nihii, quality = claimed_provider(request.CommonInput)
+            claim = claimed_provider(request.CommonInput)
             try:
                 query = read_query(root)
                 if query.name_id_format == "urn:be:fgov:person:ssin" or "@" in query.name_id:
                     call.audit.patient = query.name_id.partition("@")[0].strip() or None
                 answer = memberdata.consult(
-                    Requester(call.caller, nihii, quality, claimed_ssin(request.CommonInput)), query)
+                    Requester(call.caller, claim.nihii, claim.quality, claim.ssin), query)
             except AssurabilityError as exc:
                 call.audit.detail = f"refused {exc.code}"
                 saml = error_response(query_id, exc)

@@ -29,14 +29,7 @@ from mycarenet_ic.errors import SchemaViolation
 from mycarenet_ic.security.parser import ParseLimits
 from mycarenet_ic.services import tarification as svc
 from mycarenet_ic.services.tarification import TariffAnswer, TariffRequest, Tarification
-from mycarenet_ic.soap.commons import (
-    MAX_BLOB,
-    claimed_provider,
-    claimed_ssin,
-    commons_models,
-    read_detail,
-    send_response,
-)
+from mycarenet_ic.soap.commons import MAX_BLOB, claimed_provider, commons_models, read_detail, send_response
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 from mycarenet_ic.soap.service import build_endpoint, call_of
 
@@ -334,8 +327,8 @@ def make_service(tarification: Tarification, mediprima: bool) -> type[ServiceBas
             root, encoding = read_detail(request.Detail, limits)
             tariff_request, where = read_request(root, mediprima)
             call.audit.patient = tariff_request.patient_ssin or None
-            claimed, _quality = claimed_provider(request.CommonInput)
-            answer = tarification.consult(call.caller, claimed, tariff_request, claimed_ssin(request.CommonInput))
+            claim = claimed_provider(request.CommonInput)
+            answer = tarification.consult(call.caller, claim.nihii, tariff_request, claim.ssin)
             if answer.ssin:
                 call.audit.patient = answer.ssin
             if answer.author_refused:
