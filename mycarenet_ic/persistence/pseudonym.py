@@ -34,11 +34,12 @@ class Pseudonymiser:
 
 
 class NissSealer:
-    """Reversible protection of a NISS (AES-256-GCM) for the one path that must re-identify.
+    """Reversible protection of a NISS (AES-256-GCM) for the paths that must re-identify.
 
     Inclusions are keyed by the HMAC pseudonym; the sealed NISS beside it is opened only to
-    export declarations to the insurers and to show a coordinator their project's patients,
-    both audited. Its key lives apart from the database (``<data-dir>/secrets/niss-seal.key``).
+    export declarations to the insurers, to show a coordinator their project's patients, and to
+    show the operator's NISS (seed 000 annex, data 10) to whoever may consult the inclusion, each
+    audited. Its key lives apart from the database (``<data-dir>/secrets/niss-seal.key``).
     """
 
     def __init__(self, key: bytes) -> None:
