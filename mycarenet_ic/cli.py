@@ -137,17 +137,42 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def _operator(args: argparse.Namespace, data_dir: Path) -> str:
+    """Who reads the audit: the operator of the data directory, proved by its admin token (the
+    owner-only ``secrets/admin.token``, or ``--token`` / ``MYCARENET_ADMIN_TOKEN`` matching it)."""
+    import getpass
+    import hmac
+
+    from stubs.admin import admin_token
+
+    given = args.token or os.environ.get("MYCARENET_ADMIN_TOKEN")
+    if not data_dir.is_dir():
+        raise SystemExit(_error(f"no data directory at {data_dir}: give --data-dir (or MYCARENET_DATA_DIR)"))
+    try:
+        stored = admin_token(data_dir)
+    except OSError:
+        raise SystemExit(_error("reading the audit needs the operator's credentials: run as the owner of "
+                                f"{data_dir} or pass --token (MYCARENET_ADMIN_TOKEN)")) from None
+    if given is not None and not hmac.compare_digest(given.encode(), stored.encode()):
+        raise SystemExit(_error("that is not this data directory's admin token (secrets/admin.token)"))
+    return f"operator:{getpass.getuser()}"
+
+
 def cmd_audit_show(args: argparse.Namespace) -> int:
-    from mycarenet_ic.persistence.audit import SqlAuditLog
+    from mycarenet_ic.persistence.audit import AuditEntry, SqlAuditLog
     from mycarenet_ic.persistence.db import make_engine, migrate
     from mycarenet_ic.persistence.pseudonym import Pseudonymiser
 
     settings = _settings(args)
+    operator = _operator(args, settings.data_dir)
     engine = make_engine(settings.effective_database_url)
     try:
         migrate(engine)
-        rows = SqlAuditLog(engine, Pseudonymiser.from_data_dir(settings.data_dir)).rows(
-            limit=args.limit, outcome=args.outcome)
+        log = SqlAuditLog(engine, Pseudonymiser.from_data_dir(settings.data_dir))
+        rows = log.rows(limit=args.limit, outcome=args.outcome)
+        # Reading the audit is itself audited (after the read: the rows shown are those before it).
+        log.append(AuditEntry("cli", "AuditShow", caller=operator,
+                              detail=f"rows={len(rows)} limit={args.limit} outcome={args.outcome or 'any'}"))
     finally:
         engine.dispose()
     for row in rows:
@@ -380,6 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = audit.add_parser("show", parents=[common], help="the newest audit rows")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--outcome", choices=["OK", "DENIED", "ERROR"])
+    p.add_argument("--token", help="the data directory's admin token (default: read secrets/admin.token, "
+                                    "owner only; or MYCARENET_ADMIN_TOKEN)")
     p.set_defaults(func=cmd_audit_show)
 
     muts = sub.add_parser("mutations", help="the National Register's mutation feed").add_subparsers(
