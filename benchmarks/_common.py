@@ -7,6 +7,7 @@ import datetime as dt
 import http.client
 import os
 import signal
+import ssl
 import statistics
 import subprocess
 import sys
@@ -69,12 +70,32 @@ class SandboxProcess:
                 _, name, url = line.split()
                 self.urls[name] = url
             if line.startswith("Ctrl-C"):
+                # HTTPS with the sandbox's own CA: trusted by run_load and by requests in this process
+                trust_ca(Path(data_dir) / "pki" / "ca.cert.pem")
                 return
         raise RuntimeError("the sandbox did not start")
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=60)
+
+
+_CA_FILE: list[Path] = []
+
+
+def trust_ca(ca_file: Path) -> None:
+    """Trust ``ca_file`` (a sandbox CA) for the https URLs of this benchmark process."""
+    _CA_FILE[:] = [ca_file]
+    os.environ["REQUESTS_CA_BUNDLE"] = str(ca_file)
+
+
+def connection(parts: urllib.parse.SplitResult, timeout: float) -> http.client.HTTPConnection:
+    """A keep-alive connection to ``parts``' host: TLS checked against the trusted sandbox CA for https."""
+    assert parts.hostname is not None
+    if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=str(_CA_FILE[0]) if _CA_FILE else None)
+        return http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout, context=context)
+    return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
 
 
 @dataclass
@@ -117,7 +138,7 @@ def run_load(url: str, messages: Sequence[bytes], clients: int, max_seconds: flo
 
     def client() -> None:
         nonlocal errors
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        conn = connection(parts, 120)
         try:
             while time.monotonic() < deadline:
                 with lock:

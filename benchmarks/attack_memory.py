@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 import sys
 import tempfile
 import threading
@@ -90,7 +91,8 @@ def main() -> int:
                 print(f"{name:<24} {result.count:>3} sent  {result.errors} not a BusinessError  "
                       f"peak +{(sampler.peak - idle) / 1024:7.1f} MiB  after +{(after - idle) / 1024:7.1f} MiB  "
                       f"p50 {result.percentile(50):7.1f} ms", flush=True)
-            with urllib.request.urlopen(url + "?wsdl", timeout=30) as resp:  # still serving
+            context = ssl.create_default_context(cafile=str(Path(tmp) / "data" / "pki" / "ca.cert.pem"))
+            with urllib.request.urlopen(url + "?wsdl", timeout=30, context=context) as resp:  # still serving
                 print(f"after the attacks: ?wsdl answers {resp.status}", flush=True)
         finally:
             box.stop()

@@ -31,7 +31,7 @@ from mycarenet_ic.persistence.pseudonym import NissSealer, Pseudonymiser
 from mycarenet_ic.persistence.replay import SqlReplayCache
 from mycarenet_ic.security.pki import Pki
 from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, TrustStore, Verifier, VerifyPolicy
-from mycarenet_ic.server import FrontLimits, ServedApp, wait_ready
+from mycarenet_ic.server import FrontLimits, ServedApp, server_tls, wait_ready
 from mycarenet_ic.services.integrated_care import IntegratedCare
 from mycarenet_ic.services.memberdata import MemberData
 from mycarenet_ic.services.mutations import MutationSync
@@ -105,15 +105,16 @@ class Platform:
     def gateways(self, urls: dict[str, str]) -> Gateways:
         signer, verifier = self.signer("mycarenet"), self.answer_verifier()
         timeout = self.settings.upstream_timeout_seconds
-        direct = ZeepCobrhaGateway(urls["cobrha"], signer, verifier, timeout)
+        ca = self.pki.ca_file  # the stubs' TLS certificates chain to the sandbox CA
+        direct = ZeepCobrhaGateway(urls["cobrha"], signer, verifier, timeout, ca)
         cache = self.settings.cobrha_cache_seconds
         cobrha: ZeepCobrhaGateway | CachingCobrha = CachingCobrha(direct, cache) if cache > 0 else direct
-        register = ZeepNationalRegisterGateway(urls["national-register"], signer, verifier, timeout)
+        register = ZeepNationalRegisterGateway(urls["national-register"], signer, verifier, timeout, ca)
         nr_ttl = self.settings.nr_cache_seconds
         nr: ZeepNationalRegisterGateway | CachingNationalRegister = (
             CachingNationalRegister(register, nr_ttl) if nr_ttl > 0 else register)
         return Gateways(
-            ZeepAttributeAuthorityGateway(urls["attribute-authority"], signer, verifier, timeout),
+            ZeepAttributeAuthorityGateway(urls["attribute-authority"], signer, verifier, timeout, ca),
             cobrha,
             nr,
         )
@@ -244,17 +245,19 @@ class Sandbox:
         return urls
 
     def _serve(self, apps: dict[str, Any], port: int, first_offset: int) -> None:
+        tls = server_tls(*self.platform.pki.tls_server(self.settings.host)) if self.settings.tls else None
         for offset, (name, app) in enumerate(apps.items(), first_offset):
             path = "/" if name == "scenario-admin" else f"/{name}"
             served = ServedApp(name, app, self.settings.host, port + offset if port else 0,
                                self.settings.server_threads, path=path,
                                # the front reads a little past the endpoint's cap, so the endpoint answers it
-                               limits=FrontLimits(max_body_bytes=self.settings.max_body_bytes + 65_536))
+                               limits=FrontLimits(max_body_bytes=self.settings.max_body_bytes + 65_536), tls=tls)
             self.served[name] = served.start()
             if isinstance(app, SoapEndpoint):
                 app.address = served.url
         for name in apps:
-            wait_ready(self.served[name].url + ("?wsdl" if name != "scenario-admin" else "health"))
+            wait_ready(self.served[name].url + ("?wsdl" if name != "scenario-admin" else "health"),
+                       ca_file=self.platform.pki.ca_file)
 
     @property
     def urls(self) -> dict[str, str]:

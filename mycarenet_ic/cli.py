@@ -29,7 +29,8 @@ def _error(message: object) -> str:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(data_dir=args.data_dir, host=getattr(args, "host", None))
+    return Settings.from_env(data_dir=args.data_dir, host=getattr(args, "host", None),
+                             tls=False if getattr(args, "plain_http", False) else None)
 
 
 def cmd_certs_init(args: argparse.Namespace) -> int:
@@ -107,6 +108,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             return 1
         _say(printable(f"data directory: {sandbox.settings.data_dir.resolve()}"))
         _say(printable(f"database: {sandbox.settings.effective_database_url.split('@')[-1]}"))
+        _say(printable(f"trust anchor (TLS and signatures): {sandbox.platform.pki.ca_file}"))
         for name, url in urls.items():
             _say(printable(f"READY {name} {url}"))
         _say("Ctrl-C stops the sandbox.")
@@ -198,7 +200,11 @@ def _admin_call(data_dir: Path, method: str, path: str, payload: dict[str, Any] 
                                  headers={"Authorization": f"Bearer {admin_token(data_dir)}",
                                           "Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+        from mycarenet_ic.security.pki import Pki
+        from mycarenet_ic.server import client_tls
+
+        context = client_tls(Pki(data_dir).ca_file) if base.startswith("https:") else None
+        with urllib.request.urlopen(req, timeout=10, context=context) as resp:  # noqa: S310
             return json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         try:
@@ -397,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="first port (one per service); 0 picks free ports")
     p.add_argument("--reset-scenario", action="store_true", help="start again from the demo scenario")
+    p.add_argument("--plain-http", action="store_true",
+                   help="serve plain HTTP instead of HTTPS (local debugging only; also MYCARENET_TLS=0)")
     p.set_defaults(func=cmd_sandbox)
 
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)

@@ -106,6 +106,9 @@ class Settings:
     # contend for it (MemberData, 1 gunicorn worker, 16 clients, PostgreSQL, 3 alternating pairs:
     # unbounded 53-56 req/s, bounded at 3: 63-73 req/s; 2 workers, 2 pairs: 71/96 vs 102/108).
     max_inflight: int = 3
+    # Every sandbox port speaks HTTPS with a certificate from the sandbox CA, as production does; plain HTTP
+    # (MYCARENET_TLS=0, `sandbox --plain-http`) is for local debugging only.
+    tls: bool = True
     # How often the National Register's mutation feed is read (also once at start).
     mutation_sync_seconds: float = 60.0
     # How long CoBrHa answers (providers, VISA, organisations) are reused; 0 asks every time.
@@ -123,6 +126,7 @@ class Settings:
             upstream_timeout_seconds=float(os.environ.get("MYCARENET_UPSTREAM_TIMEOUT", "5")),
             server_threads=_env_int("MYCARENET_SERVER_THREADS", 16),
             max_inflight=_env_int("MYCARENET_MAX_INFLIGHT", 3),
+            tls=os.environ.get("MYCARENET_TLS", "1").strip().lower() not in ("0", "false", "no", "off"),
             mutation_sync_seconds=float(os.environ.get("MYCARENET_MUTATION_SYNC_SECONDS", "60")),
             cobrha_cache_seconds=float(os.environ.get("MYCARENET_COBRHA_CACHE_SECONDS", "300")),
             nr_cache_seconds=float(os.environ.get("MYCARENET_NR_CACHE_SECONDS", "60")),

@@ -44,6 +44,7 @@ import io
 import logging
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -52,6 +53,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -341,10 +343,12 @@ class _Conn:
 class HttpFront:
     """One listening socket, one event loop thread, a pool of workers running one WSGI app."""
 
-    def __init__(self, name: str, app: Any, host: str, port: int, threads: int, limits: FrontLimits) -> None:
+    def __init__(self, name: str, app: Any, host: str, port: int, threads: int, limits: FrontLimits,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.name = name
         self.app = app
         self.limits = limits
+        self.tls = tls
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.create_server((host, port), family=family, backlog=limits.backlog)
         self.bind_addr: tuple[str, int] = (host, int(self.sock.getsockname()[1]))
@@ -486,7 +490,11 @@ class HttpFront:
             return asyncio.StreamReaderProtocol(asyncio.StreamReader(limit=64 * KIB), self._on_client)
 
         try:
-            await asyncio.get_running_loop().connect_accepted_socket(protocol, client)
+            # With TLS the handshake happens here, bounded like a request head (a slow handshake holds
+            # no worker either).
+            await asyncio.get_running_loop().connect_accepted_socket(
+                protocol, client, ssl=self.tls,
+                ssl_handshake_timeout=self.limits.header_timeout if self.tls is not None else None)
         except BaseException as exc:
             client.close()
             if not isinstance(exc, Exception):
@@ -501,7 +509,8 @@ class HttpFront:
             conn.transport.abort()
             return
         try:
-            conn.transport.set_write_buffer_limits(high=0)  # drain() returns once the kernel has it all
+            if self.tls is None:  # (asyncio's TLS transport never resumes a writer paused at high=0)
+                conn.transport.set_write_buffer_limits(high=0)  # drain() returns once the kernel has it all
             await self._serve(conn)
         except (_Gone, OSError):
             pass
@@ -756,7 +765,7 @@ class HttpFront:
             "REMOTE_ADDR": conn.peer[0],
             "REMOTE_PORT": str(conn.peer[1]),
             "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
+            "wsgi.url_scheme": "https" if self.tls is not None else "http",
             "wsgi.input": io.BytesIO(request.body),
             "wsgi.input_terminated": True,
             "wsgi.errors": sys.stderr,
@@ -897,11 +906,11 @@ class ServedApp:
     bound (and listening) at construction, so :attr:`port` and :attr:`url` are known before :meth:`start`."""
 
     def __init__(self, name: str, app: Any, host: str = "127.0.0.1", port: int = 0, threads: int = 16,
-                 path: str = "/", limits: FrontLimits | None = None) -> None:
+                 path: str = "/", limits: FrontLimits | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.name = name
         self.path = path
         self.limits = limits or FrontLimits()
-        self.server = HttpFront(name, app, host, port, threads, self.limits)
+        self.server = HttpFront(name, app, host, port, threads, self.limits, tls)
 
     @property
     def port(self) -> int:
@@ -912,7 +921,8 @@ class ServedApp:
         host = self.server.bind_addr[0]
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}{self.path}"
+        scheme = "https" if self.server.tls is not None else "http"
+        return f"{scheme}://{host}:{self.port}{self.path}"
 
     def start(self) -> ServedApp:
         self.server.start()
@@ -929,14 +939,29 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def wait_ready(url: str, timeout: float = 30.0) -> None:
-    """Poll ``url`` until it answers 200, backing off a little between tries."""
+def server_tls(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """The TLS side of the front: TLS 1.2 or newer, the server certificate the sandbox CA issued."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(cert_file), str(key_file))
+    return ctx
+
+
+def client_tls(ca_file: Path | str) -> ssl.SSLContext:
+    """A client context that trusts only ``ca_file`` (the sandbox CA) and checks the host name."""
+    return ssl.create_default_context(cafile=str(ca_file))
+
+
+def wait_ready(url: str, timeout: float = 30.0, ca_file: Path | str | None = None) -> None:
+    """Poll ``url`` until it answers 200, backing off a little between tries (``ca_file``: the CA an
+    https URL's certificate must chain to)."""
     deadline = time.monotonic() + timeout
     delay = 0.01
     last: Exception | None = None
+    context = client_tls(ca_file) if ca_file is not None else None
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - our own loopback URL
+            with urllib.request.urlopen(url, timeout=2, context=context) as resp:  # noqa: S310 - our own loopback URL
                 if resp.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:

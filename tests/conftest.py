@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,22 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _ca_bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The CAs the tests' HTTPS clients trust: each sandbox started adds its own (support.trust)."""
+    bundle = tmp_path_factory.getbasetemp() / "sandbox-ca-bundle.pem"
+    bundle.write_bytes(b"")
+    before = os.environ.get("REQUESTS_CA_BUNDLE")
+    os.environ["REQUESTS_CA_BUNDLE"] = str(bundle)
+    try:
+        yield bundle
+    finally:
+        if before is None:
+            os.environ.pop("REQUESTS_CA_BUNDLE", None)
+        else:
+            os.environ["REQUESTS_CA_BUNDLE"] = before
+
+
 def _database(backend: str, tmp: Path) -> Iterator[str | None]:
     if backend == "sqlite":
         yield None  # the data directory's SQLite file
@@ -64,9 +81,12 @@ def sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         # The periodic mutation sync is tested on its own; here it must not race the tests' own syncs.
         # Upstream timeout: the load tests run 32 signing clients in this process on 2 cores; the timeout
         # itself is tested with its own servers (test_reliability).
+        # HTTPS as production, unless a module tests the HTTP layer itself (SANDBOX_TLS = False).
         box = Sandbox(Settings(data_dir=tmp / "data", database_url=url, mutation_sync_seconds=3600,
-                               upstream_timeout_seconds=30), reset_scenario=True)
+                               upstream_timeout_seconds=30, tls=getattr(request.module, "SANDBOX_TLS", True)),
+                      reset_scenario=True)
         box.start(0)
+        support.trust(box.settings.data_dir)
         try:
             yield box
         finally:

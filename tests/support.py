@@ -5,9 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import socket
+import ssl
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import requests
 from lxml import etree
@@ -95,6 +99,28 @@ class Answer:
         fields["Code"] = descriptive_code(fields["SoaCode"], fields.get("Message", ""))
         return {"kind": etree.QName(err).localname, "faultcode": fault.findtext("faultcode") or "",
                 "faultstring": fault.findtext("faultstring") or "", **fields}
+
+
+def trust(data_dir: Path) -> None:
+    """Trust the sandbox CA of ``data_dir`` for the tests' HTTPS clients: every sandbox has its own CA, so
+    each is added to the one bundle ``REQUESTS_CA_BUNDLE`` names (set for the session in conftest)."""
+    bundle = Path(os.environ["REQUESTS_CA_BUNDLE"])
+    pem = (Path(data_dir) / "pki" / "ca.cert.pem").read_bytes()
+    if pem not in bundle.read_bytes():
+        with bundle.open("ab") as out:
+            out.write(pem)
+
+
+def connect(url: str, timeout: float) -> socket.socket:
+    """A raw connection to ``url``'s port (for requests written byte for byte): TLS for https, checked
+    against the bundle of sandbox CAs."""
+    parts = urllib.parse.urlsplit(url)
+    assert parts.hostname in ("127.0.0.1", "localhost") and parts.port
+    raw = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+    if parts.scheme != "https":
+        return raw
+    context = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
+    return context.wrap_socket(raw, server_hostname=parts.hostname)
 
 
 def post(url: str, data: bytes, content_type: str = "text/xml; charset=utf-8") -> Answer:

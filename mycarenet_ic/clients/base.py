@@ -8,8 +8,10 @@ so callers never see zeep or requests.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
 import threading
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -39,8 +41,11 @@ class _VerifyingSigner:
 
 class SignedSoapClient:
     def __init__(self, wsdl_name: str, binding: str, address: str, signer: Signer, verifier: Verifier,
-                 timeout: float = 5.0, pool_size: int = 16) -> None:
+                 timeout: float = 5.0, pool_size: int = 16, ca_file: str | Path | None = None) -> None:
         session = requests.Session()
+        # https: the server's certificate must chain to ``ca_file`` (the sandbox CA), else to the bundle
+        # REQUESTS_CA_BUNDLE names, else to the system's CAs; never unchecked.
+        session.verify = str(ca_file) if ca_file else os.environ.get("REQUESTS_CA_BUNDLE") or True
         adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)

@@ -6,6 +6,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mycarenet_ic.clients.base import SignedSoapClient
@@ -29,11 +30,12 @@ def _found(status: Any) -> bool:
 
 
 class ZeepAttributeAuthorityGateway:
-    def __init__(self, address: str, signer: Signer, verifier: Verifier, timeout: float = 5.0) -> None:
+    def __init__(self, address: str, signer: Signer, verifier: Verifier, timeout: float = 5.0,
+                 ca_file: Path | None = None) -> None:
         self._client = SignedSoapClient(
             "sandbox-attributeauthority-v1.wsdl",
             "{urn:be:fgov:ehealth:sandbox:attributeauthority:v1}AttributeAuthoritySoapBinding",
-            address, signer, verifier, timeout)
+            address, signer, verifier, timeout, ca_file=ca_file)
 
     def therapeutic_link(self, patient_ssin: str, hcparty_nihii: str, hcparty_type: str,
                          on: dt.date) -> TherapeuticLink | None:
@@ -50,10 +52,11 @@ class ZeepAttributeAuthorityGateway:
 
 
 class ZeepCobrhaGateway:
-    def __init__(self, address: str, signer: Signer, verifier: Verifier, timeout: float = 5.0) -> None:
+    def __init__(self, address: str, signer: Signer, verifier: Verifier, timeout: float = 5.0,
+                 ca_file: Path | None = None) -> None:
         self._client = SignedSoapClient(
             "sandbox-cobrha-v1.wsdl", "{urn:be:fgov:ehealth:sandbox:addressbook:v1}CobrhaSoapBinding",
-            address, signer, verifier, timeout)
+            address, signer, verifier, timeout, ca_file=ca_file)
 
     def professional(self, *, ssin: str | None = None, nihii: str | None = None) -> Professional | None:
         if (ssin is None) == (nihii is None):
@@ -87,10 +90,11 @@ class ZeepCobrhaGateway:
 
 
 class ZeepNationalRegisterGateway:
-    def __init__(self, address: str, signer: Signer, verifier: Verifier, timeout: float = 5.0) -> None:
+    def __init__(self, address: str, signer: Signer, verifier: Verifier, timeout: float = 5.0,
+                 ca_file: Path | None = None) -> None:
         self._client = SignedSoapClient(
             "sandbox-nationalregister-v1.wsdl", "{urn:be:fgov:ehealth:sandbox:rn:v1}NationalRegisterSoapBinding",
-            address, signer, verifier, timeout)
+            address, signer, verifier, timeout, ca_file=ca_file)
 
     def person(self, ssin: str) -> Person | None:
         answer = self._client.call("searchPersonBySsin", Criteria={"Ssin": ssin})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,9 @@ def create_ca(valid_days: int = 3650) -> KeyPair:
             x509.NameAttribute(NameOID.COUNTRY_NAME, "BE"),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "MyCareNet sandbox"),
             x509.NameAttribute(NameOID.COMMON_NAME, CA_CN),
+            # Each sandbox has its own CA: a serial in the name keeps two of them apart in one trust store
+            # (TLS clients pick the issuer by name).
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, secrets.token_hex(8)),
         ]
     )
     now = _now()
@@ -150,6 +154,46 @@ def issue(
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return KeyPair(_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+
+
+def issue_tls_server(ca: KeyPair, hosts: list[str], valid_days: int = 825) -> KeyPair:
+    """A TLS server certificate from the sandbox CA for ``hosts`` (DNS names or IP addresses, all in the
+    subjectAltName; the first is the CN), for serverAuth only."""
+    import ipaddress
+
+    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
+    assert isinstance(ca_key, rsa.RSAPrivateKey)
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    key = _new_key()
+    start = _now() - dt.timedelta(minutes=5)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "MyCareNet sandbox"),
+                                 x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=valid_days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=True,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     return KeyPair(_pem(key), cert.public_bytes(serialization.Encoding.PEM))
@@ -242,6 +286,31 @@ class Pki:
 
     def ca(self) -> KeyPair:
         return read_keypair(self.dir, "ca")
+
+    @property
+    def ca_file(self) -> Path:
+        """The trust anchor clients give to check the sandbox's TLS certificate (and its signatures)."""
+        return self.dir / "ca.cert.pem"
+
+    def tls_server(self, host: str) -> tuple[Path, Path]:
+        """``(cert, key)`` of the sandbox's TLS server certificate for ``host`` (and localhost,
+        127.0.0.1, ::1), issued by the sandbox CA the first time it is asked for, or again for a new host."""
+        hosts = list(dict.fromkeys([host, "localhost", "127.0.0.1", "::1"]))
+        cert_path, key_path = self.dir / "tls-server.cert.pem", self.dir / "tls-server.key.pem"
+        if cert_path.exists() and key_path.exists():
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            try:
+                san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                known = {str(v) for v in san.get_values_for_type(x509.IPAddress)}
+                known |= set(san.get_values_for_type(x509.DNSName))
+            except x509.ExtensionNotFound:
+                known = set()
+            if host in known and cert.issuer == self.ca().certificate.subject and \
+                    cert.not_valid_after_utc > _now() + dt.timedelta(days=1):
+                return cert_path, key_path
+        pair = issue_tls_server(self.ca(), hosts)
+        write_keypair(pair, self.dir, "tls-server")
+        return cert_path, key_path
 
     def service(self, name: str) -> KeyPair:
         return read_keypair(self.dir, name)

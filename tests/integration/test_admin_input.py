@@ -25,6 +25,7 @@ from mycarenet_ic.app import Sandbox
 from mycarenet_ic.domain.identifiers import make_niss
 from stubs.admin import ScenarioAdmin, admin_token
 from stubs.scenario import Scenario
+from tests import support
 
 pytestmark = pytest.mark.integration
 
@@ -78,9 +79,10 @@ def _raw(url: str, head_lines: list[str], body: bytes = b"", timeout: float = 30
     head = "".join(f"{line}\r\n" for line in head_lines) + "Connection: close\r\n\r\n"
     answer = b""
     deadline = time.monotonic() + timeout
-    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as conn:
+    with support.connect(url, timeout) as conn:
         conn.sendall(head.encode() + body)
-        conn.shutdown(socket.SHUT_WR)  # a server that reads "until EOF" gets an EOF, not a hang
+        if parts.scheme == "http":
+            conn.shutdown(socket.SHUT_WR)  # a server that reads "until EOF" gets an EOF, not a hang
         while time.monotonic() < deadline:
             chunk = conn.recv(65536)
             if not chunk:

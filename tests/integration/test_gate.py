@@ -28,6 +28,7 @@ def gated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     box = Sandbox(Settings(data_dir=tmp / "data", max_inflight=1, cobrha_cache_seconds=0, nr_cache_seconds=0,
                            mutation_sync_seconds=3600, upstream_timeout_seconds=30), reset_scenario=True)
     box.start(0)
+    support.trust(box.settings.data_dir)
     try:
         yield box
     finally:

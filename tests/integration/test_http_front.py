@@ -31,6 +31,9 @@ from tests import support
 from tests.ic_client import Fault, IcClient
 
 pytestmark = pytest.mark.integration
+# The HTTP layer itself is under test here (requests written byte for byte): the sandbox of this module
+# serves plain HTTP; TLS is tested in test_tls.py.
+SANDBOX_TLS = False
 
 QUICK = FrontLimits(header_timeout=1, idle_timeout=1, body_timeout=1, write_timeout=1, close_linger=0.2)
 

@@ -278,6 +278,7 @@ def _start_sandbox(data_dir: Path, database_url: str | None) -> tuple[subprocess
             _, name, url = line.split()
             ready[name] = url
         if line.startswith("Ctrl-C"):
+            support.trust(data_dir)
             return proc, ready
     raise AssertionError(f"the sandbox did not start (exit {proc.wait()})")
 

@@ -19,6 +19,7 @@ import requests
 
 from mycarenet_ic.app import Sandbox, read_running
 from mycarenet_ic.config import Settings
+from tests import support
 
 pytestmark = pytest.mark.integration
 
@@ -98,6 +99,7 @@ def test_sandbox_with_its_output_closed_still_serves_and_stops_on_a_signal(spawn
     proc.stdout.close()
     urls = _poll("sandbox.json", lambda: read_running(data), deadline)
     assert set(urls) == SERVICES
+    support.trust(data)
     # It keeps serving after its output went away ...
     for name, url in urls.items():
         if name != "scenario-admin":

@@ -22,6 +22,7 @@ from mycarenet_ic.domain.identifiers import make_niss
 from mycarenet_ic.persistence.audit import AuditEntry
 from mycarenet_ic.textsafe import UNSAFE
 from stubs.admin import admin_token
+from tests import support
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +56,7 @@ def _raw_post(url: str, soap_action: str, body: bytes, timeout: float = 30) -> b
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode("latin-1")
     answer = b""
     deadline = time.monotonic() + timeout
-    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as conn:
+    with support.connect(url, timeout) as conn:
         conn.sendall(head + body)
         while time.monotonic() < deadline:
             chunk = conn.recv(65536)
