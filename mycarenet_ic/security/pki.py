@@ -126,17 +126,16 @@ def holder_name(quality: Quality, ssin: str | None, nihii: str | None, label: st
     return x509.Name(attrs)
 
 
-def issue(
-    ca: KeyPair,
-    subject: x509.Name,
-    valid_days: int = 730,
-    not_before: dt.datetime | None = None,
-) -> KeyPair:
+def _leaf(ca: KeyPair, subject: x509.Name, valid_days: int, not_before: dt.datetime | None,
+          server_names: list[x509.GeneralName] | None = None) -> KeyPair:
+    """A certificate the CA issues: for signing messages (clientAuth, non-repudiation), or, with
+    ``server_names``, a TLS server certificate for them (serverAuth)."""
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
     assert isinstance(ca_key, rsa.RSAPrivateKey)
     key = _new_key()
     start = not_before or (_now() - dt.timedelta(minutes=5))
-    cert = (
+    server = server_names is not None
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ca.certificate.subject)
@@ -147,16 +146,28 @@ def issue(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=True, key_encipherment=True,
+                digital_signature=True, content_commitment=not server, key_encipherment=True,
                 data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
                 encipher_only=False, decipher_only=False,
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server
+                                              else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
     )
+    if server_names is not None:
+        builder = builder.add_extension(x509.SubjectAlternativeName(server_names), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
     return KeyPair(_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+
+
+def issue(
+    ca: KeyPair,
+    subject: x509.Name,
+    valid_days: int = 730,
+    not_before: dt.datetime | None = None,
+) -> KeyPair:
+    return _leaf(ca, subject, valid_days, not_before)
 
 
 def issue_tls_server(ca: KeyPair, hosts: list[str], valid_days: int = 825) -> KeyPair:
@@ -164,39 +175,15 @@ def issue_tls_server(ca: KeyPair, hosts: list[str], valid_days: int = 825) -> Ke
     subjectAltName; the first is the CN), for serverAuth only."""
     import ipaddress
 
-    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
-    assert isinstance(ca_key, rsa.RSAPrivateKey)
     names: list[x509.GeneralName] = []
     for host in hosts:
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             names.append(x509.DNSName(host))
-    key = _new_key()
-    start = _now() - dt.timedelta(minutes=5)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "MyCareNet sandbox"),
-                                 x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-        .issuer_name(ca.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=valid_days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=True,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    return KeyPair(_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "MyCareNet sandbox"),
+                         x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
+    return _leaf(ca, subject, valid_days, None, names)
 
 
 PRIVATE_SUFFIXES = (".key.pem", ".p12")
