@@ -23,6 +23,9 @@ from mycarenet_ic.textsafe import printable, printable_json
 # an escape sequence in an audit row or a scenario name is shown, never obeyed by the terminal.
 
 
+DEFAULT_P12_PASSWORD = "sandbox"  # noqa: S105 - printed by `certs issue`: a test keystore, not a secret
+
+
 def _error(message: object) -> str:
     """A one-line ``error: …`` message, control characters shown escaped."""
     return f"error: {printable(str(message))}"
@@ -56,11 +59,13 @@ def cmd_certs_issue(args: argparse.Namespace) -> int:
         print(_error(exc), file=sys.stderr)
         return 2
     stem = args.name or f"{quality.value}-{args.ssin or args.nihii}"
-    password = args.p12_password.encode() if args.p12_password else None
-    paths = write_keypair(pair, Path(args.out), stem, password)
+    # A keystore Java's keytool and .NET open: a password (tools refuse an empty one) and the CA in the chain.
+    paths = write_keypair(pair, Path(args.out), stem, args.p12_password.encode(), chain=[pki.ca().certificate])
     print(printable(f"subject: {pair.certificate.subject.rfc4514_string()}"))
     for kind, path in paths.items():
         print(printable(f"{kind}: {path}"))
+    print(printable(f"p12 password: {args.p12_password}" + (" (the default; --p12-password sets another)"
+                                                              if args.p12_password == DEFAULT_P12_PASSWORD else "")))
     print(printable(f"trust anchor: {pki.dir / 'ca.cert.pem'}"))
     return 0
 
@@ -396,7 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory for KEY.pem, CERT.pem and .p12")
     p.add_argument("--name", help="file name stem (default: QUALITY-ID)")
     p.add_argument("--days", type=int, default=730)
-    p.add_argument("--p12-password", default=None)
+    p.add_argument("--p12-password", default=DEFAULT_P12_PASSWORD,
+                   help=f"password of the PKCS#12 keystore (default: {DEFAULT_P12_PASSWORD})")
     p.set_defaults(func=cmd_certs_issue)
 
     p = sub.add_parser("sandbox", parents=[common], help="start every service and stub with the demo scenario")

@@ -189,7 +189,8 @@ def issue_tls_server(ca: KeyPair, hosts: list[str], valid_days: int = 825) -> Ke
 PRIVATE_SUFFIXES = (".key.pem", ".p12")
 
 
-def write_keypair(pair: KeyPair, out_dir: Path, stem: str, p12_password: bytes | None = None) -> dict[str, Path]:
+def write_keypair(pair: KeyPair, out_dir: Path, stem: str, p12_password: bytes | None = None,
+                  chain: list[x509.Certificate] | None = None) -> dict[str, Path]:
     """Write ``stem.key.pem``, ``stem.cert.pem`` and ``stem.p12``; the key and the .p12 are 0600 from their
     first byte, whatever the umask or the mode of a file they replace. A directory made here is 0700."""
     out_dir.mkdir(mode=OWNER_DIR, parents=True, exist_ok=True)
@@ -199,11 +200,14 @@ def write_keypair(pair: KeyPair, out_dir: Path, stem: str, p12_password: bytes |
     cert_path.write_bytes(pair.cert_pem)
     key = serialization.load_pem_private_key(pair.key_pem, password=None)
     assert isinstance(key, rsa.RSAPrivateKey)
+    # With a password, PBES2 (AES-256-CBC, PBKDF2-SHA256) and a SHA-256 MAC: what Java's keytool (8u301+,
+    # 11, 17) and .NET read; ``chain`` (the CA) goes in beside the key's certificate.
     encryption = (
-        serialization.BestAvailableEncryption(p12_password) if p12_password
-        else serialization.NoEncryption()
+        serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(100_000)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC).hmac_hash(hashes.SHA256()).build(p12_password)
+        if p12_password else serialization.NoEncryption()
     )
-    write_owner_only(p12_path, pkcs12.serialize_key_and_certificates(stem.encode(), key, pair.certificate, None,
+    write_owner_only(p12_path, pkcs12.serialize_key_and_certificates(stem.encode(), key, pair.certificate, chain,
                                                                       encryption))
     return {"key": key_path, "cert": cert_path, "p12": p12_path}
 
