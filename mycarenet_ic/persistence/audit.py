@@ -25,25 +25,13 @@ from mycarenet_ic.domain.qualities import CallerIdentity
 from mycarenet_ic.persistence.db import reading
 from mycarenet_ic.persistence.pseudonym import Pseudonymiser
 from mycarenet_ic.persistence.tables import audit_head, audit_log
+from mycarenet_ic.services.ports import AuditEntry
 from mycarenet_ic.textsafe import printable
 
 GENESIS = "0" * 64
 # A NISS or BIS as people write it: 11 digits, perhaps grouped by dots, dashes or spaces (yy.mm.dd-sss.cc).
 _NISS_LIKE = re.compile(r"(?<!\d)\d{2}[.\- ]?\d{2}[.\- ]?\d{2}[.\- ]?\d{3}[.\- ]?\d{2}(?!\d)")
 OUTCOMES = ("OK", "DENIED", "ERROR")
-
-
-@dataclass
-class AuditEntry:
-    """One call as the audit records it. ``patient`` is a NISS; it is stored as a pseudonym."""
-
-    service: str
-    operation: str
-    caller: str = "unknown"
-    outcome: str = "OK"
-    patient: str | None = None
-    request_id: str | None = None
-    detail: str = ""
 
 
 def filtered(text: str, limit: int) -> str:

@@ -19,7 +19,6 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
 from mycarenet_ic.domain.identifiers import InvalidIdentifier, parse_nihii, parse_niss
 from mycarenet_ic.domain.inclusions import (
@@ -51,43 +50,19 @@ from mycarenet_ic.errors import (
     InvalidIdentifierError,
     NotFound,
 )
-from mycarenet_ic.services.ports import AttributeAuthority, Cobrha, NationalRegister
+from mycarenet_ic.services.ports import (
+    AttributeAuthority,
+    ChangeFn,
+    Cobrha,
+    InclusionStore,
+    NationalRegister,
+    WriteOutcome,
+)
 from mycarenet_ic.services.requesters import active_organisation, check_claimed_person, checked_profession
 
 PROVIDER_QUALITIES = {Quality.DOCTOR, Quality.NURSE, Quality.PHYSIOTHERAPIST, Quality.DENTIST, Quality.MIDWIFE,
                       Quality.LOGOPEDIST}
 NO_INCLUSION = "No inclusion was found for this patient."
-
-
-# -- ports ----------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class WriteOutcome:
-    inclusion: Inclusion
-    answer_id: str
-    answered_at: dt.datetime
-    replayed: bool = False
-
-
-ChangeFn = Callable[[list[Inclusion]], tuple[Inclusion, str]]
-
-
-class InclusionStore(Protocol):
-    def inclusions_of(self, ssin: str) -> list[Inclusion]: ...
-
-    def get(self, inclusion_id: str) -> Inclusion | None: ...
-
-    def belongs_to(self, inclusion: Inclusion, ssin: str) -> bool: ...
-
-    def project_page(self, project: str, on: dt.date, offset: int,
-                     limit: int) -> tuple[list[tuple[str, Inclusion]], int]: ...
-
-    def replayed(self, sender: str, request_id: str, request_hash: str) -> WriteOutcome | None: ...
-
-    def write(self, *, ssin: str, sender: str, request_id: str, operation: str, request_hash: str,
-              operator: str | None, change: ChangeFn) -> WriteOutcome: ...
-
-    def close_project(self, project: str, day: dt.date, detail: str) -> int: ...
 
 
 # -- commands and results ---------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from mycarenet_ic.domain.assurability import (
     FACETS_BY_KIND,
@@ -37,7 +36,7 @@ from mycarenet_ic.domain.identifiers import InvalidIdentifier, parse_niss
 from mycarenet_ic.domain.qualities import CallerIdentity, Quality
 from mycarenet_ic.domain.records import Person
 from mycarenet_ic.errors import AccessDenied
-from mycarenet_ic.services.ports import Cobrha, NationalRegister
+from mycarenet_ic.services.ports import Cobrha, MemberFiles, NationalRegister
 from mycarenet_ic.services.requesters import active_organisation, check_claimed_person, checked_profession
 
 NIPPIN = "urn:be:cin:nippin"
@@ -93,12 +92,6 @@ _ORG_KIND = {Quality.PHARMACY: "pharmacy", Quality.HOSPITAL: "hospital", Quality
 
 def _insurer_of(mutuality: str) -> str | None:
     return mutuality[0] + "00" if mutuality[:1].isdigit() else None
-
-
-class InsurerData(Protocol):
-    def member_file(self, ssin: str) -> MemberFile | None: ...
-
-    def ssin_of(self, mutuality: str, registration_number: str) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -208,7 +201,7 @@ class _Context:
 
 
 class MemberData:
-    def __init__(self, insurers: InsurerData, cobrha: Cobrha, national_register: NationalRegister,
+    def __init__(self, insurers: MemberFiles, cobrha: Cobrha, national_register: NationalRegister,
                  today: Callable[[], dt.date] = dt.date.today) -> None:
         self.insurers = insurers
         self.cobrha = cobrha

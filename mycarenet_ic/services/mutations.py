@@ -8,23 +8,11 @@ found it, so nothing is missed or applied twice, however many readers run at onc
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
-from typing import Protocol
 
-from mycarenet_ic.services.ports import NationalRegister
+from mycarenet_ic.services.ports import MutationSink, NationalRegister
 
 CURSOR = "nr-mutations"
-
-
-class MutationSink(Protocol):
-    def cursor(self, name: str) -> int: ...
-
-    def apply_ssin_change(self, cursor: str, seq: int, expected: int, old: str, new: str) -> int | None: ...
-
-    def apply_death(self, cursor: str, seq: int, expected: int, ssin: str, death: dt.date) -> int | None: ...
-
-    def skip(self, cursor: str, seq: int, expected: int) -> bool: ...
 
 
 @dataclass

@@ -35,8 +35,7 @@ from mycarenet_ic.domain.tariff import (
     tariff,
 )
 from mycarenet_ic.errors import AccessDenied
-from mycarenet_ic.services.memberdata import InsurerData
-from mycarenet_ic.services.ports import Cobrha, NationalRegister
+from mycarenet_ic.services.ports import Cobrha, MemberFiles, NationalRegister
 from mycarenet_ic.services.requesters import check_claimed_person
 
 MAX_DAYS_BACK = 61  # "date inférieure à la date du jour moins 2 mois" (166)
@@ -154,7 +153,7 @@ class _Errors:
 
 
 class Tarification:
-    def __init__(self, table: Nomenclature, insurers: InsurerData, cobrha: Cobrha, national_register: NationalRegister,
+    def __init__(self, table: Nomenclature, insurers: MemberFiles, cobrha: Cobrha, national_register: NationalRegister,
                  today: Callable[[], dt.date] = dt.date.today) -> None:
         self.table = table
         self.insurers = insurers
