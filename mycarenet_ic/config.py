@@ -7,7 +7,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATA_DIR = Path("var") / "sandbox"
@@ -82,11 +82,6 @@ def secret_file(path: Path, make: Callable[[], bytes]) -> bytes:
     return path.read_bytes()
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return int(raw) if raw else default
-
-
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = DEFAULT_DATA_DIR
@@ -115,29 +110,42 @@ class Settings:
     cobrha_cache_seconds: float = 300.0
     # How long National Register persons are reused (forgotten at once when a mutation names them).
     nr_cache_seconds: float = 60.0
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        base = cls(
-            data_dir=Path(os.environ.get("MYCARENET_DATA_DIR", str(DEFAULT_DATA_DIR))),
-            database_url=os.environ.get("DATABASE_URL") or None,
-            max_body_bytes=_env_int("MYCARENET_MAX_BODY_BYTES", 1_048_576),
-            upstream_timeout_seconds=float(os.environ.get("MYCARENET_UPSTREAM_TIMEOUT", "5")),
-            server_threads=_env_int("MYCARENET_SERVER_THREADS", 16),
-            max_inflight=_env_int("MYCARENET_MAX_INFLIGHT", 3),
-            tls=os.environ.get("MYCARENET_TLS", "1").strip().lower() not in ("0", "false", "no", "off"),
-            mutation_sync_seconds=float(os.environ.get("MYCARENET_MUTATION_SYNC_SECONDS", "60")),
-            cobrha_cache_seconds=float(os.environ.get("MYCARENET_COBRHA_CACHE_SECONDS", "300")),
-            nr_cache_seconds=float(os.environ.get("MYCARENET_NR_CACHE_SECONDS", "60")),
-        )
-        clean = {k: v for k, v in overrides.items() if v is not None}
-        if "data_dir" in clean:
-            clean["data_dir"] = Path(str(clean["data_dir"]))
-        return replace(base, **clean)  # type: ignore[arg-type]
+        """The defaults above, then the environment (``ENVIRONMENT``; an empty variable counts as unset),
+        then ``overrides`` that are not None."""
+        values: dict[str, object] = {}
+        for name, (variable, parse) in ENVIRONMENT.items():
+            raw = os.environ.get(variable)
+            if raw:
+                values[name] = parse(raw)
+        values.update((k, v) for k, v in overrides.items() if v is not None)
+        if "data_dir" in values:
+            values["data_dir"] = Path(str(values["data_dir"]))
+        return cls(**values)  # type: ignore[arg-type]
 
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'mycarenet.sqlite3').resolve()}"
+
+
+def _flag(raw: str) -> bool:
+    return raw.strip().lower() not in ("0", "false", "no", "off")
+
+
+# The environment variable each setting may come from, and how its text is read; the others are set in code.
+ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
+    "data_dir": ("MYCARENET_DATA_DIR", Path),
+    "database_url": ("DATABASE_URL", str),
+    "max_body_bytes": ("MYCARENET_MAX_BODY_BYTES", int),
+    "upstream_timeout_seconds": ("MYCARENET_UPSTREAM_TIMEOUT", float),
+    "server_threads": ("MYCARENET_SERVER_THREADS", int),
+    "max_inflight": ("MYCARENET_MAX_INFLIGHT", int),
+    "tls": ("MYCARENET_TLS", _flag),
+    "mutation_sync_seconds": ("MYCARENET_MUTATION_SYNC_SECONDS", float),
+    "cobrha_cache_seconds": ("MYCARENET_COBRHA_CACHE_SECONDS", float),
+    "nr_cache_seconds": ("MYCARENET_NR_CACHE_SECONDS", float),
+}

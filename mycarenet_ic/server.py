@@ -56,6 +56,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mycarenet_ic.config import Settings
+
 log = logging.getLogger(__name__)
 
 KIB = 1024
@@ -905,8 +907,9 @@ class ServedApp:
     """A WSGI app on its own port behind the asyncio front; ``port=0`` picks a free port. The socket is
     bound (and listening) at construction, so :attr:`port` and :attr:`url` are known before :meth:`start`."""
 
-    def __init__(self, name: str, app: Any, host: str = "127.0.0.1", port: int = 0, threads: int = 16,
-                 path: str = "/", limits: FrontLimits | None = None, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, name: str, app: Any, host: str = Settings.host, port: int = 0,
+                 threads: int = Settings.server_threads, path: str = "/", limits: FrontLimits | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.name = name
         self.path = path
         self.limits = limits or FrontLimits()

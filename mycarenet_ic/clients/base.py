@@ -21,6 +21,7 @@ from lxml import etree
 from zeep.transports import Transport
 
 from mycarenet_ic import contract
+from mycarenet_ic.config import Settings
 from mycarenet_ic.errors import SecurityRejected, UpstreamFault, UpstreamUnavailable
 from mycarenet_ic.security.wssec import Signer, Verifier
 
@@ -41,7 +42,8 @@ class _VerifyingSigner:
 
 class SignedSoapClient:
     def __init__(self, wsdl_name: str, binding: str, address: str, signer: Signer, verifier: Verifier,
-                 timeout: float = 5.0, pool_size: int = 16, ca_file: str | Path | None = None) -> None:
+                 timeout: float = Settings.upstream_timeout_seconds, pool_size: int = 16,
+                 ca_file: str | Path | None = None) -> None:
         session = requests.Session()
         # https: the server's certificate must chain to ``ca_file`` (the sandbox CA), else to the bundle
         # REQUESTS_CA_BUNDLE names, else to the system's CAs; never unchecked.

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mycarenet_ic.clients.base import SignedSoapClient
+from mycarenet_ic.config import Settings
 from mycarenet_ic.domain.records import (
     MutationBatch,
     Organisation,
@@ -30,8 +31,8 @@ def _found(status: Any) -> bool:
 
 
 class ZeepAttributeAuthorityGateway:
-    def __init__(self, address: str, signer: Signer, verifier: Verifier, timeout: float = 5.0,
-                 ca_file: Path | None = None) -> None:
+    def __init__(self, address: str, signer: Signer, verifier: Verifier,
+                 timeout: float = Settings.upstream_timeout_seconds, ca_file: Path | None = None) -> None:
         self._client = SignedSoapClient(
             "sandbox-attributeauthority-v1.wsdl",
             "{urn:be:fgov:ehealth:sandbox:attributeauthority:v1}AttributeAuthoritySoapBinding",
@@ -52,8 +53,8 @@ class ZeepAttributeAuthorityGateway:
 
 
 class ZeepCobrhaGateway:
-    def __init__(self, address: str, signer: Signer, verifier: Verifier, timeout: float = 5.0,
-                 ca_file: Path | None = None) -> None:
+    def __init__(self, address: str, signer: Signer, verifier: Verifier,
+                 timeout: float = Settings.upstream_timeout_seconds, ca_file: Path | None = None) -> None:
         self._client = SignedSoapClient(
             "sandbox-cobrha-v1.wsdl", "{urn:be:fgov:ehealth:sandbox:addressbook:v1}CobrhaSoapBinding",
             address, signer, verifier, timeout, ca_file=ca_file)
@@ -90,8 +91,8 @@ class ZeepCobrhaGateway:
 
 
 class ZeepNationalRegisterGateway:
-    def __init__(self, address: str, signer: Signer, verifier: Verifier, timeout: float = 5.0,
-                 ca_file: Path | None = None) -> None:
+    def __init__(self, address: str, signer: Signer, verifier: Verifier,
+                 timeout: float = Settings.upstream_timeout_seconds, ca_file: Path | None = None) -> None:
         self._client = SignedSoapClient(
             "sandbox-nationalregister-v1.wsdl", "{urn:be:fgov:ehealth:sandbox:rn:v1}NationalRegisterSoapBinding",
             address, signer, verifier, timeout, ca_file=ca_file)

@@ -158,14 +158,6 @@ def parse_nihii(value: str, *, person: bool | None = None) -> Nihii:
     return Nihii(nihii, kind, nihii[8:] if len(nihii) == 11 else None)
 
 
-def is_valid_nihii(value: str, *, person: bool | None = None) -> bool:
-    try:
-        parse_nihii(value, person=person)
-    except InvalidIdentifier:
-        return False
-    return True
-
-
 def make_nihii(kind_digit: int, sequence: int, qualification: str | None = None) -> str:
     """Build a valid NIHII (test data, scenario files)."""
     if not 0 <= kind_digit <= 9 or not 0 <= sequence <= 99999:

@@ -124,9 +124,6 @@ def check_dates(declared_start: dt.date, declared_end: dt.date | None, consent: 
         raise InclusionRuleError("CONSENT_DATE_IN_FUTURE", "The consent registration date cannot be in the future.")
 
 
-CONSENT_FIELDS = ("Consent", "Consent/Agreement", "Consent/Date")
-
-
 def check_consent(consent: Consent | None, consent_date: dt.date | None, required: bool) -> None:
     """The consent (agree or refuse) and its registration date go together; a declaration needs them.
 

@@ -28,12 +28,13 @@ from typing import Any
 
 from lxml import etree
 
+from mycarenet_ic.config import Settings
 from mycarenet_ic.errors import MalformedRequest, SecurityRejected
 
 
 @dataclass(frozen=True)
 class ParseLimits:
-    max_bytes: int = 1_048_576
+    max_bytes: int = Settings.max_body_bytes
     max_depth: int = 64
     max_elements: int = 20_000
     max_attributes_per_element: int = 32

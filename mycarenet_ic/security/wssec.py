@@ -31,12 +31,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 
 from mycarenet_ic import ns
+from mycarenet_ic.config import Settings
 from mycarenet_ic.errors import SecurityRejected
 from mycarenet_ic.security.pki import KeyPair
 
 _WSU_ID = f"{{{ns.WSU}}}Id"
 _ID_ATTRS = (_WSU_ID, "Id", "ID", f"{{{ns.XML}}}id")
-_NSMAP = {"soap": ns.SOAP11_ENV, "wsse": ns.WSSE, "wsu": ns.WSU, "ds": ns.DS}
 
 
 def _q(namespace: str, local: str) -> str:
@@ -77,7 +77,7 @@ class Signer:
     def __init__(
         self,
         keypair: KeyPair,
-        ttl_seconds: int = 60,
+        ttl_seconds: int = Settings.signature_ttl_seconds,
         verifier: Verifier | None = None,
         *,
         signature_method: Any = None,
@@ -256,8 +256,8 @@ class TrustStore:
 class VerifyPolicy:
     """Defaults are the secure choice."""
 
-    max_clock_skew_seconds: int = 60
-    max_ttl_seconds: int = 300
+    max_clock_skew_seconds: int = Settings.clock_skew_seconds
+    max_ttl_seconds: int = Settings.max_timestamp_ttl_seconds
 
 
 @dataclass(frozen=True)
@@ -265,9 +265,6 @@ class VerifiedMessage:
     envelope: etree._Element
     body: etree._Element
     certificate: x509.Certificate
-    signature_digest: str
-    created: dt.datetime
-    expires: dt.datetime
 
 
 class Verifier:
@@ -319,7 +316,7 @@ class Verifier:
         cert = self._signer_certificate(signature, security, ids)
         now = self.clock()
         self.trust.check(cert, now)
-        created, expires = self._check_timestamp(stamp, now)
+        expires = self._check_timestamp(stamp, now)
 
         ctx = xmlsec.SignatureContext()
         ctx.key = self._key_for(cert)
@@ -330,10 +327,9 @@ class Verifier:
         except xmlsec.Error:
             raise SecurityRejected("signature does not verify") from None
 
-        digest = self.replay_key(signature, cert)
-        if not self.replay.check_and_store(digest, expires):
+        if not self.replay.check_and_store(self.replay_key(signature, cert), expires):
             raise SecurityRejected("message replayed")
-        return VerifiedMessage(envelope, body, cert, digest, created, expires)
+        return VerifiedMessage(envelope, body, cert)
 
     @staticmethod
     def replay_key(signature: etree._Element, cert: x509.Certificate) -> str:
@@ -422,7 +418,8 @@ class Verifier:
         except ValueError:
             raise SecurityRejected("signing certificate unreadable") from None
 
-    def _check_timestamp(self, stamp: etree._Element, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    def _check_timestamp(self, stamp: etree._Element, now: dt.datetime) -> dt.datetime:
+        """The Timestamp's Expires, once it is fresh and its lifetime within bounds."""
         created = _parse_time(stamp.findtext(_q(ns.WSU, "Created")))
         expires = _parse_time(stamp.findtext(_q(ns.WSU, "Expires")))
         skew = dt.timedelta(seconds=self.policy.max_clock_skew_seconds)
@@ -432,7 +429,7 @@ class Verifier:
             raise SecurityRejected("timestamp expired")
         if expires <= created or expires - created > dt.timedelta(seconds=self.policy.max_ttl_seconds):
             raise SecurityRejected("timestamp lifetime out of bounds")
-        return created, expires
+        return expires
 
     def _key_for(self, cert: x509.Certificate) -> xmlsec.Key:
         der = cert.public_bytes(serialization.Encoding.DER)
