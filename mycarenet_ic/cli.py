@@ -406,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_certs_issue)
 
     p = sub.add_parser("sandbox", parents=[common], help="start every service and stub with the demo scenario")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", help=f"the address every port listens on (default: {Settings.host})")
     p.add_argument("--port", type=int, default=0, help="first port (one per service); 0 picks free ports")
     p.add_argument("--reset-scenario", action="store_true", help="start again from the demo scenario")
     p.add_argument("--plain-http", action="store_true",
