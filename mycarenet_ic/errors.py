@@ -5,7 +5,8 @@ eHealth SOA catalogue code the platform answers for it (``soa_code``: SOA-01001
 not authenticated, SOA-01002 not authorized, SOA-03001 malformed, SOA-03005 WSDL,
 SOA-03006 XSD, SOA-03007 content, SOA-02002 temporarily unavailable, SOA-00001
 service error; none for a service's own business rules), the ``origin``
-(Consumer or Provider), whether a ``retry`` can help, and a default ``message``.
+(Consumer or Provider), whether a ``retry`` can help, a default ``message``, and how the audit
+trail records a call that ends in it (``audit_outcome``: DENIED for a refusal, else ERROR).
 ``soap/faults.py`` is the only place that turns them into SOAP
 faults: ``ClientError`` → ``soap:Client`` + ``BusinessError`` detail,
 ``ServerError`` → ``soap:Server`` + ``SystemError`` detail; anything else →
@@ -50,6 +51,9 @@ class MycarenetError(Exception):
     # The eHealth SOA catalogue code the platform answers for this kind of error (the fault's Code);
     # None where the catalogue has none (a service's own business rule): then ``code`` is the Code.
     soa_code: ClassVar[str | None] = "SOA-00001"
+    # How the audit trail records a call that ends in this error: DENIED (the caller was refused: security,
+    # size, shape, access) or ERROR (the request was heard and failed).
+    audit_outcome: ClassVar[str] = "ERROR"
 
     def __init__(self, message: str | None = None, *, reason: str | None = None) -> None:
         self.text = message or self.message
@@ -67,6 +71,7 @@ class ClientError(MycarenetError):
 
 
 class SecurityRejected(ClientError):
+    audit_outcome = "DENIED"
     code = "SECURITY_ERROR"
     soa_code = "SOA-01001"  # service call not authenticated
     message = "The message was rejected by the security policy."
@@ -77,11 +82,13 @@ class SecurityRejected(ClientError):
 
 
 class RequestTooLarge(ClientError):
+    audit_outcome = "DENIED"
     code = "REQUEST_TOO_LARGE"
     message = "The request is larger than allowed."
 
 
 class MalformedRequest(ClientError):
+    audit_outcome = "DENIED"
     code = "MALFORMED_REQUEST"
     message = "The request is not a well-formed SOAP 1.1 message."
 
@@ -137,8 +144,11 @@ class NotFound(ClientError):
 class ConcealedNotFound(NotFound):
     """Answered exactly like :class:`NotFound` (another PSI's patient), but audited as DENIED."""
 
+    audit_outcome = "DENIED"
+
 
 class AccessDenied(ClientError):
+    audit_outcome = "DENIED"
     code = "ACCESS_DENIED"
     soa_code = "SOA-01002"  # service call not authorized
     message = "The caller may not perform this operation."

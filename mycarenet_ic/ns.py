@@ -1,4 +1,4 @@
-"""Namespace URIs used across the layer, in one place."""
+"""Namespace URIs (and the few other URIs the wire names) used across the layer, in one place."""
 
 SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -20,9 +20,46 @@ BASE64_BINARY = (
 
 # eHealth error types.
 EHEALTH_ERRORS_SOA = "urn:be:fgov:ehealth:errors:soa:v1"
-EHEALTH_ERRORS_CORE = "urn:be:fgov:ehealth:errors:core:v1"
 
-# Stub services.
-THERLINK = "urn:be:fgov:ehealth:therlink:protocol:v1"
-ADDRESSBOOK = "urn:be:fgov:ehealth:addressbook:protocol:v1"
-RN_PERSON = "urn:be:fgov:ehealth:rn:personservice:protocol:v1"
+# eHealth 2.0 status codes (values, not namespaces): found, and the success that found nothing.
+EHEALTH_STATUS_SUCCESS = "urn:be:fgov:ehealth:2.0:status:Success"
+EHEALTH_STATUS_NOT_FOUND = "urn:be:fgov:ehealth:2.0:status:Success:NotFound"
+
+# Integrated Care (ours, in the MyCareNet style): the service, and the files exported to the insurers.
+INTEGRATED_CARE = "urn:be:fgov:ehealth:mycarenet:integratedcare:protocol:v1"
+INTEGRATED_CARE_EXPORT = "urn:be:fgov:ehealth:mycarenet:integratedcare:export:v1"
+
+# MyCareNet commons, one core and one protocol namespace per version (v2 Tarification, v3 MemberData).
+COMMONS_CORE_PREFIX = "urn:be:fgov:ehealth:mycarenet:commons:core:v"
+COMMONS_PROTOCOL_PREFIX = "urn:be:fgov:ehealth:mycarenet:commons:protocol:v"
+
+
+def commons_core(version: int) -> str:
+    return f"{COMMONS_CORE_PREFIX}{version}"
+
+
+def commons_protocol(version: int) -> str:
+    return f"{COMMONS_PROTOCOL_PREFIX}{version}"
+
+
+# SAML 2.0 and the CIN's MemberData extension of it.
+SAML2_PROTOCOL = "urn:oasis:names:tc:SAML:2.0:protocol"
+SAML2_ASSERTION = "urn:oasis:names:tc:SAML:2.0:assertion"
+MEMBERDATA_EXTENSION = "urn:be:cin:nippin:memberdata:saml:extension"
+
+# eHealth message services (Tarification, Mediprima) and KMEHR.
+MESSAGESERVICES_PROTOCOL = "http://www.ehealth.fgov.be/messageservices/protocol/v1"
+MESSAGESERVICES_CORE = "http://www.ehealth.fgov.be/messageservices/core/v1"
+KMEHR = "http://www.ehealth.fgov.be/standards/kmehr/schema/v1"
+
+# The simulated eHealth services (stubs/), ours: AttributeAuthority, CoBrHa, National Register.
+SANDBOX_ATTRIBUTE_AUTHORITY = "urn:be:fgov:ehealth:sandbox:attributeauthority:v1"
+SANDBOX_COBRHA = "urn:be:fgov:ehealth:sandbox:addressbook:v1"
+SANDBOX_NATIONAL_REGISTER = "urn:be:fgov:ehealth:sandbox:rn:v1"
+
+# WSDL 1.1 and its SOAP 1.1 binding; XML Schema; the SOAP 1.1 "next" actor.
+WSDL = "http://schemas.xmlsoap.org/wsdl/"
+WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
+SOAP_HTTP_TRANSPORT = "http://schemas.xmlsoap.org/soap/http"
+XS = "http://www.w3.org/2001/XMLSchema"
+SOAP11_NEXT_ACTOR = "http://schemas.xmlsoap.org/soap/actor/next"

@@ -1,14 +1,15 @@
-"""The request path, one step each, as a WSGI application around a Spyne service.
+"""The request path, owned by one object: a WSGI application around a Spyne service.
 
-1 size cap → 2 hardened parse → 3 WS-Security verify (incl. replay) → 4 XSD
-validation (in ``ContractSoap11``) → 5 caller identity from the certificate →
-6 dispatch (Spyne) → 7 audit row → 8 signed answer. ``GET ?wsdl`` serves the
-checked-in WSDL with the configured address; ``GET ?xsd=<file>`` its schemas.
+:meth:`SoapEndpoint._handle` reads top to bottom: size cap and content type → hardened parse →
+``mustUnderstand`` headers → WS-Security verify (incl. replay) → the caller's identity → the Body's one
+element is an operation's input and the SOAPAction agrees → commons references and XSD validation →
+dispatch (Spyne calls the use case with a :class:`Call`) → and then, in :meth:`SoapEndpoint._conclude`
+only, the fault mapping, the audit row and the signature. ``GET ?wsdl`` serves the checked-in WSDL with
+the configured address; ``GET ?xsd=<file>`` its schemas.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -18,16 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
-from spyne.server.wsgi import WsgiApplication
 
 from mycarenet_ic import contract, ns
+from mycarenet_ic.domain.qualities import CallerIdentity
 from mycarenet_ic.errors import (
-    AccessDenied,
-    ConcealedNotFound,
     HeaderNotUnderstood,
     MalformedRequest,
-    MycarenetError,
     RequestTooLarge,
+    SchemaViolation,
     SecurityRejected,
     SoapActionMismatch,
     StorageUnavailable,
@@ -36,18 +35,15 @@ from mycarenet_ic.errors import (
 from mycarenet_ic.persistence.audit import AuditEntry, SqlAuditLog
 from mycarenet_ic.security.parser import ParseLimits, parse_untrusted
 from mycarenet_ic.security.pki import identity_from_certificate
-from mycarenet_ic.security.wssec import Signer, Verifier
+from mycarenet_ic.security.wssec import Signer, VerifiedMessage, Verifier
 from mycarenet_ic.soap import faults
-from mycarenet_ic.soap.protocol import ENV_AUDIT, ENV_CALLER, ENV_ERROR, ENV_VERIFIED
+from mycarenet_ic.soap.protocol import ContractApplication, SpyneDispatcher
+from mycarenet_ic.soap.references import substitute_references
 
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 _XSD_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.xsd$")
-_WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
-_SOAP_BINDING_NS = "http://schemas.xmlsoap.org/wsdl/soap/"
-_XS = "http://www.w3.org/2001/XMLSchema"
-_NEXT_ACTOR = "http://schemas.xmlsoap.org/soap/actor/next"
 _UNDERSTOOD = frozenset({f"{{{ns.WSSE}}}Security"})
 _CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^\";\s]+)", re.IGNORECASE)
 
@@ -66,9 +62,9 @@ class EndpointDeps:
 def render_wsdl(wsdl_file: Path, address: str) -> bytes:
     """The checked-in WSDL with ``soap:address`` (and schema locations) pointing at ``address``."""
     tree = etree.parse(str(wsdl_file), parser=etree.XMLParser(no_network=True, resolve_entities=False))
-    for addr in tree.iter(f"{{{_SOAP_BINDING_NS}}}address"):
+    for addr in tree.iter(f"{{{ns.WSDL_SOAP}}}address"):
         addr.set("location", address)
-    for imp in tree.iter(f"{{{_XS}}}import", f"{{{_XS}}}include"):
+    for imp in tree.iter(f"{{{ns.XS}}}import", f"{{{ns.XS}}}include"):
         loc = imp.get("schemaLocation")
         if loc:
             imp.set("schemaLocation", f"{address}?xsd={Path(loc).name}")
@@ -79,7 +75,7 @@ def render_xsd(name: str, address: str) -> bytes | None:
     if not _XSD_NAME.match(name) or not (contract.XSD_DIR / name).is_file():
         return None
     tree = etree.parse(str(contract.XSD_DIR / name), parser=etree.XMLParser(no_network=True, resolve_entities=False))
-    for imp in tree.iter(f"{{{_XS}}}import", f"{{{_XS}}}include"):
+    for imp in tree.iter(f"{{{ns.XS}}}import", f"{{{ns.XS}}}include"):
         loc = imp.get("schemaLocation")
         if loc:
             imp.set("schemaLocation", f"{address}?xsd={Path(loc).name}")
@@ -89,7 +85,7 @@ def render_xsd(name: str, address: str) -> bytes | None:
 def soap_actions(wsdl_file: Path) -> dict[str, str]:
     """``{input element (Clark name): soapAction}`` for every operation of the WSDL's bindings."""
     tree = etree.parse(str(wsdl_file), parser=etree.XMLParser(no_network=True, resolve_entities=False))
-    w = f"{{{_WSDL_NS}}}"
+    w = f"{{{ns.WSDL}}}"
 
     def qname(el: etree._Element, attr: str) -> str:
         prefix, _, local = (el.get(attr) or "").rpartition(":")
@@ -103,7 +99,7 @@ def soap_actions(wsdl_file: Path) -> dict[str, str]:
     actions: dict[str, str] = {}
     for binding in tree.iter(f"{w}binding"):
         for op in binding.iter(f"{w}operation"):
-            soap_op = op.find(f"{{{_SOAP_BINDING_NS}}}operation")
+            soap_op = op.find(f"{{{ns.WSDL_SOAP}}}operation")
             message = inputs.get(op.get("name"))
             if soap_op is not None and message in elements:
                 actions[elements[message]] = soap_op.get("soapAction", "")
@@ -121,28 +117,32 @@ def check_headers_understood(envelope: etree._Element, understood: frozenset[str
             continue
         must = (block.get(f"{{{ns.SOAP11_ENV}}}mustUnderstand") or "0").strip()
         actor = block.get(f"{{{ns.SOAP11_ENV}}}actor")
-        if must in ("1", "true") and actor in (None, "", _NEXT_ACTOR) and block.tag not in understood:
+        if must in ("1", "true") and actor in (None, "", ns.SOAP11_NEXT_ACTOR) and block.tag not in understood:
             raise HeaderNotUnderstood(reason=f"header not understood: {etree.QName(block).localname}")
 
 
-def _outcome(error: MycarenetError | None) -> str:
-    if error is None:
-        return "OK"
-    if isinstance(error, SecurityRejected | AccessDenied | RequestTooLarge | MalformedRequest | ConcealedNotFound):
-        return "DENIED"
-    return "ERROR"
+@dataclass(frozen=True)
+class Call:
+    """What a service method may know of its call: who the verified caller is, the caller's audit label,
+    and the audit row it adds its facts to (the patient, a detail)."""
+
+    identity: CallerIdentity
+    caller: str
+    audit: AuditEntry
 
 
 class SoapEndpoint:
     """One SOAP service on one address."""
 
-    def __init__(self, name: str, spyne_app: Any, wsdl_file: Path, deps: EndpointDeps) -> None:
+    def __init__(self, name: str, spyne_app: ContractApplication, wsdl_file: Path, schema: etree.XMLSchema,
+                 deps: EndpointDeps) -> None:
         self.name = name
         self.deps = deps
         self.wsdl_file = wsdl_file
         self.address = ""
         self.spyne_app = spyne_app
-        self._spyne = WsgiApplication(spyne_app)
+        self._dispatcher = SpyneDispatcher(spyne_app)
+        self._schema = schema
         self._wsdl_cache: dict[str, bytes] = {}
         self._limits = ParseLimits(max_bytes=deps.max_body_bytes)
         self._actions = soap_actions(wsdl_file)
@@ -203,95 +203,92 @@ class SoapEndpoint:
         return data
 
     def _post(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        entry = AuditEntry(service=self.name, operation=environ.get("HTTP_SOAPACTION", "").strip('"')[:128] or "?")
+        sent_action = environ.get("HTTP_SOAPACTION", "").strip().strip('"').strip()
+        entry = AuditEntry(service=self.name, operation=sent_action[:128] or "?")
         try:
-            content_type = environ.get("CONTENT_TYPE", "")
-            if not content_type.lower().startswith("text/xml"):
-                raise MalformedRequest("SOAP 1.1 requests must be sent as text/xml.")
-            charset = _CHARSET.search(content_type)
-            if charset is not None and charset.group(1).lower() not in ("utf-8", "utf8"):
-                raise MalformedRequest("Only UTF-8 requests are accepted.", reason=f"charset {charset.group(1)[:32]}")
-            data = self._read_body(environ)
+            data = self._read_request(environ)
         except Exception as exc:  # noqa: BLE001 - every failure gets a clean, signed fault
-            return self._refuse(exc, entry, start_response)
+            return self._respond(self._conclude(entry, exc), start_response)
         # Reading the body waits on the client; what follows is this process's own work.
         with self.deps.gate:
-            return self._process(data, entry, environ, start_response)
+            return self._respond(self._handle(data, sent_action, entry), start_response)
 
-    def _check_action(self, environ: dict[str, Any], body_element: str) -> None:
-        """The body must be an operation's input (else: WSDL compliance failure), and a SOAPAction, when
-        the client sends a non-empty one, must be that operation's."""
-        if body_element not in self._actions:
-            raise UnknownOperation(reason=f"no operation takes {etree.QName(body_element).localname}")
-        sent = environ.get("HTTP_SOAPACTION", "").strip().strip('"').strip()
-        expected = self._actions[body_element]
-        if sent and sent != expected:
-            raise SoapActionMismatch(reason=f"SOAPAction is not {etree.QName(body_element).localname}'s")
-
-    def _refuse(self, exc: Exception, entry: AuditEntry, start_response: StartResponse) -> Iterable[bytes]:
-        error = faults.as_mycarenet_error(exc)
-        entry.outcome, entry.detail = _outcome(error), f"{error.code}: {error.reason}"
-        return self._answer_error(error, entry, start_response)
-
-    def _process(self, data: bytes, entry: AuditEntry, environ: dict[str, Any],
-                 start_response: StartResponse) -> Iterable[bytes]:
+    def _handle(self, data: bytes, sent_action: str, entry: AuditEntry) -> tuple[str, bytes]:
+        """One request, top to bottom: parse → verify → who calls → which operation → validate →
+        dispatch (the use case runs) → answer; then :meth:`_conclude` audits and signs."""
         try:
-            root = parse_untrusted(data, self._limits)
-            check_headers_understood(root, _UNDERSTOOD)
-            verified = self.deps.verifier.verify(root)
-            try:
-                caller = identity_from_certificate(verified.certificate)
-            except ValueError:
-                raise SecurityRejected("certificate names no known holder") from None
-            entry.caller = self.deps.audit.caller_label(caller)
-            payload = verified.body[0] if len(verified.body) else None
-            if payload is not None and isinstance(payload.tag, str):
-                entry.operation = etree.QName(payload).localname
-                entry.request_id = payload.get("Id")
-                self._check_action(environ, payload.tag)
+            envelope = parse_untrusted(data, self._limits)
+            check_headers_understood(envelope, _UNDERSTOOD)
+            verified = self.deps.verifier.verify(envelope)
+            call = self._call(verified, entry)
+            payload = self._operation_input(verified.body, sent_action, entry)
+            self._validate(payload)
+            answer = self._dispatcher.dispatch(payload, call)
         except Exception as exc:  # noqa: BLE001 - every failure gets a clean, signed fault
-            return self._refuse(exc, entry, start_response)
+            return self._conclude(entry, exc)
+        return self._conclude(entry, answer)
 
-        environ[ENV_VERIFIED] = verified
-        environ[ENV_CALLER] = caller
-        environ[ENV_AUDIT] = entry
-        environ["wsgi.input"] = io.BytesIO(data)
-        status_headers: list[Any] = []
+    def _read_request(self, environ: dict[str, Any]) -> bytes:
+        content_type = environ.get("CONTENT_TYPE", "")
+        if not content_type.lower().startswith("text/xml"):
+            raise MalformedRequest("SOAP 1.1 requests must be sent as text/xml.")
+        charset = _CHARSET.search(content_type)
+        if charset is not None and charset.group(1).lower() not in ("utf-8", "utf8"):
+            raise MalformedRequest("Only UTF-8 requests are accepted.", reason=f"charset {charset.group(1)[:32]}")
+        return self._read_body(environ)
 
-        def _capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-            status_headers[:] = [status, headers]
+    def _call(self, verified: VerifiedMessage, entry: AuditEntry) -> Call:
+        try:
+            identity = identity_from_certificate(verified.certificate)
+        except ValueError:
+            raise SecurityRejected("certificate names no known holder") from None
+        entry.caller = self.deps.audit.caller_label(identity)
+        return Call(identity, entry.caller, entry)
 
-        chunks = self._spyne(environ, _capture)
-        body = b"".join(chunks)
-        failed: MycarenetError | None = environ.get(ENV_ERROR)
-        if entry.outcome == "OK" and failed is not None:
-            entry.outcome = _outcome(failed)
-        if failed is not None and not entry.detail:
-            entry.detail = f"{failed.code}: {failed.reason}"
+    def _operation_input(self, body: etree._Element, sent_action: str, entry: AuditEntry) -> etree._Element:
+        """The Body's one element, which must be an operation's input (else: WSDL compliance failure);
+        a SOAPAction, when the client sends a non-empty one, must be that operation's."""
+        elements = [child for child in body if isinstance(child.tag, str)]
+        if len(elements) != 1:
+            raise UnknownOperation(reason=f"the Body holds {len(elements)} elements, not one operation's input")
+        payload = elements[0]
+        entry.operation = etree.QName(payload).localname
+        entry.request_id = payload.get("Id")
+        if payload.tag not in self._actions:
+            raise UnknownOperation(reason=f"no operation takes {entry.operation}")
+        if sent_action and sent_action != self._actions[payload.tag]:
+            raise SoapActionMismatch(reason=f"SOAPAction is not {entry.operation}'s")
+        return payload
+
+    def _validate(self, payload: etree._Element) -> None:
+        """Commons references substituted, then the checked-in schema (Spyne's generated one loses facets)."""
+        substitute_references(payload)
+        if not self._schema.validate(payload):
+            raise SchemaViolation.from_validator("The request does not follow the service's XML schema",
+                                                 self._schema.error_log.last_error)
+
+    def _conclude(self, entry: AuditEntry, outcome: etree._Element | BaseException) -> tuple[str, bytes]:
+        """The one place a request ends: its error mapped to a fault, its audit row written (an answer
+        that cannot be audited is not given), the answer signed. Returns (HTTP status, signed bytes)."""
+        error = None if isinstance(outcome, etree._Element) else faults.as_mycarenet_error(outcome)
+        if error is not None:
+            if entry.outcome == "OK":
+                entry.outcome = error.audit_outcome
+            entry.detail = entry.detail or f"{error.code}: {error.reason}"
         try:
             self.deps.audit.append(entry)
-        except Exception:  # noqa: BLE001 - an answer we cannot audit is not given
+        except Exception:  # noqa: BLE001
             log.exception("audit write failed")
-            return self._answer_error(StorageUnavailable(), None, start_response)
-        status, headers = status_headers
-        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
-        headers.append(("Content-Length", str(len(body))))
-        start_response(status, headers)
-        return [body]
+            if error is None:
+                error = StorageUnavailable()
+        answer = outcome if error is None else faults.fault_envelope(error, self.deps.environment)
+        assert isinstance(answer, etree._Element)
+        self.deps.signer.sign(answer)
+        status = "200 OK" if error is None else faults.http_status(error)
+        return status, etree.tostring(answer, encoding="UTF-8", xml_declaration=True)
 
-    def _answer_error(
-        self, error: MycarenetError, entry: AuditEntry | None, start_response: StartResponse
-    ) -> Iterable[bytes]:
-        if entry is not None:
-            try:
-                self.deps.audit.append(entry)
-            except Exception:  # noqa: BLE001
-                log.exception("audit write failed for a rejected request")
-        envelope = faults.fault_envelope(error, self.deps.environment)
-        self.deps.signer.sign(envelope)
-        body = etree.tostring(envelope, encoding="UTF-8", xml_declaration=True)
-        start_response(
-            faults.http_status(error),
-            [("Content-Type", "text/xml; charset=utf-8"), ("Content-Length", str(len(body)))],
-        )
+    @staticmethod
+    def _respond(answer: tuple[str, bytes], start_response: StartResponse) -> Iterable[bytes]:
+        status, body = answer
+        start_response(status, [("Content-Type", "text/xml; charset=utf-8"), ("Content-Length", str(len(body)))])
         return [body]

@@ -7,6 +7,7 @@ from typing import Any
 
 from spyne import Boolean, ComplexModel, Date, DateTime, Integer, ServiceBase, Unicode, XmlAttribute, rpc
 
+from mycarenet_ic import ns
 from mycarenet_ic.domain.inclusions import Consent, Inclusion, Status
 from mycarenet_ic.domain.records import Person
 from mycarenet_ic.services.integrated_care import (
@@ -19,7 +20,7 @@ from mycarenet_ic.services.integrated_care import (
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 from mycarenet_ic.soap.service import build_endpoint, call_of, reply_attributes
 
-NS = "urn:be:fgov:ehealth:mycarenet:integratedcare:protocol:v1"
+NS = ns.INTEGRATED_CARE
 
 
 class _Model(ComplexModel):
@@ -156,7 +157,7 @@ def _caller(ctx: Any, common: CommonInput) -> Caller:
     call = call_of(ctx)
     provider = common.Origin.CareProvider if common.Origin else None
     nihii = provider.Nihii.Value if provider is not None and provider.Nihii is not None else None
-    return Caller(call.caller, call.audit.caller, claimed_nihii=nihii,
+    return Caller(call.identity, call.caller, claimed_nihii=nihii,
                   claimed_ssin=provider.Ssin if provider is not None else None)
 
 

@@ -17,25 +17,27 @@ import datetime as dt
 import re
 import secrets
 import zlib
+from dataclasses import dataclass
 
 from lxml import etree
 from spyne import ServiceBase, rpc
 
-from mycarenet_ic.domain.assurability import AssurabilityError
+from mycarenet_ic.domain.assurability import AssurabilityError, RequestPart
 from mycarenet_ic.errors import SchemaViolation
 from mycarenet_ic.security.parser import ParseLimits
 from mycarenet_ic.services.memberdata import (
     Answer,
-    AssertionFacts,
-    Attribute,
     FacetRequest,
     MemberData,
+    PeriodFacts,
     Query,
     Requester,
     Warning,
 )
+from mycarenet_ic.soap import nippin
 from mycarenet_ic.soap.commons import MAX_BLOB, claimed_provider, commons_models, read_detail, send_response
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
+from mycarenet_ic.soap.nippin import TECHNICAL, Attribute
 from mycarenet_ic.soap.service import build_endpoint, call_of
 
 MD = "urn:be:fgov:ehealth:mycarenet:memberdata:protocol:v1"
@@ -51,7 +53,6 @@ STATUS = "urn:oasis:names:tc:SAML:2.0:status"
 CIN_STATUS = "urn:be:cin:nippin:SAML:status"
 SUPPORT = "urn:be:cin:nippin:memberData:support:v2"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-TECHNICAL = "urn:be:cin:nippin:technicalAssertion"
 TECHNICAL_VERSION = "sandbox-1.0"
 
 
@@ -61,6 +62,14 @@ SendResponseType = COMMONS.SendResponseType
 
 
 # -- reading the AttributeQuery ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class NameId:
+    """The subject as the query named it (every assertion of the answer names it the same way)."""
+
+    format: str
+    value: str
+
+
 def _q(ns: str, local: str) -> str:
     return f"{{{ns}}}{local}"
 
@@ -99,7 +108,7 @@ def xs_datetime_day(text: str) -> dt.date | None:
     return found + dt.timedelta(days=1) if end_of_day and found < dt.date.max else found
 
 
-def _day(text: str | None, code: str, message: str, where: str) -> dt.date:
+def _day(text: str | None, code: str, message: str, where: RequestPart) -> dt.date:
     # The official schema types NotBefore/NotOnOrAfter xs:dateTime; the catalogue answers any error on
     # that attribute with its EMPTY_STARTDATE / EMPTY_ENDDATE entry (its path, no message filter).
     day = xs_datetime_day(text) if text else None
@@ -108,60 +117,56 @@ def _day(text: str | None, code: str, message: str, where: str) -> dt.date:
     return day
 
 
-def read_query(root: etree._Element) -> Query:
-    """A SAML AttributeQuery as a :class:`Query`; missing or malformed parts as catalogue errors."""
+def read_query(root: etree._Element) -> tuple[Query, NameId]:
+    """A SAML AttributeQuery as a :class:`Query` (and its NameID, which answers echo); missing or
+    malformed parts as catalogue errors."""
     if root.tag != _q(SAMLP, "AttributeQuery"):
         raise SchemaViolation("The Detail blob must hold a SAML 2.0 samlp:AttributeQuery.")
-    aq = "*:AttributeQuery"
     if root.find(_q(SAML, "Attribute")) is not None:
-        raise AssurabilityError("FORBIDDEN_ATTRIBUTES", "Attributes are not allowed in request", f"{aq}/*:Attribute")
+        raise AssurabilityError("FORBIDDEN_ATTRIBUTES", "Attributes are not allowed in request", RequestPart.ATTRIBUTES)
     issuer = root.find(_q(SAML, "Issuer"))
     if issuer is None:
-        raise AssurabilityError("MISSING_ISSUER_TAG", "Missing Issuer tag", aq)
+        raise AssurabilityError("MISSING_ISSUER_TAG", "Missing Issuer tag", RequestPart.QUERY)
     if not issuer.get("Format"):
-        raise AssurabilityError("MISSING_ISSUER_FORMAT", "Missing issuer format", f"{aq}/*:Issuer")
-    if issuer.get("Format") != "urn:be:cin:nippin:nihii11":
+        raise AssurabilityError("MISSING_ISSUER_FORMAT", "Missing issuer format", RequestPart.ISSUER)
+    if issuer.get("Format") != nippin.ISSUER_FORMAT:
         raise AssurabilityError("INVALID_ISSUER_FORMAT", "Invalid Format attribute value for Issuer",
-                                f"{aq}/*:Issuer/@Format")
+                                RequestPart.ISSUER_FORMAT)
     issuer_nihii = (issuer.text or "").strip()
     if not (issuer_nihii.isascii() and issuer_nihii.isdigit() and len(issuer_nihii) in (8, 11)):
-        raise AssurabilityError("INVALID_ISSUER_VALUE", "Invalid issuer", f"{aq}/*:Issuer")
+        raise AssurabilityError("INVALID_ISSUER_VALUE", "Invalid issuer", RequestPart.ISSUER)
     extensions = root.find(_q(SAMLP, "Extensions"))
     if extensions is None:
-        raise AssurabilityError("MISSING_EXTENSIONS_TAG", "Missing Extensions tag", aq)
+        raise AssurabilityError("MISSING_EXTENSIONS_TAG", "Missing Extensions tag", RequestPart.QUERY)
     xsi_type = extensions.get(_q(XSI, "type")) or ""
     prefix, _, local = xsi_type.rpartition(":")
     if local != "ExtensionsType" or extensions.nsmap.get(prefix or None) != EXT:
-        raise AssurabilityError("MISSING_OR_BAD_EXTENSIONS_TYPE", "Bad Extensions type",
-                                f"{aq}/*:Extensions/@xsi:type")
+        raise AssurabilityError("MISSING_OR_BAD_EXTENSIONS_TYPE", "Bad Extensions type", RequestPart.EXTENSIONS_TYPE)
     facets = tuple(
-        FacetRequest(f.get("id") or "",
+        FacetRequest(f.get("id") or "", nippin.facet(f.get("id") or ""),
                      tuple((d.get("id") or "", (d.text or "").strip()) for d in f.findall("Dimension")))
         for f in extensions.findall(_q(EXT, "Facet")))
     subject = root.find(_q(SAML, "Subject"))
     name_id = subject.find(_q(SAML, "NameID")) if subject is not None else None
     if name_id is None or subject is None:
-        raise AssurabilityError("MISSING_NAMEID", "Missing NameId", f"{aq}/*:Subject")
+        raise AssurabilityError("MISSING_NAMEID", "Missing NameId", RequestPart.SUBJECT)
     if not name_id.get("Format"):
-        raise AssurabilityError("MISSING_NAMEID_FORMAT", "Missing Format attribute for NameId",
-                                f"{aq}/*:Subject/*:NameID")
+        raise AssurabilityError("MISSING_NAMEID_FORMAT", "Missing Format attribute for NameId", RequestPart.NAME_ID)
     confirmation = subject.find(_q(SAML, "SubjectConfirmation"))
     if confirmation is None:
         raise AssurabilityError("MISSING_SUBJECT_CONFIRMATION_TAG", "Missing subject confirmation tag",
-                                f"{aq}/*:Subject")
-    if confirmation.get("Method") != "urn:be:cin:nippin:memberIdentification":
+                                RequestPart.SUBJECT)
+    if confirmation.get("Method") != nippin.CONFIRMATION_METHOD:
         raise AssurabilityError("INVALID_SUBJECT_CONFIRMATION_METHOD_VALUE",
-                                "Invalid subject confirmation method value",
-                                f"{aq}/*:Subject/*:SubjectConfirmation/@Method")
+                                "Invalid subject confirmation method value", RequestPart.CONFIRMATION_METHOD)
     data = confirmation.find(_q(SAML, "SubjectConfirmationData"))
-    where = f"{aq}/*:Subject/*:SubjectConfirmation/*:SubjectConfirmationData"
     if data is None:
         raise AssurabilityError("MISSING_SUBJECT_CONFIRMATION_DATA_TAG", "Missing subject confirmation Data tag",
-                                f"{aq}/*:Subject/*:SubjectConfirmation")
-    start = _day(data.get("NotBefore"), "EMPTY_STARTDATE", "The Start Date is missing", where + "/@NotBefore")
-    end = _day(data.get("NotOnOrAfter"), "EMPTY_ENDDATE", "The End Date is missing", where + "/@NotOnOrAfter")
-    return Query(root.get("ID") or "", issuer_nihii, name_id.get("Format") or "", name_id.text or "", start, end,
-                 facets)
+                                RequestPart.CONFIRMATION)
+    start = _day(data.get("NotBefore"), "EMPTY_STARTDATE", "The Start Date is missing", RequestPart.PERIOD_START)
+    end = _day(data.get("NotOnOrAfter"), "EMPTY_ENDDATE", "The End Date is missing", RequestPart.PERIOD_END)
+    echo = NameId(name_id.get("Format") or "", (name_id.text or "").strip())
+    return Query(issuer_nihii, nippin.subject(echo.format, echo.value), start, end, facets), echo
 
 
 # -- writing the Response ---------------------------------------------------------------------------
@@ -234,7 +239,7 @@ def _response(in_response_to: str, issuer: str, nsmap: dict[str | None, str]) ->
 
 
 def error_response(in_response_to: str, error: AssurabilityError) -> etree._Element:
-    root = _response(in_response_to, "urn:be:cin:nippin:aa", {"samlp": SAMLP, "saml": SAML})
+    root = _response(in_response_to, nippin.ATTRIBUTE_AUTHORITY, {"samlp": SAMLP, "saml": SAML})
     status = etree.SubElement(root, _q(SAMLP, "Status"))
     default = ("Requester" if error.requester_error else "Responder", "AttributeQueryError", "INPUT_ERROR",
                "MYCARENET")
@@ -244,31 +249,33 @@ def error_response(in_response_to: str, error: AssurabilityError) -> etree._Elem
     etree.SubElement(code, _q(SAMLP, "StatusCode"), Value=f"{CIN_STATUS}:{sub}")
     message = _REAL_MESSAGE.get(error.code, error.message)
     detail_source = "" if error.code in _NO_DETAIL_SOURCE else source
-    _fault(status, fault_code, source, message, [(error.code, detail_source, error.location, message)])
+    _fault(status, fault_code, source, message, [(error.code, detail_source, nippin.location(error), message)])
     return root
 
 
-def _assertion(parent: etree._Element, facts: AssertionFacts, answer: Answer, issuer: str, now: str) -> None:
+def _assertion(parent: etree._Element, kind: str, facet: FacetRequest | None, attributes: tuple[Attribute, ...],
+               period: tuple[dt.date, dt.date], name_id: NameId, issuer: str, now: str) -> None:
+    """One ``saml:Assertion``: the subject as asked, ``period`` (first day, first day after) in its
+    SubjectConfirmationData, an Advice naming its type ``kind`` and echoing ``facet``, its attributes."""
     el = etree.SubElement(parent, _q(SAML, "Assertion"), ID=f"_{secrets.token_hex(16)}", IssueInstant=now,
                           Version="2.0")
     etree.SubElement(el, _q(SAML, "Issuer")).text = issuer
     subject = etree.SubElement(el, _q(SAML, "Subject"))
-    etree.SubElement(subject, _q(SAML, "NameID"), Format=answer.name_id_format).text = answer.name_id
-    confirmation = etree.SubElement(subject, _q(SAML, "SubjectConfirmation"),
-                                    Method="urn:be:cin:nippin:memberIdentification")
-    start, after = facts.bounds or (answer.start, answer.end)
+    etree.SubElement(subject, _q(SAML, "NameID"), Format=name_id.format).text = name_id.value
+    confirmation = etree.SubElement(subject, _q(SAML, "SubjectConfirmation"), Method=nippin.CONFIRMATION_METHOD)
+    start, after = period
     etree.SubElement(confirmation, _q(SAML, "SubjectConfirmationData"), NotBefore=_midnight(start),
                      NotOnOrAfter=_midnight(after))
     advice = etree.SubElement(el, _q(SAML, "Advice"))
     advice.set(_q(XSI, "type"), "ext:AdviceType")
-    etree.SubElement(advice, _q(EXT, "AssertionType")).text = facts.type
-    if facts.facet is not None:
-        facet = etree.SubElement(advice, _q(EXT, "Facet"), id=facts.facet.id)
-        for dim, value in facts.facet.dimensions:
-            etree.SubElement(facet, "Dimension", id=dim).text = value
-    if facts.attributes:
+    etree.SubElement(advice, _q(EXT, "AssertionType")).text = kind
+    if facet is not None:
+        echoed = etree.SubElement(advice, _q(EXT, "Facet"), id=facet.id)
+        for dim, value in facet.dimensions:
+            etree.SubElement(echoed, "Dimension", id=dim).text = value
+    if attributes:
         statement = etree.SubElement(el, _q(SAML, "AttributeStatement"))
-        for attribute in facts.attributes:
+        for attribute in attributes:
             attr = etree.SubElement(statement, _q(SAML, "Attribute"), Name=attribute.name)
             for value in attribute.values:
                 av = etree.SubElement(attr, _q(SAML, "AttributeValue"))
@@ -276,14 +283,14 @@ def _assertion(parent: etree._Element, facts: AssertionFacts, answer: Answer, is
                 av.text = value
 
 
-def technical_status(answer: Answer) -> str:
+def technical_status(answer: Answer, kinds: list[str]) -> str:
     """The ``technicalAssertion:status`` value: as in real answers, a raw-deflated, base64 ``Status`` of
     ``urn:be:cin:nippin:memberData:support:v2`` (its code, and one ``Step`` per assertion type
-    answered). What the steps are called is the sandbox's own: clients treat the value as opaque."""
+    answered, ``kinds``). What the steps are called is the sandbox's own: clients treat the value as opaque."""
     status = etree.Element(_q(SUPPORT, "Status"), nsmap={"s": SUPPORT},
                            code="WARNING" if answer.warnings else "SUCCESS", encryptionRequired="false")
-    for kind in dict.fromkeys(a.type for a in answer.assertions):
-        step = kind.removeprefix("urn:be:cin:nippin:").replace(":", ".")
+    for kind in dict.fromkeys(kinds):
+        step = kind.removeprefix(f"{nippin.NIPPIN}:").replace(":", ".")
         etree.SubElement(status, _q(SUPPORT, "Step"), name=f"Response.assertion.{step}.general",
                          status="SUCCESS", location="")
     packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
@@ -299,7 +306,10 @@ def _warnings(status: etree._Element, warnings: tuple[Warning, ...], insurer: st
     _fault(status, "WARNING", details[0][1], warnings[0].message, details)
 
 
-def answer_response(in_response_to: str, answer: Answer) -> etree._Element:
+def answer_response(in_response_to: str, answer: Answer, name_id: NameId,
+                    facets: tuple[FacetRequest, ...]) -> etree._Element:
+    """The answer to a query naming its subject ``name_id`` and asking ``facets`` (the technical
+    assertion echoes the first)."""
     issuer = f"urn:be:cin:io:{answer.insurer or '000'}"
     root = _response(in_response_to, issuer, {"samlp": SAMLP, "saml": SAML, "ext": EXT, "xsi": XSI, "xs": XS})
     status = etree.SubElement(root, _q(SAMLP, "Status"))
@@ -308,12 +318,17 @@ def answer_response(in_response_to: str, answer: Answer) -> etree._Element:
         etree.SubElement(top, _q(SAMLP, "StatusCode"), Value=f"{CIN_STATUS}:PartialAnswer")
         _warnings(status, answer.warnings, answer.insurer)
     now = root.get("IssueInstant") or _now()
-    for facts in answer.assertions:
-        _assertion(root, facts, answer, issuer, now)
-    first = answer.facets[0] if answer.facets else None
-    technical = AssertionFacts(TECHNICAL, first, (Attribute(f"{TECHNICAL}:status", (technical_status(answer),)),
-                                                  Attribute(f"{TECHNICAL}:version", (TECHNICAL_VERSION,))))
-    _assertion(root, technical, answer, issuer, now)
+    kinds = []
+    for one in answer.assertions:
+        kind, attributes = nippin.assertion(one.facts)
+        kinds.append(kind)
+        facts = one.facts
+        period = (facts.start, facts.after) if isinstance(facts, PeriodFacts) else (answer.start, answer.end)
+        _assertion(root, kind, one.facet, attributes, period, name_id, issuer, now)
+    technical = (Attribute(f"{TECHNICAL}:status", (technical_status(answer, kinds),)),
+                 Attribute(f"{TECHNICAL}:version", (TECHNICAL_VERSION,)))
+    _assertion(root, TECHNICAL, facets[0] if facets else None, technical, (answer.start, answer.end), name_id,
+               issuer, now)
     return root
 
 
@@ -329,18 +344,18 @@ def make_service(memberdata: MemberData, limits: ParseLimits) -> type[ServiceBas
             query_id = root.get("ID") or ""
             claim = claimed_provider(request.CommonInput)
             try:
-                query = read_query(root)
-                if query.name_id_format == "urn:be:fgov:person:ssin" or "@" in query.name_id:
-                    call.audit.patient = query.name_id.partition("@")[0].strip() or None
+                query, name_id = read_query(root)
+                # Only a NISS is a patient for the audit (a registration number is not recorded).
+                call.audit.patient = query.subject.ssin
                 answer = memberdata.consult(
-                    Requester(call.caller, claim.nihii, claim.quality, claim.ssin), query)
+                    Requester(call.identity, claim.nihii, claim.quality, claim.ssin), query)
             except AssurabilityError as exc:
                 call.audit.detail = f"refused {exc.code}"
                 saml = error_response(query_id, exc)
             else:
                 call.audit.patient = answer.ssin
                 call.audit.detail = answer.audit_detail
-                saml = answer_response(query_id, answer)
+                saml = answer_response(query_id, answer, name_id, query.facets)
             return send_response(COMMONS, request, etree.tostring(saml, encoding="UTF-8", xml_declaration=True),
                                  encoding)
 

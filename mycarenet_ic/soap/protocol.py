@@ -1,34 +1,30 @@
-"""Spyne glue: a Soap11 that trusts only the pipeline, validates against ``xsd/`` and signs answers.
+"""Spyne, driven explicitly: it only turns a verified, validated Body into a method call and the method's
+answer back into a SOAP envelope.
 
-Spyne only (de)serialises here. The envelope it sees was parsed by the hardened
-parser and verified by the WS-Security verifier before Spyne runs; the body is
-validated against the checked-in schema (Spyne's generated one loses facets);
-errors keep their identity through Spyne (``CarriedFault``) so that
-``faults.py`` stays the only mapping; the answer is signed just before it is
-serialised, and never re-formatted after.
+The endpoint (``soap/endpoint.py``) owns the request: it parses, verifies, validates, and then hands
+:meth:`SpyneDispatcher.dispatch` the Body's one element and the :class:`~mycarenet_ic.soap.service.Call`
+the service method reads (``ctx.udc``). Spyne never sees the raw bytes, the headers or the WSGI environ;
+an error raised by a method comes back out of :meth:`dispatch` as the same exception, so that
+``faults.py`` stays the only mapping and the endpoint the only place that signs and audits.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import spyne.const as spyne_const
 from lxml import etree
-from spyne import Application
+from spyne import Application, MethodContext
 from spyne.model.fault import Fault
+from spyne.protocol import ProtocolBase
 from spyne.protocol.soap import Soap11
+from spyne.server import ServerBase
 
-from mycarenet_ic.errors import (
-    InternalError,
-    MalformedRequest,
-    MycarenetError,
-    SchemaViolation,
-    UnknownOperation,
-)
-from mycarenet_ic.security.wssec import Signer
+from mycarenet_ic import ns
+from mycarenet_ic.errors import MalformedRequest, MycarenetError, UnknownOperation
 from mycarenet_ic.soap import faults
-from mycarenet_ic.soap.references import substitute_references
 
 # Spyne runs a full gc.collect() at most once a second after a request, holding the GIL for the
 # whole heap (15 % of the service's CPU under load, and a stall for every thread). Our requests hold
@@ -39,91 +35,78 @@ spyne_const.MIN_GC_INTERVAL = math.inf
 logging.getLogger("spyne.application.client").setLevel(logging.CRITICAL)
 logging.getLogger("spyne.application.server").setLevel(logging.CRITICAL)
 
-ENV_VERIFIED = "mycarenet.verified"
-ENV_CALLER = "mycarenet.caller"
-ENV_AUDIT = "mycarenet.audit"
-ENV_ERROR = "mycarenet.error"
-
 
 class CarriedFault(Fault):
-    """Carries one of our errors through Spyne's machinery unchanged."""
+    """Carries one of our errors (or any other exception) through Spyne's machinery unchanged."""
 
-    def __init__(self, error: MycarenetError) -> None:
-        super().__init__(faultcode="Client" if error.is_client_error else "Server", faultstring=error.text)
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(faultcode="Server", faultstring="carried")
         self.error = error
 
 
-def _unwrap(error: BaseException) -> MycarenetError:
+def _unwrap(error: BaseException) -> BaseException:
+    """The exception a method raised, or ours for what Spyne itself refused."""
     if isinstance(error, CarriedFault):
         return error.error
-    if isinstance(error, MycarenetError):
+    if isinstance(error, MycarenetError) or not isinstance(error, Fault):
         return error
-    if isinstance(error, Fault):
-        code = str(error.faultcode or "")
-        if "ResourceNotFound" in code or "MethodNotFound" in code:
-            return UnknownOperation(reason=str(error.faultstring))
-        if code.startswith("Client"):
-            return MalformedRequest(reason=str(error.faultstring))
-    return faults.as_mycarenet_error(error if isinstance(error, Exception) else InternalError())
+    code, text = str(getattr(error, "faultcode", "") or ""), str(getattr(error, "faultstring", ""))
+    if "ResourceNotFound" in code or "MethodNotFound" in code:
+        return UnknownOperation(reason=text)
+    if code.startswith("Client"):
+        return MalformedRequest(reason=text)
+    return faults.as_mycarenet_error(error)
 
 
 class ContractApplication(Application):
-    """Keeps our exceptions intact and never lets another one describe itself to a client."""
+    """Lets every exception of a service method out of Spyne as itself (inside a :class:`CarriedFault`)."""
 
-    def call_wrapper(self, ctx):
+    def call_wrapper(self, ctx: Any) -> Any:
         try:
             return super().call_wrapper(ctx)
-        except CarriedFault:
-            raise
-        except MycarenetError as exc:
+        except Exception as exc:  # noqa: BLE001 - carried out unchanged; faults.py decides what it says
             raise CarriedFault(exc) from exc
-        except Fault:
-            raise
-        except Exception as exc:  # noqa: BLE001 - anything else becomes a generic SystemError
-            raise CarriedFault(faults.as_mycarenet_error(exc)) from exc
 
 
 class ContractSoap11(Soap11):
-    def __init__(self, contract_schema: etree.XMLSchema, signer: Signer, environment: str) -> None:
+    """Spyne's SOAP 1.1 (de)serialiser; validation, signing and faults are the endpoint's."""
+
+    def __init__(self) -> None:
         super().__init__(validator=None, cleanup_namespaces=True)
-        self.contract_schema = contract_schema
-        self.signer = signer
-        self.environment = environment
 
-    def create_in_document(self, ctx, charset=None):
-        verified = ctx.transport.req_env.get(ENV_VERIFIED)
-        if verified is None:  # only reachable if someone mounts Spyne without the pipeline
-            raise CarriedFault(InternalError(reason="spyne reached without the security pipeline"))
-        ctx.in_document = (verified.envelope, None)
 
-    def validate_body(self, ctx, message):
-        body = ctx.in_body_doc
-        if body is None:
-            raise CarriedFault(SchemaViolation(reason="empty Body"))
+def application(services: list[Any], tns: str, name: str) -> ContractApplication:
+    return ContractApplication(services, tns=tns, name=name, in_protocol=ContractSoap11(),
+                               out_protocol=ContractSoap11())
+
+
+class _HttpServer(ServerBase):
+    """Spyne's methods take a "server" for their context; the endpoint is the real one (SOAP over HTTP)."""
+
+    transport = ns.SOAP_HTTP_TRANSPORT
+
+
+class SpyneDispatcher:
+    """Calls the service method for one Body element and returns the answer envelope (unsigned)."""
+
+    def __init__(self, app: ContractApplication) -> None:
+        self.app = app
+        self._server = _HttpServer(app)
+
+    def dispatch(self, payload: etree._Element, call: Any) -> etree._Element:
+        ctx = MethodContext(self._server, MethodContext.SERVER)
+        ctx.udc = call
+        ctx.in_document = ctx.in_body_doc = payload
+        ctx.in_header_doc = None
+        ctx.method_request_string = payload.tag
         try:
-            substitute_references(body)
-        except MycarenetError as exc:
-            raise CarriedFault(exc) from None
-        if not self.contract_schema.validate(body):
-            last = self.contract_schema.error_log.last_error
-            raise CarriedFault(SchemaViolation.from_validator(
-                "The request does not follow the service's XML schema", last))
-
-    def serialize(self, ctx, message):
-        if ctx.out_error is None:
-            try:
-                super().serialize(ctx, message)
-                return
-            except Exception as exc:  # noqa: BLE001 - an answer we cannot build is a SystemError
-                ctx.out_error = CarriedFault(faults.as_mycarenet_error(exc))
-        error = _unwrap(ctx.out_error)
-        ctx.transport.req_env[ENV_ERROR] = error
-        ctx.transport.resp_code = faults.http_status(error)
-        ctx.out_document = faults.fault_envelope(error, self.environment)
-
-    def create_out_string(self, ctx, charset=None):
-        self.signer.sign(ctx.out_document)
-        ctx.out_string = [etree.tostring(ctx.out_document, encoding="UTF-8", xml_declaration=True)]
-
-    def fault_to_http_response_code(self, fault):
-        return faults.http_status(fault)
+            ctx, *_ = self.app.in_protocol.generate_method_contexts(ctx)
+            self.app.in_protocol.deserialize(ctx, message=ProtocolBase.REQUEST)
+        except Fault as exc:
+            raise _unwrap(exc) from None
+        self.app.process_request(ctx)
+        if ctx.out_error is not None:
+            raise _unwrap(ctx.out_error)
+        self.app.out_protocol.serialize(ctx, message=ProtocolBase.RESPONSE)
+        document: etree._Element = ctx.out_document
+        return document

@@ -4,41 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 from mycarenet_ic import contract
-from mycarenet_ic.domain.qualities import CallerIdentity
-from mycarenet_ic.persistence.audit import AuditEntry
-from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
-from mycarenet_ic.soap.protocol import ENV_AUDIT, ENV_CALLER, ContractApplication, ContractSoap11
+from mycarenet_ic.soap.endpoint import Call, EndpointDeps, SoapEndpoint
+from mycarenet_ic.soap.protocol import application
 
 
 def build_endpoint(
     name: str, services: list[Any], tns: str, xsd_name: str, wsdl_name: str, deps: EndpointDeps
 ) -> SoapEndpoint:
-    schema = contract.schema(xsd_name)
-    app = ContractApplication(
-        services,
-        tns=tns,
-        name=name,
-        in_protocol=ContractSoap11(schema, deps.signer, deps.environment),
-        out_protocol=ContractSoap11(schema, deps.signer, deps.environment),
-    )
-    return SoapEndpoint(name, app, contract.wsdl_path(wsdl_name), deps)
-
-
-@dataclass(frozen=True)
-class Call:
-    """What a service method may know of the call: who, and the audit row it fills in."""
-
-    caller: CallerIdentity
-    audit: AuditEntry
+    return SoapEndpoint(name, application(services, tns, name), contract.wsdl_path(wsdl_name),
+                        contract.schema(xsd_name), deps)
 
 
 def call_of(ctx: Any) -> Call:
-    env = ctx.transport.req_env
-    return Call(env[ENV_CALLER], env[ENV_AUDIT])
+    """The call a service method serves (the endpoint hands it to Spyne as the method context's ``udc``)."""
+    call: Call = ctx.udc
+    return call
 
 
 def reply_attributes(request: Any) -> dict[str, Any]:

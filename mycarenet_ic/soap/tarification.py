@@ -328,7 +328,7 @@ def make_service(tarification: Tarification, mediprima: bool) -> type[ServiceBas
             tariff_request, where = read_request(root, mediprima)
             call.audit.patient = tariff_request.patient_ssin or None
             claim = claimed_provider(request.CommonInput)
-            answer = tarification.consult(call.caller, claim.nihii, tariff_request, claim.ssin)
+            answer = tarification.consult(call.identity, claim.nihii, tariff_request, claim.ssin)
             if answer.ssin:
                 call.audit.patient = answer.ssin
             if answer.author_refused:

@@ -12,9 +12,9 @@ import xmlsec
 from lxml import etree
 from sqlalchemy import func, select
 
-from mycarenet_ic.app import Sandbox
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.persistence.tables import audit_log, replay_cache
+from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security import pki
 from mycarenet_ic.security.wssec import Signer, Verifier
 from tests import support
@@ -166,3 +166,18 @@ def test_unknown_operation_is_a_clean_fault(sandbox: Sandbox, attacker_signer: S
     answer = support.post(sandbox.urls["attribute-authority"],
                           support.to_bytes(support.signed(attacker_signer, body)))
     assert answer.error_detail()["kind"] == "BusinessError"
+
+
+@pytest.mark.parametrize("body", ["", "two"], ids=["empty Body", "two operations in one Body"])
+def test_a_signed_body_that_is_not_one_operation_input_is_refused(body: str, sandbox: Sandbox,
+                                                                   attacker_signer: Signer) -> None:
+    # Signed and fresh, so it passes WS-Security: the Body itself must then hold exactly one operation's
+    # input (an empty Body used to crash the dispatcher; a second request rode along unseen).
+    xml = "" if body == "" else support.aa_body() + support.aa_body(patient=support.PATIENT_UNLINKED)
+    before = _state(sandbox)
+    answer = support.post(sandbox.urls["attribute-authority"], support.to_bytes(support.signed(attacker_signer, xml)))
+    after = _state(sandbox)
+    err = answer.error_detail()
+    assert answer.status == 500 and err["Code"] == "UNKNOWN_OPERATION" and err["SoaCode"] == "SOA-03005"
+    new_rows = after["audit"][len(before["audit"]):]  # type: ignore[index]
+    assert [r.outcome for r in new_rows] == ["ERROR"] and after["links"] == before["links"]
