@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from spyne import Boolean, ComplexModel, Date, DateTime, ServiceBase, Unicode, XmlAttribute, rpc
 
+from mycarenet_ic import ns
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 from mycarenet_ic.soap.service import build_endpoint, call_of, reply_attributes
 from stubs.scenario import Scenario, iso_date
 
-NS = "urn:be:fgov:ehealth:sandbox:attributeauthority:v1"
+NS = ns.SANDBOX_ATTRIBUTE_AUTHORITY
 
 
 class _Model(ComplexModel):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from spyne import Boolean, ComplexModel, Date, DateTime, ServiceBase, Unicode, XmlAttribute, XmlData, rpc
 
+from mycarenet_ic import ns
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 from mycarenet_ic.soap.service import build_endpoint, call_of, reply_attributes
 from stubs.scenario import PROFESSIONS, Organisation, Professional, Scenario, iso_date
 
-NS = "urn:be:fgov:ehealth:sandbox:addressbook:v1"
-SUCCESS = "urn:be:fgov:ehealth:2.0:status:Success"
-NOT_FOUND = "urn:be:fgov:ehealth:2.0:status:Success:NotFound"
+NS = ns.SANDBOX_COBRHA
 
 
 class _Model(ComplexModel):
@@ -108,7 +107,7 @@ class GetOrganizationContactInfoResponse(_Model):
 
 
 def _status(found: bool) -> Status:
-    return Status(StatusCode=StatusCode(Value=SUCCESS if found else NOT_FOUND),
+    return Status(StatusCode=StatusCode(Value=ns.EHEALTH_STATUS_SUCCESS if found else ns.EHEALTH_STATUS_NOT_FOUND),
                   StatusMessage=None if found else "No match")
 
 

@@ -6,14 +6,13 @@ import datetime as dt
 
 from spyne import Boolean, ComplexModel, Date, DateTime, Integer, Long, ServiceBase, Unicode, XmlAttribute, rpc
 
+from mycarenet_ic import ns
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 from mycarenet_ic.soap.service import build_endpoint, call_of, reply_attributes
 from stubs.scenario import Mutation as ScenarioMutation
 from stubs.scenario import Scenario, iso_date
 
-NS = "urn:be:fgov:ehealth:sandbox:rn:v1"
-SUCCESS = "urn:be:fgov:ehealth:2.0:status:Success"
-NOT_FOUND = "urn:be:fgov:ehealth:2.0:status:Success:NotFound"
+NS = ns.SANDBOX_NATIONAL_REGISTER
 DEFAULT_BATCH = 100
 
 
@@ -137,7 +136,8 @@ def make_service(scenario: Scenario, environment: str) -> type[ServiceBase]:
                 )
             return SearchPersonBySsinResponse(
                 **reply_attributes(request),
-                Status=Status(StatusCode=StatusCode(Value=SUCCESS if found else NOT_FOUND),
+                Status=Status(StatusCode=StatusCode(Value=ns.EHEALTH_STATUS_SUCCESS if found
+                                                    else ns.EHEALTH_STATUS_NOT_FOUND),
                               StatusMessage=None if found else "No person with this SSIN"),
                 Person=found)
 

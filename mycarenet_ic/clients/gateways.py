@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mycarenet_ic import ns
 from mycarenet_ic.clients.base import SignedSoapClient
 from mycarenet_ic.config import Settings
 from mycarenet_ic.domain.records import (
@@ -23,11 +24,9 @@ from mycarenet_ic.domain.records import (
 )
 from mycarenet_ic.security.wssec import Signer, Verifier
 
-_FOUND = "urn:be:fgov:ehealth:2.0:status:Success"
-
 
 def _found(status: Any) -> bool:
-    return status is not None and status.StatusCode.Value == _FOUND
+    return status is not None and status.StatusCode.Value == ns.EHEALTH_STATUS_SUCCESS
 
 
 class ZeepAttributeAuthorityGateway:
@@ -35,7 +34,7 @@ class ZeepAttributeAuthorityGateway:
                  timeout: float = Settings.upstream_timeout_seconds, ca_file: Path | None = None) -> None:
         self._client = SignedSoapClient(
             "sandbox-attributeauthority-v1.wsdl",
-            "{urn:be:fgov:ehealth:sandbox:attributeauthority:v1}AttributeAuthoritySoapBinding",
+            f"{{{ns.SANDBOX_ATTRIBUTE_AUTHORITY}}}AttributeAuthoritySoapBinding",
             address, signer, verifier, timeout, ca_file=ca_file)
 
     def therapeutic_link(self, patient_ssin: str, hcparty_nihii: str, hcparty_type: str,
@@ -56,7 +55,7 @@ class ZeepCobrhaGateway:
     def __init__(self, address: str, signer: Signer, verifier: Verifier,
                  timeout: float = Settings.upstream_timeout_seconds, ca_file: Path | None = None) -> None:
         self._client = SignedSoapClient(
-            "sandbox-cobrha-v1.wsdl", "{urn:be:fgov:ehealth:sandbox:addressbook:v1}CobrhaSoapBinding",
+            "sandbox-cobrha-v1.wsdl", f"{{{ns.SANDBOX_COBRHA}}}CobrhaSoapBinding",
             address, signer, verifier, timeout, ca_file=ca_file)
 
     def professional(self, *, ssin: str | None = None, nihii: str | None = None) -> Professional | None:
@@ -94,7 +93,7 @@ class ZeepNationalRegisterGateway:
     def __init__(self, address: str, signer: Signer, verifier: Verifier,
                  timeout: float = Settings.upstream_timeout_seconds, ca_file: Path | None = None) -> None:
         self._client = SignedSoapClient(
-            "sandbox-nationalregister-v1.wsdl", "{urn:be:fgov:ehealth:sandbox:rn:v1}NationalRegisterSoapBinding",
+            "sandbox-nationalregister-v1.wsdl", f"{{{ns.SANDBOX_NATIONAL_REGISTER}}}NationalRegisterSoapBinding",
             address, signer, verifier, timeout, ca_file=ca_file)
 
     def person(self, ssin: str) -> Person | None:

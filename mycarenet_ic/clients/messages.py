@@ -10,13 +10,19 @@ import base64
 import datetime as dt
 import secrets
 
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
-EXT = "urn:be:cin:nippin:memberdata:saml:extension"
+from mycarenet_ic.ns import (
+    KMEHR,
+    MEMBERDATA_EXTENSION,
+    MESSAGESERVICES_CORE,
+    MESSAGESERVICES_PROTOCOL,
+    SAML2_ASSERTION,
+    SAML2_PROTOCOL,
+    XSI,
+    commons_core,
+    commons_protocol,
+)
+
 INSURABILITY = "urn:be:cin:nippin:insurability"
-MP = "http://www.ehealth.fgov.be/messageservices/protocol/v1"
-MC = "http://www.ehealth.fgov.be/messageservices/core/v1"
-K = "http://www.ehealth.fgov.be/standards/kmehr/schema/v1"
 
 
 def _now() -> str:
@@ -32,10 +38,10 @@ def attribute_query(issuer: str, subject: str, start: dt.date, end: dt.date,
     facet_xml = "".join(
         f'<ext:Facet id="{fid}">' + "".join(f'<Dimension id="{d}">{v}</Dimension>' for d, v in dims) + "</ext:Facet>"
         for fid, dims in facets)
-    return (f'<samlp:AttributeQuery xmlns:samlp="{SAMLP}" xmlns:saml="{SAML}" ID="_{secrets.token_hex(8)}" '
-            f'Version="2.0" IssueInstant="{_now()}">'
+    return (f'<samlp:AttributeQuery xmlns:samlp="{SAML2_PROTOCOL}" xmlns:saml="{SAML2_ASSERTION}" '
+            f'ID="_{secrets.token_hex(8)}" Version="2.0" IssueInstant="{_now()}">'
             f'<saml:Issuer Format="urn:be:cin:nippin:nihii11">{issuer}</saml:Issuer>'
-            f'<samlp:Extensions xmlns:ext="{EXT}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            f'<samlp:Extensions xmlns:ext="{MEMBERDATA_EXTENSION}" xmlns:xsi="{XSI}" '
             f'xsi:type="ext:ExtensionsType">{facet_xml}</samlp:Extensions>'
             f'<saml:Subject><saml:NameID Format="{name_format}">{subject}</saml:NameID>'
             f'<saml:SubjectConfirmation Method="urn:be:cin:nippin:memberIdentification">'
@@ -64,7 +70,8 @@ def tariff_request(author: str, author_ssin: str, patient: str, day: dt.date, co
                      f'<k:content><k:hcparty><k:id S="ID-HCPARTY" SV="1.0">{gmd_manager}</k:id>'
                      '<k:cd S="CD-HCPARTY" SV="1.1">persphysician</k:cd></k:hcparty></k:content></mc:item>')
     now = dt.datetime.now()
-    return (f'<mp:RetrieveTransactionRequest xmlns:mp="{MP}" xmlns:mc="{MC}" xmlns:k="{K}">'
+    return (f'<mp:RetrieveTransactionRequest xmlns:mp="{MESSAGESERVICES_PROTOCOL}" '
+            f'xmlns:mc="{MESSAGESERVICES_CORE}" xmlns:k="{KMEHR}">'
             f'<mc:request><mc:id S="ID-KMEHR" SV="1.0">{author}.{now:%Y%m%d%H%M%S}</mc:id>'
             f'<mc:author><k:hcparty><k:id S="ID-HCPARTY" SV="1.0">{author}</k:id>'
             f'<k:id S="INSS" SV="1.0">{author_ssin}</k:id><k:cd S="CD-HCPARTY" SV="1.1">persphysician</k:cd>'
@@ -78,8 +85,7 @@ def commons_request(element: str, ns: str, version: int, blob: bytes, patient: s
                     reference: str, provider_nihii: str, provider_ssin: str) -> str:
     """A MyCareNet commons request body (CommonInput, Routing, Detail) built by hand, the way the public
     contract spells it: ``element`` in ``ns``, its children in commons protocol v``version``, theirs in core."""
-    protocol = f"urn:be:fgov:ehealth:mycarenet:commons:protocol:v{version}"
-    core = f"urn:be:fgov:ehealth:mycarenet:commons:core:v{version}"
+    protocol, core = commons_protocol(version), commons_core(version)
     detail = base64.b64encode(blob).decode()
     return (f'<x:{element} xmlns:x="{ns}" xmlns:p="{protocol}" xmlns:c="{core}" Id="_{secrets.token_hex(8)}" '
             f'IssueInstant="{_now()}">'

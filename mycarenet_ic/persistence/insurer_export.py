@@ -19,11 +19,11 @@ from typing import Any
 
 from lxml import etree
 
-from mycarenet_ic import contract
+from mycarenet_ic import contract, ns
 from mycarenet_ic.persistence.affiliations import ScenarioAffiliations
 from mycarenet_ic.persistence.inclusions import ExportEvent, SqlInclusionStore
 
-NS = "urn:be:fgov:ehealth:mycarenet:integratedcare:export:v1"
+NS = ns.INTEGRATED_CARE_EXPORT
 XSD = "mycarenet-integratedcare-export-v1.xsd"
 CURSOR = "export-insurers"
 UNKNOWN_INSURER = "000"

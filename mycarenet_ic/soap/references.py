@@ -18,9 +18,10 @@ import re
 
 from lxml import etree
 
+from mycarenet_ic import ns
 from mycarenet_ic.errors import MalformedRequest
 
-_COMMONS_CORE = re.compile(r"^urn:be:fgov:ehealth:mycarenet:commons:core:v\d+$")
+_COMMONS_CORE = re.compile(rf"^{re.escape(ns.COMMONS_CORE_PREFIX)}\d+$")
 _NAME = r"[A-Za-z_][\w.-]*"
 # "#id", or "#xpointer(id('id'))" with an optional child path: "#xpointer(id('pp')/Ssin)".
 _POINTER = re.compile(rf"^#(?:xpointer\(id\(['\"]({_NAME})['\"]\)((?:/(?:{_NAME}:)?{_NAME})*)\)|({_NAME}))$")
