@@ -1,6 +1,7 @@
 """SAML 1.1 holder-of-key assertions as the eHealth STS issues them: build one signed, verify one strictly.
 
-The shape follows the eHealth STS (see ``/tmp/h/sts_facts.md`` for the sources): an ``Assertion``
+The shape follows the eHealth STS (as public clients read it: e-Contract/mycarenet, egelke/eHI,
+taktik/freehealth-connector): an ``Assertion``
 (``MajorVersion`` 1, ``MinorVersion`` 1, ``Issuer`` ``urn:be:fgov:ehealth:sts:1_0``) with ``Conditions``, an
 ``AuthenticationStatement`` whose ``Subject`` is confirmed holder-of-key with the key's certificate, an
 ``AttributeStatement`` of (name, namespace, values), and, last, an enveloped XML signature over
