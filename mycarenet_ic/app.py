@@ -26,7 +26,10 @@ from mycarenet_ic.domain.tariff import Nomenclature
 from mycarenet_ic.persistence.affiliations import ScenarioAffiliations
 from mycarenet_ic.persistence.audit import SqlAuditLog
 from mycarenet_ic.persistence.db import make_engine, migrate, reading
+from mycarenet_ic.persistence.feed_cursors import SqlFeedCursors
+from mycarenet_ic.persistence.inclusion_events import SqlInclusionEvents
 from mycarenet_ic.persistence.inclusions import SqlInclusionStore
+from mycarenet_ic.persistence.mutation_sink import SqlMutationSink
 from mycarenet_ic.persistence.pseudonym import NissSealer, Pseudonymiser
 from mycarenet_ic.persistence.replay import SqlReplayCache
 from mycarenet_ic.security.pki import Pki
@@ -62,6 +65,9 @@ class Platform:
         self.replay = SqlReplayCache(self.engine)
         self.sealer = NissSealer.from_data_dir(settings.data_dir)
         self.inclusions = SqlInclusionStore(self.engine, self.pseudonymiser, self.sealer, self.audit)
+        self.inclusion_events = SqlInclusionEvents(self.engine, self.sealer, self.audit)
+        self.feed_cursors = SqlFeedCursors(self.engine)
+        self.mutation_sink = SqlMutationSink(self.inclusions)
         self.affiliations = ScenarioAffiliations(settings.data_dir / "scenario.json")
         self.nomenclature = Nomenclature.load()
         self._signers: dict[str, Signer] = {}
@@ -100,7 +106,7 @@ class Platform:
         return Tarification(self.nomenclature, self.affiliations, gateways.cobrha, gateways.national_register)
 
     def mutation_sync(self, gateways: Gateways) -> MutationSync:
-        return MutationSync(gateways.national_register, self.inclusions)
+        return MutationSync(gateways.national_register, self.mutation_sink)
 
     def gateways(self, urls: dict[str, str]) -> Gateways:
         signer, verifier = self.signer("mycarenet"), self.answer_verifier()

@@ -288,8 +288,8 @@ def cmd_export_insurers(args: argparse.Namespace) -> int:
     since = dt.date.fromisoformat(args.since) if args.since else None
     platform = _platform(args)
     try:
-        report = export_insurers(platform.inclusions, platform.affiliations, Path(args.out), since,
-                                 ProgressBar("export"))
+        report = export_insurers(platform.inclusion_events, platform.feed_cursors, platform.affiliations,
+                                 Path(args.out), since, ProgressBar("export"), caller="platform:export")
     except ExportConflict as exc:
         print(_error(exc), file=sys.stderr)
         return 1
@@ -314,7 +314,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
         cutoff = as_of.replace(year=as_of.year - 10, day=28)
     platform = _platform(args)
     try:
-        deleted = platform.inclusions.purge(cutoff, f"retention of 10 years as of {as_of}")
+        deleted = platform.inclusion_events.purge(cutoff, f"retention of 10 years as of {as_of}",
+                                                  caller="platform:purge")
     finally:
         platform.close()
     print(f"purged {deleted} inclusion(s) that ended before {cutoff}")
@@ -372,7 +373,7 @@ def cmd_statistics(args: argparse.Namespace) -> int:
 
         stats = Statistics(store.effective_on, insurer_of)
         report = stats.run(as_of, project)
-        store.record("Statistics", stats.audit_detail(report), caller="platform:statistics")
+        platform.inclusion_events.record("Statistics", stats.audit_detail(report), caller="platform:statistics")
     finally:
         platform.close()
     if args.json:

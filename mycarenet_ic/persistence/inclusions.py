@@ -3,9 +3,13 @@ per change (what the insurer export reads), and the first answer kept per (sende
 
 The operator's NISS (seed 000 annex, data 10) is kept the same way: a pseudonym (``operator``) and a
 sealed NISS (``operator_sealed``) on the inclusion and on each event, opened only for an answer that
-shows the inclusion and for the insurer export. A death applied from the mutation feed is kept on the
-patient's lock row (pseudonymised), so a write that races the feed still cannot leave an inclusion
-open past it."""
+shows the inclusion and for the insurer export. A death applied from the mutation feed
+(``mutation_sink``) is kept on the patient's lock row (pseudonymised), so a write that races the feed
+still cannot leave an inclusion open past it.
+
+The row-level steps (lock a patient, save an inclusion, record its event, read a patient's inclusions)
+are module functions: the store, the mutation sink and the stopped-project closure share them. The
+events as a feed, and the purge, are in ``inclusion_events``; the cursors in ``feed_cursors``."""
 
 from __future__ import annotations
 
@@ -13,10 +17,10 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -25,8 +29,8 @@ from mycarenet_ic.errors import BusinessRuleViolation
 from mycarenet_ic.persistence.audit import AuditEntry, SqlAuditLog
 from mycarenet_ic.persistence.db import reading
 from mycarenet_ic.persistence.pseudonym import NissSealer, Pseudonymiser
-from mycarenet_ic.persistence.tables import feed_cursor, ic_event, ic_inclusion, ic_patient, ic_request
-from mycarenet_ic.services.integrated_care import ChangeFn, WriteOutcome
+from mycarenet_ic.persistence.tables import ic_event, ic_inclusion, ic_patient, ic_request
+from mycarenet_ic.services.ports import ChangeFn, WriteOutcome
 
 SERVICE = "integrated-care"
 
@@ -69,7 +73,7 @@ def inclusion_from_dict(data: dict[str, Any], patient: str = "", operator: str |
     )
 
 
-def _now() -> dt.datetime:
+def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
@@ -77,14 +81,79 @@ class ConcurrentChange(Exception):
     """The inclusion changed between read and write (optimistic version check)."""
 
 
-@dataclass(frozen=True)
-class ExportEvent:
-    seq: int
-    at: dt.datetime
-    kind: str
-    ssin: str
-    inclusion: dict[str, Any]
-    operator: str | None = None
+# -- row-level steps, inside the caller's transaction ---------------------------------------------------
+
+def open_sealed(sealer: NissSealer, sealed: str | None) -> str | None:
+    return sealer.open(sealed) if sealed else None
+
+
+def inclusion_from_row(row: Any, sealer: NissSealer) -> Inclusion:
+    return Inclusion(
+        id=row.id, patient=row.patient, project=row.project, status=Status(row.status),
+        declared_start=row.declared_start, consent=Consent(row.consent) if row.consent else None,
+        consent_date=row.consent_date, declared_end=row.declared_end,
+        closure=_closure(row.closure_reason, bool(row.closed_by_death)),
+        provider_nihii=row.provider_nihii, version=row.version, operator=open_sealed(sealer, row.operator_sealed),
+    )
+
+
+def inclusions_of_patient(conn: Connection, patient: str, sealer: NissSealer) -> list[Inclusion]:
+    rows = conn.execute(select(ic_inclusion).where(ic_inclusion.c.patient == patient)
+                        .order_by(ic_inclusion.c.declared_start, ic_inclusion.c.id))
+    return [inclusion_from_row(r, sealer) for r in rows]
+
+
+def lock_patient(conn: Connection, patient: str) -> None:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        conn.execute(pg_insert(ic_patient).values(patient=patient).on_conflict_do_nothing())
+        conn.execute(select(ic_patient.c.patient).where(ic_patient.c.patient == patient).with_for_update())
+    else:  # SQLite: BEGIN IMMEDIATE already serialises writers
+        conn.execute(ic_patient.insert().prefix_with("OR IGNORE").values(patient=patient))
+
+
+def record_event(conn: Connection, kind: str, inc: Inclusion, sealed: str, at: dt.datetime,
+                 operator_sealed: str | None = None) -> None:
+    conn.execute(insert(ic_event).values(at=at, kind=kind, inclusion_id=inc.id, patient_sealed=sealed,
+                                         snapshot=json.dumps(inclusion_to_dict(inc)),
+                                         operator_sealed=operator_sealed))
+
+
+def save_inclusion(conn: Connection, inc: Inclusion, patient: str, sealed: str,
+                   operator: tuple[str, str | None] | None, at: dt.datetime, new: bool) -> None:
+    """Insert or update ``inc``; ``operator`` (pseudonym, sealed NISS) is left as it was when None
+    (the platform's own closures: the last person who operated stays the operator)."""
+    values: dict[str, Any] = {
+        "patient": patient, "patient_sealed": sealed, "project": inc.project, "status": inc.status.value,
+        "declared_start": inc.declared_start, "start_date": inc.start, "declared_end": inc.declared_end,
+        "end_date": inc.end, "closed_by_death": inc.closed_by_death,
+        "closure_reason": inc.closure.value if inc.closure else None,
+        "consent": inc.consent.value if inc.consent else None, "consent_date": inc.consent_date,
+        "provider_nihii": inc.provider_nihii, "version": inc.version, "updated_at": at,
+    }
+    if operator is not None:
+        values["operator"], values["operator_sealed"] = operator
+    if new:
+        conn.execute(insert(ic_inclusion).values(id=inc.id, created_at=at, **values))
+        return
+    done = conn.execute(update(ic_inclusion).where(ic_inclusion.c.id == inc.id,
+                                                   ic_inclusion.c.version == inc.version - 1).values(**values))
+    if done.rowcount != 1:
+        raise ConcurrentChange(inc.id)
+
+
+def stored_operator(conn: Connection, inclusion_id: str) -> str | None:
+    """The inclusion's operator as stored (the platform's own events carry the last person's)."""
+    value = conn.execute(select(ic_inclusion.c.operator_sealed).where(ic_inclusion.c.id == inclusion_id)).scalar()
+    return str(value) if value else None
+
+
+def audit_row(audit: SqlAuditLog | None, conn: Connection, operation: str, *, caller: str, detail: str,
+              patient: str | None = None) -> None:
+    """An Integrated Care audit row for what the platform did outside a request, in ``conn``'s transaction."""
+    if audit is not None:
+        audit.append(AuditEntry(SERVICE, operation, caller=caller, patient=patient, detail=detail), conn)
 
 
 class SqlInclusionStore:
@@ -98,32 +167,15 @@ class SqlInclusionStore:
     def key(self, ssin: str) -> str:
         return self.pseudonymiser.pseudonym(ssin)
 
-    def _open(self, sealed: str | None) -> str | None:
-        return self.sealer.open(sealed) if sealed else None
-
-    def _from_row(self, row: Any) -> Inclusion:
-        return Inclusion(
-            id=row.id, patient=row.patient, project=row.project, status=Status(row.status),
-            declared_start=row.declared_start, consent=Consent(row.consent) if row.consent else None,
-            consent_date=row.consent_date, declared_end=row.declared_end,
-            closure=_closure(row.closure_reason, bool(row.closed_by_death)),
-            provider_nihii=row.provider_nihii, version=row.version, operator=self._open(row.operator_sealed),
-        )
-
     # -- reads -----------------------------------------------------------------------------------------
     def inclusions_of(self, ssin: str) -> list[Inclusion]:
         with reading(self.engine) as conn:
-            return self._of(conn, self.key(ssin))
-
-    def _of(self, conn: Connection, patient: str) -> list[Inclusion]:
-        rows = conn.execute(select(ic_inclusion).where(ic_inclusion.c.patient == patient)
-                            .order_by(ic_inclusion.c.declared_start, ic_inclusion.c.id))
-        return [self._from_row(r) for r in rows]
+            return inclusions_of_patient(conn, self.key(ssin), self.sealer)
 
     def get(self, inclusion_id: str) -> Inclusion | None:
         with reading(self.engine) as conn:
             row = conn.execute(select(ic_inclusion).where(ic_inclusion.c.id == inclusion_id)).first()
-        return self._from_row(row) if row else None
+        return inclusion_from_row(row, self.sealer) if row else None
 
     def belongs_to(self, inclusion: Inclusion, ssin: str) -> bool:
         return inclusion.patient == self.key(ssin)
@@ -138,7 +190,7 @@ class SqlInclusionStore:
             rows = conn.execute(select(ic_inclusion).where(where)
                                 .order_by(ic_inclusion.c.start_date, ic_inclusion.c.id)
                                 .offset(offset).limit(limit)).all()
-        return [(self.sealer.open(r.patient_sealed), self._from_row(r)) for r in rows], int(total)
+        return [(self.sealer.open(r.patient_sealed), inclusion_from_row(r, self.sealer)) for r in rows], int(total)
 
     def replayed(self, sender: str, request_id: str, request_hash: str) -> WriteOutcome | None:
         with reading(self.engine) as conn:
@@ -150,47 +202,11 @@ class SqlInclusionStore:
             raise BusinessRuleViolation("This request Id was already used for another request.",
                                         code="DUPLICATE_REQUEST_ID")
         answer = json.loads(row.answer)
-        first = inclusion_from_dict(answer["inclusion"], operator=self._open(answer.get("operator_sealed")))
+        operator = open_sealed(self.sealer, answer.get("operator_sealed"))
+        first = inclusion_from_dict(answer["inclusion"], operator=operator)
         return WriteOutcome(first, answer["id"], dt.datetime.fromisoformat(answer["at"]), replayed=True)
 
     # -- writes ----------------------------------------------------------------------------------------
-    def _lock_patient(self, conn: Connection, patient: str) -> None:
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            conn.execute(pg_insert(ic_patient).values(patient=patient).on_conflict_do_nothing())
-            conn.execute(select(ic_patient.c.patient).where(ic_patient.c.patient == patient).with_for_update())
-        else:  # SQLite: BEGIN IMMEDIATE already serialises writers
-            conn.execute(ic_patient.insert().prefix_with("OR IGNORE").values(patient=patient))
-
-    def _event(self, conn: Connection, kind: str, inc: Inclusion, sealed: str, at: dt.datetime,
-               operator_sealed: str | None = None) -> None:
-        conn.execute(insert(ic_event).values(at=at, kind=kind, inclusion_id=inc.id, patient_sealed=sealed,
-                                             snapshot=json.dumps(inclusion_to_dict(inc)),
-                                             operator_sealed=operator_sealed))
-
-    def _save(self, conn: Connection, inc: Inclusion, patient: str, sealed: str,
-              operator: tuple[str, str | None] | None, at: dt.datetime, new: bool) -> None:
-        """Insert or update ``inc``; ``operator`` (pseudonym, sealed NISS) is left as it was when None
-        (the platform's own closures: the last person who operated stays the operator)."""
-        values: dict[str, Any] = {
-            "patient": patient, "patient_sealed": sealed, "project": inc.project, "status": inc.status.value,
-            "declared_start": inc.declared_start, "start_date": inc.start, "declared_end": inc.declared_end,
-            "end_date": inc.end, "closed_by_death": inc.closed_by_death,
-            "closure_reason": inc.closure.value if inc.closure else None,
-            "consent": inc.consent.value if inc.consent else None, "consent_date": inc.consent_date,
-            "provider_nihii": inc.provider_nihii, "version": inc.version, "updated_at": at,
-        }
-        if operator is not None:
-            values["operator"], values["operator_sealed"] = operator
-        if new:
-            conn.execute(insert(ic_inclusion).values(id=inc.id, created_at=at, **values))
-            return
-        done = conn.execute(update(ic_inclusion).where(ic_inclusion.c.id == inc.id,
-                                                       ic_inclusion.c.version == inc.version - 1).values(**values))
-        if done.rowcount != 1:
-            raise ConcurrentChange(inc.id)
-
     def write(self, *, ssin: str, sender: str, request_id: str, operation: str, request_hash: str,
               operator: str | None, change: ChangeFn) -> WriteOutcome:
         """Lock the patient, let ``change`` decide on the current inclusions, store it all or nothing."""
@@ -199,8 +215,8 @@ class SqlInclusionStore:
         for _attempt in range(3):
             try:
                 with self.engine.begin() as conn:
-                    self._lock_patient(conn, patient)
-                    current = self._of(conn, patient)
+                    lock_patient(conn, patient)
+                    current = inclusions_of_patient(conn, patient, self.sealer)
                     inc, kind = change(current)
                     # A death the feed applied after the service looked at the National Register.
                     death = self._recorded_death(conn, patient)
@@ -210,11 +226,11 @@ class SqlInclusionStore:
                     if is_new:
                         inc = replace(inc, id=uuid.uuid4().hex, patient=patient)
                     inc = replace(inc, operator=operator)
-                    at = _now()
+                    at = now()
                     sealed = self.sealer.seal(ssin)
                     operator_sealed = self.sealer.seal(operator) if operator else None
-                    self._save(conn, inc, patient, sealed, (operator_key, operator_sealed), at, is_new)
-                    self._event(conn, kind, inc, sealed, at, operator_sealed)
+                    save_inclusion(conn, inc, patient, sealed, (operator_key, operator_sealed), at, is_new)
+                    record_event(conn, kind, inc, sealed, at, operator_sealed)
                     outcome = WriteOutcome(inc, f"_{uuid.uuid4().hex}", at.replace(microsecond=0))
                     answer = {"id": outcome.answer_id, "at": outcome.answered_at.isoformat(),
                               "inclusion": inclusion_to_dict(inc), "operator_sealed": operator_sealed}
@@ -233,70 +249,9 @@ class SqlInclusionStore:
         raise ConcurrentChange("the inclusion kept changing")
 
     @staticmethod
-    def _operator_sealed(conn: Connection, inclusion_id: str) -> str | None:
-        """The inclusion's operator as stored (the platform's own events carry the last person's)."""
-        value = conn.execute(select(ic_inclusion.c.operator_sealed).where(ic_inclusion.c.id == inclusion_id)).scalar()
-        return str(value) if value else None
-
-    @staticmethod
     def _recorded_death(conn: Connection, patient: str) -> dt.date | None:
         death = conn.execute(select(ic_patient.c.death_date).where(ic_patient.c.patient == patient)).scalar()
         return death if isinstance(death, dt.date) else None
-
-    # -- National Register mutations ------------------------------------------------------------------
-    def cursor(self, name: str) -> int:
-        with reading(self.engine) as conn:
-            pos = conn.execute(select(feed_cursor.c.position).where(feed_cursor.c.name == name)).scalar()
-        return int(pos or 0)
-
-    def _advance(self, conn: Connection, name: str, expected: int, position: int) -> bool:
-        """Move the cursor from ``expected`` to ``position``; False if someone else moved it first."""
-        if expected == 0:
-            exists = conn.execute(select(feed_cursor.c.position).where(feed_cursor.c.name == name)
-                                  .with_for_update()).scalar()
-            if exists is None:
-                conn.execute(insert(feed_cursor).values(name=name, position=position))
-                return True
-        done = conn.execute(update(feed_cursor).where(feed_cursor.c.name == name, feed_cursor.c.position == expected)
-                            .values(position=position))
-        return done.rowcount == 1
-
-    def apply_ssin_change(self, cursor: str, seq: int, expected: int, old: str, new: str) -> int | None:
-        """Move the inclusions of ``old`` to ``new``; None if this mutation was applied already."""
-        old_key, new_key = self.key(old), self.key(new)
-        with self.engine.begin() as conn:
-            if not self._advance(conn, cursor, expected, seq):
-                return None
-            self._lock_patient(conn, old_key)
-            self._lock_patient(conn, new_key)
-            moved = self._of(conn, old_key)
-            sealed, at = self.sealer.seal(new), _now()
-            for inc in moved:
-                bumped = replace(inc, patient=new_key, version=inc.version + 1)
-                conn.execute(update(ic_inclusion).where(ic_inclusion.c.id == inc.id).values(
-                    patient=new_key, patient_sealed=sealed, version=bumped.version, updated_at=at))
-                self._event(conn, "ssin-change", bumped, sealed, at, self._operator_sealed(conn, inc.id))
-            self._audit(conn, f"NrMutation:SsinReplaced#{seq}", new, f"moved {len(moved)} inclusion(s) to the new NISS")
-            return len(moved)
-
-    def apply_death(self, cursor: str, seq: int, expected: int, ssin: str, death: dt.date) -> int | None:
-        """Close every inclusion of ``ssin`` still open at ``death``; None if applied already."""
-        patient = self.key(ssin)
-        with self.engine.begin() as conn:
-            if not self._advance(conn, cursor, expected, seq):
-                return None
-            self._lock_patient(conn, patient)
-            conn.execute(update(ic_patient).where(ic_patient.c.patient == patient).values(death_date=death))
-            sealed, at, closed = self.sealer.seal(ssin), _now(), 0
-            for inc in self._of(conn, patient):
-                done = close_at_death(inc, death)
-                if done is None:
-                    continue
-                self._save(conn, done, patient, sealed, None, at, new=False)
-                self._event(conn, "death-closure", done, sealed, at, self._operator_sealed(conn, done.id))
-                closed += 1
-            self._audit(conn, f"NrMutation:Deceased#{seq}", ssin, f"closed {closed} inclusion(s) at {death}")
-            return closed
 
     # -- stopped projects ---------------------------------------------------------------------------------
     def _running_past(self, project: str, day: dt.date) -> Any:
@@ -316,19 +271,18 @@ class SqlInclusionStore:
             ids = [r.id for r in conn.execute(select(ic_inclusion.c.id, ic_inclusion.c.patient)
                                               .where(self._running_past(project, day))
                                               .order_by(ic_inclusion.c.patient, ic_inclusion.c.id))]
-            at = _now()
+            at = now()
             for inclusion_id in ids:
                 row = conn.execute(select(ic_inclusion).where(ic_inclusion.c.id == inclusion_id)).one()
-                self._lock_patient(conn, row.patient)
-                done = close_at(self._from_row(row), day, Closure.PROJECT_STOPPED)
+                lock_patient(conn, row.patient)
+                done = close_at(inclusion_from_row(row, self.sealer), day, Closure.PROJECT_STOPPED)
                 if done is None:
                     continue
-                self._save(conn, done, row.patient, row.patient_sealed, None, at, new=False)
-                self._event(conn, "project-closure", done, row.patient_sealed, at, row.operator_sealed)
+                save_inclusion(conn, done, row.patient, row.patient_sealed, None, at, new=False)
+                record_event(conn, "project-closure", done, row.patient_sealed, at, row.operator_sealed)
                 closed += 1
-            if self.audit is not None:
-                self.audit.append(AuditEntry(SERVICE, f"ProjectStopped:{project}", caller="platform:cobrha",
-                                             detail=f"closed {closed} inclusion(s) at {day}: {detail}"), conn)
+            audit_row(self.audit, conn, f"ProjectStopped:{project}", caller="platform:cobrha",
+                      detail=f"closed {closed} inclusion(s) at {day}: {detail}")
         return closed
 
     def projects(self) -> set[str]:
@@ -353,60 +307,5 @@ class SqlInclusionStore:
             if not rows:
                 return
             for r in rows:
-                yield self.sealer.open(r.patient_sealed), self._from_row(r)
+                yield self.sealer.open(r.patient_sealed), inclusion_from_row(r, self.sealer)
             last = rows[-1].id
-
-    def skip(self, cursor: str, seq: int, expected: int) -> bool:
-        with self.engine.begin() as conn:
-            return self._advance(conn, cursor, expected, seq)
-
-    def record(self, operation: str, detail: str, caller: str = "platform:mutation-sync") -> None:
-        """One audit row for a batch operation (export, purge, statistics) outside any request."""
-        with self.engine.begin() as conn:
-            self._audit(conn, operation, None, detail, caller)
-
-    def _audit(self, conn: Connection, operation: str, ssin: str | None, detail: str,
-               caller: str = "platform:mutation-sync") -> None:
-        if self.audit is not None:
-            self.audit.append(AuditEntry(SERVICE, operation, caller=caller, patient=ssin, detail=detail), conn)
-
-    # -- export and retention ---------------------------------------------------------------------------
-    def events_after(self, seq: int, batch: int = 2000) -> Iterator[ExportEvent]:
-        """Every event after ``seq``, in order, read in batches (constant memory)."""
-        last = seq
-        while True:
-            with reading(self.engine) as conn:
-                rows = conn.execute(select(ic_event).where(ic_event.c.seq > last)
-                                    .order_by(ic_event.c.seq).limit(batch)).all()
-            if not rows:
-                return
-            for r in rows:
-                yield ExportEvent(r.seq, r.at, r.kind, self.sealer.open(r.patient_sealed), json.loads(r.snapshot),
-                                  self._open(r.operator_sealed))
-            last = rows[-1].seq
-
-    def last_event_seq(self) -> int:
-        with reading(self.engine) as conn:
-            return int(conn.execute(select(func.coalesce(func.max(ic_event.c.seq), 0))).scalar_one())
-
-    def count_events_after(self, seq: int) -> int:
-        with reading(self.engine) as conn:
-            return int(conn.execute(select(func.count()).select_from(ic_event).where(ic_event.c.seq > seq))
-                       .scalar_one())
-
-    def move_cursor(self, name: str, expected: int, position: int) -> bool:
-        with self.engine.begin() as conn:
-            return self._advance(conn, name, expected, position)
-
-    def purge(self, ended_before: dt.date, detail: str) -> int:
-        """Delete inclusions that ended before ``ended_before`` (and their events); audited."""
-        with self.engine.begin() as conn:
-            old = select(ic_inclusion.c.id).where(ic_inclusion.c.end_date.is_not(None),
-                                                  ic_inclusion.c.end_date < ended_before)
-            ids = [r.id for r in conn.execute(old)]
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                conn.execute(delete(ic_event).where(ic_event.c.inclusion_id.in_(chunk)))
-                conn.execute(delete(ic_inclusion).where(ic_inclusion.c.id.in_(chunk)))
-            self._audit(conn, "Purge", None, f"{detail}: deleted {len(ids)} inclusion(s) ended before {ended_before}")
-            return len(ids)

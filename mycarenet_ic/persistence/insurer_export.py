@@ -5,7 +5,7 @@ open per insurer), validates every file against ``xsd/mycarenet-integratedcare-e
 while reading it back incrementally, renames the files into place, and only then moves the cursor,
 so a second run writes nothing new and a failed run can simply be repeated. ``since`` re-exports
 everything from a date on without moving the cursor. The patient's NISS and the operator's (seed 000
-annex, data 10: exported to the insurers) are unsealed here, and the run is audited.
+annex, data 10: exported to the insurers) are unsealed here, and the run is audited as ``caller``'s.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from lxml import etree
 
 from mycarenet_ic import contract, ns
 from mycarenet_ic.persistence.affiliations import ScenarioAffiliations
-from mycarenet_ic.persistence.inclusions import ExportEvent, SqlInclusionStore
+from mycarenet_ic.persistence.inclusion_events import ExportEvent, SqlInclusionEvents
+from mycarenet_ic.services.ports import FeedCursors
 
 NS = ns.INTEGRATED_CARE_EXPORT
 XSD = "mycarenet-integratedcare-export-v1.xsd"
@@ -91,13 +92,13 @@ def validate_export(path: Path) -> None:
                 del element.getparent()[0]
 
 
-def export_insurers(store: SqlInclusionStore, affiliations: ScenarioAffiliations, out_dir: Path,
-                    since: dt.date | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> ExportReport:
+def export_insurers(events: SqlInclusionEvents, cursors: FeedCursors, affiliations: ScenarioAffiliations,
+                    out_dir: Path, since: dt.date | None = None,
+                    progress: Callable[[int, int], None] | None = None, *, caller: str) -> ExportReport:
     out_dir.mkdir(parents=True, exist_ok=True)
-    start = 0 if since else store.cursor(CURSOR)
-    last = store.last_event_seq()
-    total = store.count_events_after(start) if last > start else 0
+    start = 0 if since else cursors.cursor(CURSOR)
+    last = events.last_event_seq()
+    total = events.count_events_after(start) if last > start else 0
     report = ExportReport(first_seq=start + 1, last_seq=last)
     if total == 0:
         return report
@@ -119,7 +120,7 @@ def export_insurers(store: SqlInclusionStore, affiliations: ScenarioAffiliations
                 writers[insurer] = xf
             return writers[insurer]
 
-        for event in store.events_after(start):
+        for event in events.events_after(start):
             if event.seq > last:
                 break
             if since and event.at.date() < since:
@@ -143,10 +144,10 @@ def export_insurers(store: SqlInclusionStore, affiliations: ScenarioAffiliations
     finally:
         for tmp in tmp_files.values():
             tmp.unlink(missing_ok=True)
-    if not since and not store.move_cursor(CURSOR, start, last):
+    if not since and not cursors.move_cursor(CURSOR, start, last):
         for path in report.files.values():
             path.unlink(missing_ok=True)
         raise ExportConflict("another export ran at the same time; run this one again")
-    store.record("ExportInsurers", "export " + " ".join(f"{k}={v}" for k, v in sorted(report.per_insurer.items()))
-                 + f" events {start + 1}..{last}" + (f" since {since}" if since else ""))
+    events.record("ExportInsurers", "export " + " ".join(f"{k}={v}" for k, v in sorted(report.per_insurer.items()))
+                  + f" events {start + 1}..{last}" + (f" since {since}" if since else ""), caller=caller)
     return report

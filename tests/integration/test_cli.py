@@ -18,10 +18,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import delete, update
 
-from mycarenet_ic.app import Sandbox
+from mycarenet_ic.app import Platform, Sandbox
 from mycarenet_ic.cli import main
 from mycarenet_ic.clients.base import SignedSoapClient
 from mycarenet_ic.config import Settings
+from mycarenet_ic.domain.inclusions import Consent, Inclusion, Status
 from mycarenet_ic.persistence.tables import audit_log
 from mycarenet_ic.security.pki import KeyPair, identity_from_certificate
 from mycarenet_ic.security.wssec import Signer
@@ -186,3 +187,22 @@ def test_sandbox_command_prints_ready_lines_serves_and_stops_on_sigterm(tmp_path
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_export_and_purge_audit_rows_name_the_command_that_ran_them(
+        platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch run is audited as its own (not as the mutation sync's): the insurer export and the purge."""
+    if platform.settings.database_url:
+        monkeypatch.setenv("DATABASE_URL", platform.settings.database_url)
+    ended = Inclusion(id="", patient="", project="91000351", status=Status.INFORMATION,
+                      declared_start=dt.date(2012, 1, 1), declared_end=dt.date(2014, 5, 2),
+                      consent=Consent.AGREE, consent_date=dt.date(2012, 1, 1))
+    platform.inclusions.write(ssin="68042702242", sender="test", request_id="ended-1", operation="declare",
+                              request_hash="h", operator=None, change=lambda _current: (ended, "declaration"))
+    data = str(platform.settings.data_dir)
+    assert main(["export", "insurers", "--data-dir", data, "--out", str(tmp_path / "out")]) == 0
+    assert main(["purge", "--data-dir", data, "--as-of", "2026-11-22"]) == 0
+    assert platform.inclusions.inclusions_of("68042702242") == []
+    batch = [(r["operation"], r["caller"]) for r in platform.audit.rows()
+             if r["operation"] in ("ExportInsurers", "Purge")]
+    assert batch == [("ExportInsurers", "platform:export"), ("Purge", "platform:purge")]

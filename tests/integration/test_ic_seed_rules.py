@@ -117,7 +117,7 @@ def test_seed000_s9_a_write_racing_the_feed_cannot_leave_an_inclusion_open_past_
     """§9: the death applied from the feed is kept with the patient's lock, so a write that looked at the
     National Register before the death was known still ends at the death."""
     store, patient, death = platform.inclusions, "51030302111", dt.date(2026, 10, 15)
-    assert store.apply_death("race-test", 1, 0, patient, death) == 0  # no inclusion yet
+    assert platform.mutation_sink.apply_death("race-test", 1, 0, patient, death) == 0  # no inclusion yet
     candidate = Inclusion(id="", patient="", project=PSI_LEUVEN, status=Status.PRINCIPAL,
                           declared_start=dt.date(2026, 3, 1), consent=Consent.AGREE, consent_date=TODAY)
     out = store.write(ssin=patient, sender="test", request_id="race-1", operation="declare", request_hash="h",
@@ -163,8 +163,8 @@ def test_seed000_annex_data10_the_operators_niss_is_shown_to_who_consults_and_ex
     dump = _dump(sandbox)
     assert ADMIN_LEUVEN not in dump and support.DOCTOR_SSIN not in dump
     # the insurers get, per event, who made it
-    report = export_insurers(sandbox.platform.inclusions, sandbox.platform.affiliations, tmp_path,
-                             since=dt.date(2000, 1, 1))
+    report = export_insurers(sandbox.platform.inclusion_events, sandbox.platform.feed_cursors,
+                             sandbox.platform.affiliations, tmp_path, since=dt.date(2000, 1, 1), caller="test")
     operators = [e.findtext("{*}Inclusion/{*}Operator") for path in report.files.values()
                  for e in etree.parse(str(path)).getroot() if e.findtext("{*}Patient/{*}Ssin") == patient]
     assert operators == [support.DOCTOR_SSIN, ADMIN_LEUVEN, ADMIN_LEUVEN]
@@ -220,8 +220,8 @@ def test_seed000_s9_a_stopped_projects_inclusions_end_at_its_end_date(sandbox: S
     assert len([r for r in sandbox.platform.audit.rows(limit=10_000)
                 if r["operation"] == f"ProjectStopped:{PSI_STOPPED}"]) == 1  # nothing more to close
     # the insurers learn of it (and the export stays valid)
-    report = export_insurers(sandbox.platform.inclusions, sandbox.platform.affiliations, tmp_path,
-                             since=dt.date(2000, 1, 1))
+    report = export_insurers(sandbox.platform.inclusion_events, sandbox.platform.feed_cursors,
+                             sandbox.platform.affiliations, tmp_path, since=dt.date(2000, 1, 1), caller="test")
     kinds = [(e.findtext("{*}Patient/{*}Ssin"), e.findtext("{*}Inclusion/{*}ClosureReason"))
              for path in report.files.values() for e in etree.parse(str(path)).getroot()
              if e.get("Kind") == "project-closure"]
