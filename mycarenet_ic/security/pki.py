@@ -28,7 +28,7 @@ from mycarenet_ic.config import OWNER_DIR, tighten, write_owner_only
 from mycarenet_ic.domain.identifiers import parse_nihii, parse_niss
 from mycarenet_ic.domain.qualities import CallerIdentity, Quality
 
-SERVICE_NAMES = ("mycarenet", "attribute-authority", "cobrha", "national-register")
+SERVICE_NAMES = ("mycarenet", "attribute-authority", "cobrha", "national-register", "sts")
 CA_CN = "MyCareNet sandbox CA"
 _OU_PLATFORM = "eHealth-platform Belgium"
 
@@ -94,8 +94,13 @@ def create_ca(valid_days: int = 3650) -> KeyPair:
     return KeyPair(_pem(key), cert.public_bytes(serialization.Encoding.PEM))
 
 
-def holder_name(quality: Quality, ssin: str | None, nihii: str | None, label: str | None = None) -> x509.Name:
-    """The eHealth-style subject for a holder; validates the identifiers it names."""
+def holder_name(quality: Quality, ssin: str | None, nihii: str | None, label: str | None = None,
+                with_quality: bool = True) -> x509.Name:
+    """The eHealth-style subject for a holder; validates the identifiers it names.
+
+    ``with_quality`` adds the sandbox's own ``OU=QUALITY=…`` (and a person's ``OU=NIHII=…``) for the simple
+    X.509 mode; without it the subject is as eHealth writes it (a person: only the NISS; an organisation:
+    ``<type>=<NIHII>``), and what the holder is comes from the STS."""
     if ssin is not None:
         parse_niss(ssin)
     if nihii is not None:
@@ -111,9 +116,13 @@ def holder_name(quality: Quality, ssin: str | None, nihii: str | None, label: st
     ]
     if ssin:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"SSIN={ssin}"))
-    if nihii:
+    if not with_quality and quality.is_organisation:
+        number = (label or "sandbox") if quality is Quality.PLATFORM else nihii
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"{quality.cert_type}={number}"))
+    elif nihii and with_quality:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"NIHII={nihii}"))
-    attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"QUALITY={quality.value}"))
+    if with_quality:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"QUALITY={quality.value}"))
     if label:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, label))
     if quality is Quality.PLATFORM:
@@ -224,15 +233,26 @@ def identity_from_certificate(cert: x509.Certificate) -> CallerIdentity:
         if "=" in text:
             k, _, v = text.partition("=")
             values.setdefault(k.strip().upper(), v.strip())
-    try:
-        quality = Quality(values.get("QUALITY", ""))
-    except ValueError:
-        raise ValueError("certificate names no known quality") from None
+    nihii = values.get("NIHII")
+    if "QUALITY" in values:  # the sandbox's simple X.509 mode: the certificate says what the holder is
+        try:
+            quality = Quality(values["QUALITY"])
+        except ValueError:
+            raise ValueError("certificate names no known quality") from None
+    else:  # as eHealth writes it: an organisation by its type, a person is only a person
+        by_type = {q.cert_type: q for q in Quality if q.is_organisation}
+        org = next((by_type[k] for k in values if k in by_type), None)
+        if org is not None:
+            quality, nihii = org, (None if org is Quality.PLATFORM else values.get(org.cert_type))
+        elif values.get("SSIN"):
+            quality, nihii = Quality.CITIZEN, None
+        else:
+            raise ValueError("certificate names no known holder")
     fingerprint = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
     return CallerIdentity(
         quality=quality,
         ssin=values.get("SSIN"),
-        nihii=values.get("NIHII"),
+        nihii=nihii,
         subject=cert.subject.rfc4514_string(),
         fingerprint=fingerprint,
     )
@@ -307,4 +327,12 @@ class Pki:
         return read_keypair(self.dir, name)
 
     def issue_holder(self, quality: Quality, ssin: str | None, nihii: str | None, valid_days: int = 730) -> KeyPair:
+        """A certificate for the simple X.509 mode: it says the holder's quality itself."""
         return issue(self.ca(), holder_name(quality, ssin, nihii), valid_days=valid_days)
+
+    def issue_identity(self, quality: Quality, ssin: str | None, nihii: str | None, valid_days: int = 730,
+                       label: str | None = None) -> KeyPair:
+        """An identity certificate as eHealth issues it (no quality: the STS certifies that), also fit to be
+        a holder-of-key certificate (the STS binds a token to its key)."""
+        return issue(self.ca(), holder_name(quality, ssin, nihii, label=label, with_quality=False),
+                     valid_days=valid_days)

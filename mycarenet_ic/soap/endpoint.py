@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from cryptography import x509
 from lxml import etree
 
 from mycarenet_ic import contract, ns
@@ -37,7 +38,6 @@ from mycarenet_ic.security.parser import ParseLimits, parse_untrusted
 from mycarenet_ic.security.pki import identity_from_certificate
 from mycarenet_ic.security.wssec import Signer, VerifiedMessage, Verifier
 from mycarenet_ic.soap import faults
-from mycarenet_ic.soap.protocol import ContractApplication, SpyneDispatcher
 from mycarenet_ic.soap.references import substitute_references
 
 log = logging.getLogger(__name__)
@@ -121,27 +121,35 @@ def check_headers_understood(envelope: etree._Element, understood: frozenset[str
             raise HeaderNotUnderstood(reason=f"header not understood: {etree.QName(block).localname}")
 
 
+class Dispatcher(Protocol):
+    """Runs the operation a validated Body element asks for; returns the (unsigned) answer envelope."""
+
+    def dispatch(self, payload: etree._Element, call: Call) -> etree._Element: ...
+
+
 @dataclass(frozen=True)
 class Call:
     """What a service method may know of its call: who the verified caller is, the caller's audit label,
-    and the audit row it adds its facts to (the patient, a detail)."""
+    the audit row it adds its facts to (the patient, a detail), and the certificate whose key signed."""
 
     identity: CallerIdentity
     caller: str
     audit: AuditEntry
+    certificate: x509.Certificate
 
 
 class SoapEndpoint:
     """One SOAP service on one address."""
 
-    def __init__(self, name: str, spyne_app: ContractApplication, wsdl_file: Path, schema: etree.XMLSchema,
+    def __init__(self, name: str, dispatcher: Dispatcher, wsdl_file: Path, schema: etree.XMLSchema,
                  deps: EndpointDeps) -> None:
         self.name = name
         self.deps = deps
         self.wsdl_file = wsdl_file
         self.address = ""
-        self.spyne_app = spyne_app
-        self._dispatcher = SpyneDispatcher(spyne_app)
+        self._dispatcher = dispatcher
+        # The Spyne application behind the operations, where there is one (for the contract tests).
+        self.spyne_app = getattr(dispatcher, "app", None)
         self._schema = schema
         self._wsdl_cache: dict[str, bytes] = {}
         self._limits = ParseLimits(max_bytes=deps.max_body_bytes)
@@ -243,7 +251,7 @@ class SoapEndpoint:
         except ValueError:
             raise SecurityRejected("certificate names no known holder") from None
         entry.caller = self.deps.audit.caller_label(identity)
-        return Call(identity, entry.caller, entry)
+        return Call(identity, entry.caller, entry, verified.certificate)
 
     def _operation_input(self, body: etree._Element, sent_action: str, entry: AuditEntry) -> etree._Element:
         """The Body's one element, which must be an operation's input (else: WSDL compliance failure);

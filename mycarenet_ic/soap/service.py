@@ -4,18 +4,42 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from mycarenet_ic import contract
+from lxml import etree
+
+from mycarenet_ic import contract, ns
 from mycarenet_ic.soap.endpoint import Call, EndpointDeps, SoapEndpoint
-from mycarenet_ic.soap.protocol import application
+from mycarenet_ic.soap.protocol import SpyneDispatcher, application
 
 
 def build_endpoint(
     name: str, services: list[Any], tns: str, xsd_name: str, wsdl_name: str, deps: EndpointDeps
 ) -> SoapEndpoint:
-    return SoapEndpoint(name, application(services, tns, name), contract.wsdl_path(wsdl_name),
+    """An endpoint whose operations are Spyne service methods (models mirroring the checked-in schema)."""
+    return SoapEndpoint(name, SpyneDispatcher(application(services, tns, name)), contract.wsdl_path(wsdl_name),
                         contract.schema(xsd_name), deps)
+
+
+@dataclass(frozen=True)
+class ElementDispatcher:
+    """Operations written against the XML itself (a SAML protocol message, say): ``handler`` gets the
+    validated Body element and the call, and returns the answer's Body element."""
+
+    handler: Callable[[etree._Element, Call], etree._Element]
+
+    def dispatch(self, payload: etree._Element, call: Call) -> etree._Element:
+        envelope = etree.Element(f"{{{ns.SOAP11_ENV}}}Envelope", nsmap={"soap": ns.SOAP11_ENV})
+        etree.SubElement(envelope, f"{{{ns.SOAP11_ENV}}}Body").append(self.handler(payload, call))
+        return envelope
+
+
+def build_element_endpoint(name: str, handler: Callable[[etree._Element, Call], etree._Element], xsd_name: str,
+                           wsdl_name: str, deps: EndpointDeps) -> SoapEndpoint:
+    return SoapEndpoint(name, ElementDispatcher(handler), contract.wsdl_path(wsdl_name), contract.schema(xsd_name),
+                        deps)
 
 
 def call_of(ctx: Any) -> Call:

@@ -31,6 +31,7 @@ EXPECTED_OPERATIONS = {
     "mycarenet-memberdata-v1.wsdl": {"memberDataConsultation"},
     "mycarenet-tarification-v1.wsdl": {"tarificationConsultation"},
     "mycarenet-mediprima-tarification-v1.wsdl": {"tarificationConsultation"},
+    "sandbox-sts-v1.wsdl": {"RequestSecurityToken"},
 }
 
 
