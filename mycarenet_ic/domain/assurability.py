@@ -53,12 +53,14 @@ class Situation(enum.Enum):
 
 
 class Facet(enum.Enum):
-    INSURABILITY = "urn:be:cin:nippin:insurability"
-    CHRONIC_CONDITION = "urn:be:cin:nippin:chronicCondition"
-    CARE_PATH = "urn:be:cin:nippin:carePath"
-    REFERENCE_PHARMACY = "urn:be:cin:nippin:referencePharmacy"
-    GLOBAL_MEDICAL_FILE = "urn:be:cin:nippin:globalMedicalFile"
-    PALLIATIVE_STATUS = "urn:be:cin:nippin:palliativeStatus"
+    """What a query may ask about a member (the wire names each facet by a URN; the SOAP layer maps them)."""
+
+    INSURABILITY = "insurability"
+    CHRONIC_CONDITION = "chronicCondition"
+    CARE_PATH = "carePath"
+    REFERENCE_PHARMACY = "referencePharmacy"
+    GLOBAL_MEDICAL_FILE = "globalMedicalFile"
+    PALLIATIVE_STATUS = "palliativeStatus"
 
 
 # Which requester may ask which facet (UNAUTHORIZED_FACET otherwise). The public contract refuses
@@ -85,15 +87,42 @@ FACETS_BY_KIND: dict[str, frozenset[Facet]] = {
 }
 
 
-class AssurabilityError(ValueError):
-    """A request the insurers answer with an error status; ``code`` is the public catalogue's code."""
+class RequestPart(enum.Enum):
+    """The parts of a query an error can name; the SOAP layer knows where each is on the wire (the
+    catalogue's Location). A facet or one of its dimensions is named with its id as the query gave it."""
 
-    def __init__(self, code: str, message: str, location: str, requester_error: bool = True,
-                 insurer: str | None = None) -> None:
+    NOWHERE = "nowhere"                          # the catalogue gives no Location
+    MESSAGE = "message"                          # the query as a whole, from the root
+    QUERY = "query"
+    ATTRIBUTES = "attributes"                    # attributes asked in the query itself
+    ISSUER = "issuer"
+    ISSUER_FORMAT = "issuer format"
+    EXTENSIONS_TYPE = "extensions type"
+    FACET = "facet"
+    FACET_DIMENSION = "facet dimension"
+    SUBJECT = "subject"
+    NAME_ID = "name id"
+    NAME_ID_FORMAT = "name id format"
+    CONFIRMATION = "subject confirmation"
+    CONFIRMATION_METHOD = "subject confirmation method"
+    PERIOD = "period"
+    PERIOD_START = "period start"
+    PERIOD_END = "period end"
+
+
+class AssurabilityError(ValueError):
+    """A request the insurers answer with an error status; ``code`` is the public catalogue's code,
+    ``part`` the part of the query it is about (with ``facet`` and ``dimension``, the ids the query
+    gave, for a facet or a dimension)."""
+
+    def __init__(self, code: str, message: str, part: RequestPart, requester_error: bool = True,
+                 insurer: str | None = None, facet: str | None = None, dimension: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        self.location = location          # an XPath on the query ("" when the catalogue gives none)
+        self.part = part
+        self.facet = facet
+        self.dimension = dimension
         self.requester_error = requester_error
         self.insurer = insurer            # the insurer union that refuses, for the insurers' own errors
 
@@ -283,17 +312,16 @@ def years_in(years: tuple[int, ...], start: dt.date, end: dt.date) -> list[int]:
 
 def check_period(start: dt.date, end: dt.date, today: dt.date, pharmacist: bool) -> None:
     """The requested period, as the public error catalogue judges it."""
-    where = "*:AttributeQuery/*:Subject/*:SubjectConfirmation/*:SubjectConfirmationData"
     if end < start:
-        raise AssurabilityError("INVALID_PERIOD", "The End Date is before start Date", where + "/@NotOnOrAfter")
+        raise AssurabilityError("INVALID_PERIOD", "The End Date is before start Date", RequestPart.PERIOD_END)
     if start > today:
-        raise AssurabilityError("START_DATE_IN_FUTURE", "The Start Date is in the future", where + "/@NotBefore")
+        raise AssurabilityError("START_DATE_IN_FUTURE", "The Start Date is in the future", RequestPart.PERIOD_START)
     if start < today.replace(year=today.year - MAX_YEARS_BACK, day=min(today.day, 28)):
-        raise AssurabilityError("PERIOD_TOO_FAR_IN_PAST", "Request more than 5 years in the past", where)
+        raise AssurabilityError("PERIOD_TOO_FAR_IN_PAST", "Request more than 5 years in the past", RequestPart.PERIOD)
     # Pharmacists give a date of request/delivery, not a period (seed §6).
     longest = 1 if pharmacist else MAX_PERIOD_DAYS
     if (end - start).days > longest:
-        raise AssurabilityError("INVALID_PERIOD_FOR_SECTOR", "Invalid Period for sector", where)
+        raise AssurabilityError("INVALID_PERIOD_FOR_SECTOR", "Invalid Period for sector", RequestPart.PERIOD)
 
 
 def payment_approval(file: MemberFile, period: InsurabilityPeriod, day: dt.date) -> tuple[str, str]:

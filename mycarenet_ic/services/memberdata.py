@@ -1,28 +1,36 @@
 """MemberData (assurability consultation, seed 001 §5-9) as a use case.
 
-In: the requester (verified certificate + what the CommonInput claims) and the SAML query already
-read into a :class:`Query`. Out: the assertions of the answer as plain facts (type, facet echo,
-attributes with their public ``urn:be:cin:nippin:…`` names), or an :class:`AssurabilityError`
-carrying the public error catalogue's code, which the SOAP layer turns into a SAML error status.
+In: the requester (verified certificate + what the CommonInput claims) and the query already read
+into a :class:`Query` (the subject, the period, the facets asked). Out: an :class:`Answer`, the
+assertions of the answer as typed facts (patient data, insurability periods, payment, …), or an
+:class:`~mycarenet_ic.domain.assurability.AssurabilityError` carrying the public error catalogue's
+code and the part of the query it is about. The SOAP layer (``soap/memberdata.py``) reads the SAML
+query and writes the facts under their public ``urn:be:cin:nippin:…`` names; no wire name is here.
 
 Pharmacists (and pharmacies) get the §8 answer; other providers, hospitals and medical houses the
-§9 answer. Attribute names marked "ours" in ``README.md`` were not seen in a public answer and are
-named in the same style.
+§9 answer.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mycarenet_ic.domain.assurability import (
     FACETS_BY_KIND,
     AssurabilityError,
+    CareTrajectory,
     ContactType,
     Facet,
+    GeneralSituation,
+    Hospitalisation,
     InvoicingStatus,
+    MedicalHouse,
     MemberFile,
+    ReferencePharmacy,
+    RequestPart,
     RequestType,
     Situation,
     ThirdPartyRegime,
@@ -39,36 +47,16 @@ from mycarenet_ic.errors import AccessDenied
 from mycarenet_ic.services.ports import Cobrha, MemberFiles, NationalRegister
 from mycarenet_ic.services.requesters import active_organisation, check_claimed_person, checked_profession
 
-NIPPIN = "urn:be:cin:nippin"
-NAME_ID_SSIN = "urn:be:fgov:person:ssin"
-NAME_ID_SSIN_MUT = "urn:be:cin:nippin:member:ssin@mut"
-NAME_ID_REGNR_MUT = "urn:be:cin:nippin:careReceiver:registrationNumber@mut"
 MAX_PERIODS = 5
-_NAME_ID = "*:AttributeQuery/*:Subject/*:NameID"
-_FACETS = "*:AttributeQuery/*:Extensions/*:Facet"
-# The disciplines of a medical-house contract, as the insurers name them (Medical, Nurse, Kine).
-_HOUSE_TYPES = {"doctor": "Medical", "nurse": "Nurse", "physiotherapist": "Kine"}
-
-
-def _literal(value: str) -> str:
-    """``value`` as an XPath 1.0 string literal (the Location of a fault is an XPath on the query)."""
-    if '"' not in value:
-        return f'"{value}"'
-    if "'" not in value:
-        return f"'{value}'"
-    return "concat(" + ", '\"', ".join(f'"{part}"' for part in value.split('"')) + ")"
-
-
-def facet_location(facet_id: str, dimension: str | None = None) -> str:
-    """Where a facet (or one of its dimensions) is in the query, with the predicates real answers use:
-    ``*:AttributeQuery/*:Extensions/*:Facet[@id="…"]/*:Dimension[@id="…"]``."""
-    where = f"{_FACETS}[@id={_literal(facet_id)}]"
-    return where if dimension is None else f"{where}/*:Dimension[@id={_literal(dimension)}]"
+# The dimensions each facet takes (any other is INVALID_DIMENSION_ID), by the ids queries give them.
+REQUEST_TYPE, CONTACT_TYPE, CARE_PATH_TYPE = "requestType", "contactType", "carePathType"
+_DIMENSIONS = {Facet.INSURABILITY: {REQUEST_TYPE, CONTACT_TYPE}, Facet.CARE_PATH: {CARE_PATH_TYPE}}
+CARE_PATH_TYPES = ("diabetes", "renalinsufficiency")
 
 
 def same_party(issuer: str, nihii: str) -> bool:
     """An Issuer names the same party as a NIHII: equal, or an 8-digit (organisation) NIHII padded with
-    zeros to 11 digits, the way clients fill ``Issuer Format="urn:be:cin:nippin:nihii11"``."""
+    zeros to 11 digits, the way clients write an organisation's NIHII in 11 digits."""
     def eleven(value: str) -> str:
         return value + "000" if len(value) == 8 else value
 
@@ -94,9 +82,37 @@ def _insurer_of(mutuality: str) -> str | None:
     return mutuality[0] + "00" if mutuality[:1].isdigit() else None
 
 
+# -- the query ------------------------------------------------------------------------------------------
+class SubjectKind(enum.Enum):
+    """How a query names its subject."""
+
+    SSIN = "ssin"                                          # the NISS
+    SSIN_AT_INSURER = "ssin at insurer"                    # the NISS and the member's mutuality
+    REGISTRATION_AT_INSURER = "registration at insurer"    # the mutuality's registration number and the mutuality
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The subject as the query names it: ``kind`` is None for a form the service does not know;
+    ``mutuality`` is given with the ``…_AT_INSURER`` kinds (perhaps empty)."""
+
+    kind: SubjectKind | None
+    id: str
+    mutuality: str | None = None
+
+    @property
+    def ssin(self) -> str | None:
+        """The NISS the query names, when it names the subject by its NISS (not checked yet)."""
+        return self.id if self.kind in (SubjectKind.SSIN, SubjectKind.SSIN_AT_INSURER) and self.id else None
+
+
 @dataclass(frozen=True)
 class FacetRequest:
+    """A facet asked: its ``id`` as the query gave it, the :class:`Facet` it names (None: no such
+    facet) and its dimensions as (id, value) pairs."""
+
     id: str
+    facet: Facet | None
     dimensions: tuple[tuple[str, str], ...] = ()
 
     def values(self, dimension: str) -> list[str]:
@@ -105,12 +121,10 @@ class FacetRequest:
 
 @dataclass(frozen=True)
 class Query:
-    """A SAML AttributeQuery as read by the SOAP layer (nothing checked yet but its shape)."""
+    """A query as read by the SOAP layer (nothing checked yet but its shape)."""
 
-    id: str
     issuer_nihii: str
-    name_id_format: str
-    name_id: str
+    subject: Subject
     start: dt.date
     end: dt.date
     facets: tuple[FacetRequest, ...]
@@ -124,20 +138,90 @@ class Requester:
     claimed_ssin: str | None = None
 
 
+# -- the answer: one fact per assertion -----------------------------------------------------------------
 @dataclass(frozen=True)
-class Attribute:
-    name: str
-    values: tuple[str, ...]
-    type: str = "string"           # the XML Schema type of the values: string | date | boolean
+class PatientData:
+    ssin: str
+    last_name: str | None
+    first_names: str | None
+    birth_date: dt.date | None
+    sex: str | None
+    death_date: dt.date | None
 
 
 @dataclass(frozen=True)
-class AssertionFacts:
-    type: str
-    facet: FacetRequest | None
-    attributes: tuple[Attribute, ...]
-    # The assertion's own period (first day, first day after), when it is not the query's: a period.
-    bounds: tuple[dt.date, dt.date] | None = None
+class PeriodFacts:
+    """One insurability period, with its own bounds inside the query's (first day, first day after)."""
+
+    registration_number: str
+    mutuality: str
+    ct1: str
+    ct2: str
+    communication_date: dt.date
+    payment_approval: str | None
+    check_code: str | None
+    start: dt.date
+    after: dt.date
+
+
+@dataclass(frozen=True)
+class PaymentFacts:
+    regime: ThirdPartyRegime
+    exception_to_ban: bool | None        # not told to pharmacists
+    maf_years: tuple[int, ...]           # the most recent first
+    # Hospitals (§9): a patient who qualifies for the chronic-care flat fee may be billed no
+    # supplementary fees in a two-bed or common room.
+    chronic_care_flat_fee: bool | None
+
+    @property
+    def by_insurer(self) -> bool:
+        return self.regime is not ThirdPartyRegime.NONE
+
+
+@dataclass(frozen=True)
+class InvoicingFacts:
+    """Pharmacists (§8): the status on the day of delivery."""
+
+    status: InvoicingStatus
+    request_date: dt.date
+    coverage_end: dt.date | None
+    other_mutualities: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ChronicCondition:
+    years: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class GlobalMedicalFileHolder:
+    nihii: str
+    last_name: str | None
+    first_name: str | None
+    start: dt.date
+
+
+@dataclass(frozen=True)
+class PalliativeStatus:
+    start: dt.date
+
+
+Facts = (PatientData | PeriodFacts | PaymentFacts | InvoicingFacts | GeneralSituation | MedicalHouse
+         | Hospitalisation | ChronicCondition | CareTrajectory | ReferencePharmacy | GlobalMedicalFileHolder
+         | PalliativeStatus)
+# What the audit calls each (the answer's assertion types).
+_RETURNED: dict[type, str] = {
+    PatientData: "patientData", PeriodFacts: "period", PaymentFacts: "payment", InvoicingFacts: "status",
+    GeneralSituation: "generalSituation", MedicalHouse: "medicalHouse", Hospitalisation: "hospitalisation",
+    ChronicCondition: "chronicCondition", CareTrajectory: "carePath", ReferencePharmacy: "referencePharmacy",
+    GlobalMedicalFileHolder: "globalMedicalFile", PalliativeStatus: "palliativeStatus",
+}
+
+
+@dataclass(frozen=True)
+class Assertion:
+    facts: Facts
+    facet: FacetRequest          # the facet it answers (echoed)
 
 
 @dataclass(frozen=True)
@@ -152,48 +236,23 @@ class Answer:
     insurer: str | None
     start: dt.date
     end: dt.date
-    assertions: tuple[AssertionFacts, ...]
+    assertions: tuple[Assertion, ...]
     warnings: tuple[Warning, ...] = ()
     audit_detail: str = ""
-    # The subject as the query named it (answers echo it) and the facets asked (the technical assertion
-    # echoes the first).
-    name_id_format: str = NAME_ID_SSIN
-    name_id: str = ""
-    facets: tuple[FacetRequest, ...] = ()
 
 
-def _attrs(*pairs: tuple[str, object]) -> tuple[Attribute, ...]:
-    """Attributes from (name, value) pairs; None values are left out, lists become several values.
-    Dates are typed ``date`` and booleans ``boolean`` (as real answers type them), the rest ``string``."""
-    out = []
-    for name, value in pairs:
-        if value is None or value == [] or value == ():
-            continue
-        values = value if isinstance(value, list | tuple) else [value]
-        kind = "boolean" if isinstance(values[0], bool) else "date" if isinstance(values[0], dt.date) else "string"
-        out.append(Attribute(name, tuple(_text(v) for v in values), kind))
-    return tuple(out)
+@dataclass(frozen=True)
+class _Asked:
+    """What a checked query asks: who asks (their kind and NIHII), why, in what contact, for which
+    period, judged on which day."""
 
-
-def _text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
-
-
-@dataclass
-class _Context:
     kind: str
-    query: Query
-    ssin: str
-    file: MemberFile
-    person: Person | None
-    request_type: RequestType = RequestType.INFORMATION
-    contact_type: ContactType = ContactType.OTHER
-    today: dt.date = field(default_factory=dt.date.today)
-    requester_nihii: str | None = None
+    requester_nihii: str | None
+    request_type: RequestType
+    contact_type: ContactType
+    start: dt.date
+    end: dt.date
+    today: dt.date
 
     @property
     def pharmacist(self) -> bool:
@@ -226,114 +285,77 @@ class MemberData:
         return kind
 
     # -- the subject ---------------------------------------------------------------------------------
-    def _subject(self, query: Query) -> tuple[str, MemberFile]:
-        fmt, value = query.name_id_format, query.name_id.strip()
-        mutuality = None
-        if fmt == NAME_ID_SSIN:
-            ssin = value
-        elif fmt == NAME_ID_SSIN_MUT:
-            ssin, _, mutuality = value.partition("@")
-        elif fmt == NAME_ID_REGNR_MUT:
-            registration, _, mutuality = value.partition("@")
-            if not registration:
-                raise AssurabilityError("EMPTY_REG_NUM", "regNrWithMut not present", _NAME_ID)
+    def _subject(self, subject: Subject) -> tuple[str, MemberFile]:
+        mutuality = subject.mutuality
+        if subject.kind is SubjectKind.REGISTRATION_AT_INSURER:
+            if not subject.id:
+                raise AssurabilityError("EMPTY_REG_NUM", "regNrWithMut not present", RequestPart.NAME_ID)
             if not mutuality:
-                raise AssurabilityError("EMPTY_IO", "IO not present", _NAME_ID)
-            found = self.insurers.ssin_of(mutuality, registration)
+                raise AssurabilityError("EMPTY_IO", "IO not present", RequestPart.NAME_ID)
+            found = self.insurers.ssin_of(mutuality, subject.id)
             if found is None:
-                raise AssurabilityError("BO_UNKNOWN_REGNBR", "regNrWithMut unknown in IO", "/", requester_error=False,
-                                        insurer=_insurer_of(mutuality))
+                raise AssurabilityError("BO_UNKNOWN_REGNBR", "regNrWithMut unknown in IO", RequestPart.MESSAGE,
+                                        requester_error=False, insurer=_insurer_of(mutuality))
             ssin = found
-        else:
+        elif subject.kind is None:
             raise AssurabilityError("INVALID_NAMEID_FORMAT", "Invalid Format attribute value for NameId",
-                                    _NAME_ID + "/@Format")
+                                    RequestPart.NAME_ID_FORMAT)
+        else:
+            ssin = subject.id
         if mutuality is not None and not (len(mutuality) == 3 and mutuality.isdigit()):
-            raise AssurabilityError("INVALID_IO_FORMAT", "The IO has an invalid format", _NAME_ID + "/@Format")
+            raise AssurabilityError("INVALID_IO_FORMAT", "The IO has an invalid format", RequestPart.NAME_ID_FORMAT)
         if not ssin:
-            raise AssurabilityError("EMPTY_INSS", "INSS not present", _NAME_ID)
+            raise AssurabilityError("EMPTY_INSS", "INSS not present", RequestPart.NAME_ID)
         if len(ssin) != 11 or not ssin.isdigit():
-            raise AssurabilityError("INVALID_INSS_FORMAT", "The inss has an invalid format (not 11 digits)", _NAME_ID)
+            raise AssurabilityError("INVALID_INSS_FORMAT", "The inss has an invalid format (not 11 digits)",
+                                    RequestPart.NAME_ID)
         try:
             parse_niss(ssin)
         except InvalidIdentifier:
             raise AssurabilityError("INVALID_INSS_VALUE", "The inss is incorrect (incorrect check digit)",
-                                    _NAME_ID) from None
+                                    RequestPart.NAME_ID) from None
         file = self.insurers.member_file(ssin)
         if file is None or not file.periods:
-            raise AssurabilityError("UNKNOWN_NISS_ROUTING", "Inss not found on Routing algorithm", _NAME_ID,
+            raise AssurabilityError("UNKNOWN_NISS_ROUTING", "Inss not found on Routing algorithm", RequestPart.NAME_ID,
                                     requester_error=False)
         if mutuality is not None and all(p.mutuality != mutuality for p in file.periods):
-            raise AssurabilityError("BO_UNKNOWN_NISS", "Niss not known in IO", "/", requester_error=False,
-                                    insurer=_insurer_of(mutuality))
+            raise AssurabilityError("BO_UNKNOWN_NISS", "Niss not known in IO", RequestPart.MESSAGE,
+                                    requester_error=False, insurer=_insurer_of(mutuality))
         return ssin, file
 
     # -- the facets ----------------------------------------------------------------------------------
-    def _facets(self, ctx: _Context) -> list[tuple[Facet, FacetRequest]]:
+    @staticmethod
+    def _facets(kind: str, requests: tuple[FacetRequest, ...]
+                ) -> tuple[list[tuple[Facet, FacetRequest]], RequestType, ContactType]:
+        """The facets asked (checked), and why and in what contact (the insurability facet's dimensions)."""
         seen: set[str] = set()
         out = []
-        allowed = FACETS_BY_KIND.get(ctx.kind, frozenset())
-        if not ctx.query.facets:  # the official schema wants at least one Facet: nothing can be answered
-            raise AssurabilityError("NO_FACET", "No requested facet is available", "", requester_error=False)
-        for req in ctx.query.facets:
-            where = facet_location(req.id)
+        why, contact = RequestType.INFORMATION, ContactType.OTHER
+        allowed = FACETS_BY_KIND.get(kind, frozenset())
+        if not requests:  # the official schema wants at least one Facet: nothing can be answered
+            raise AssurabilityError("NO_FACET", "No requested facet is available", RequestPart.NOWHERE,
+                                    requester_error=False)
+        for req in requests:
             if req.id in seen:
-                raise AssurabilityError("DUPLICATED_FACET", "A facet is asked more than once", where)
+                raise AssurabilityError("DUPLICATED_FACET", "A facet is asked more than once", RequestPart.FACET,
+                                        facet=req.id)
             seen.add(req.id)
-            try:
-                facet = Facet(req.id)
-            except ValueError:
-                raise AssurabilityError("UNKNOWN_FACET", "A requested facet does not exist", where) from None
+            facet = req.facet
+            if facet is None:
+                raise AssurabilityError("UNKNOWN_FACET", "A requested facet does not exist", RequestPart.FACET,
+                                        facet=req.id)
             if facet not in allowed:
                 raise AssurabilityError("UNAUTHORIZED_FACET", "Access rights are insufficient for a requested facet",
-                                        where)
-            self._dimensions(ctx, facet, req)
+                                        RequestPart.FACET, facet=req.id)
+            for dim, _value in req.dimensions:
+                if dim not in _DIMENSIONS.get(facet, set()):
+                    raise _dimension_error("INVALID_DIMENSION_ID", "A dimension is invalid in a facet", req, dim)
+            if facet is Facet.INSURABILITY:
+                why, contact = _insurability_dimensions(kind, req)
+            if facet is Facet.CARE_PATH:
+                _check_care_paths(req)
             out.append((facet, req))
-        return out
-
-    def _dimensions(self, ctx: _Context, facet: Facet, req: FacetRequest) -> None:
-        known = {Facet.INSURABILITY: {"requestType", "contactType"},
-                 Facet.CARE_PATH: {"carePathType"}}.get(facet, set())
-        for dim, _value in req.dimensions:
-            if dim not in known:
-                raise AssurabilityError("INVALID_DIMENSION_ID", "A dimension is invalid in a facet",
-                                        facet_location(req.id, dim))
-        if facet is Facet.INSURABILITY:
-            kinds = req.values("requestType")
-            request_type, contact_type = facet_location(req.id, "requestType"), facet_location(req.id, "contactType")
-            if not kinds:
-                raise AssurabilityError("MISSING_DIMENSION", "A mandatory dimension is missing in a facet",
-                                        request_type)
-            if len(kinds) > 1 or len(req.values("contactType")) > 1:
-                raise AssurabilityError("DUPLICATED_DIMENSION", "A unique dimension is repeated",
-                                        request_type if len(kinds) > 1 else contact_type)
-            if not kinds[0]:
-                raise AssurabilityError("EMPTY_REQUESTTYPE", "The requestType dimension is empty", request_type)
-            try:
-                ctx.request_type = RequestType(kinds[0])
-            except ValueError:
-                raise AssurabilityError("UNALLOWED_REQUESTTYPE",
-                                        "The value of requestType is not in the list of allowed values",
-                                        request_type) from None
-            contact = (req.values("contactType") or ["other"])[0]
-            if not contact:
-                raise AssurabilityError("EMPTY_CONTACTTYPE", "The contactType dimension is empty", contact_type)
-            try:
-                ctx.contact_type = ContactType(contact)
-            except ValueError:
-                raise AssurabilityError("UNALLOWED_CONTACTTYPE",
-                                        "The value of contactType is not in the list of allowed values",
-                                        contact_type) from None
-            if ctx.contact_type is not ContactType.OTHER and ctx.kind != "hospital":
-                raise AssurabilityError("UNAUTHORIZED_CONTACTTYPE",
-                                        "The value of contactType is not allowed for the requestor", contact_type)
-        if facet is Facet.CARE_PATH:
-            where = facet_location(req.id, "carePathType")
-            for value in req.values("carePathType"):
-                if not value:
-                    raise AssurabilityError("EMPTY_CAREPATHTYPE", "The carePathType dimension is empty", where)
-                if value not in ("diabetes", "renalinsufficiency"):
-                    raise AssurabilityError("UNALLOWED_CAREPATHTYPE",
-                                            "The value of carePathType is not in the list of allowed values", where)
+        return out, why, contact
 
     # -- the consultation ----------------------------------------------------------------------------
     def consult(self, requester: Requester, query: Query) -> Answer:
@@ -341,155 +363,151 @@ class MemberData:
         kind = self._kind(requester, today)
         if not same_party(query.issuer_nihii, requester.claimed_nihii or requester.identity.nihii or ""):
             raise AssurabilityError("CROSSCHECK_ISSUER", "crosscheck attributeQuery/Issuer vs. gen(A)Sync:NIHII",
-                                    "*:AttributeQuery/*:Issuer")
-        ssin, file = self._subject(query)
-        ctx = _Context(kind, query, ssin, file, None, today=today, requester_nihii=requester.identity.nihii)
-        facets = self._facets(ctx)
-        check_period(query.start, query.end, today, ctx.pharmacist)
-        ctx.person = self.nr.person(ssin)
-        death = ctx.person.death_date if ctx.person else None
+                                    RequestPart.ISSUER)
+        ssin, file = self._subject(query.subject)
+        facets, why, contact = self._facets(kind, query.facets)
+        asked = _Asked(kind, requester.identity.nihii, why, contact, query.start, query.end, today)
+        check_period(query.start, query.end, today, asked.pharmacist)
+        person = self.nr.person(ssin)
         inside = file.periods_in(query.start, query.end)
         current = file.period_on(min(query.end, today)) or (inside[-1] if inside else None)
         insurer = current.insurer if current else file.periods[-1].insurer
-        if (ctx.contact_type is ContactType.HOSPITALIZED and
+        if (contact is ContactType.HOSPITALIZED and
                 (file.hospitalisation is None or file.hospitalisation.admission_date > query.end)):
+            where = next(req.id for facet, req in facets if facet is Facet.INSURABILITY)
             raise AssurabilityError("MISMATCHED_CONTACTTYPE",
                                     "The value of contactType is hospitalized and member is not hospitalized",
-                                    facet_location(Facet.INSURABILITY.value, "contactType"),
-                                    requester_error=False, insurer=insurer)
-        assertions: list[AssertionFacts] = []
+                                    RequestPart.FACET_DIMENSION, requester_error=False, insurer=insurer,
+                                    facet=where, dimension=CONTACT_TYPE)
+        assertions: list[Assertion] = []
         warnings: list[Warning] = []
         for facet, req in facets:
-            assertions += self._assert(ctx, facet, req, warnings, death)
+            if facet is Facet.INSURABILITY:
+                found, said = self._insurability(asked, ssin, file, person)
+                warnings += said
+            else:
+                found = self._other(asked, facet, req, file)
+            assertions += [Assertion(facts, req) for facts in found]
         if not assertions:  # every facet asked, and none has anything to say for this person and period
             warnings.append(Warning("MISSING_FACETS", "Not all the requested facets are available"))
-        types = sorted({a.type.rsplit(":", 1)[-1] for a in assertions})
-        detail = (f"requester={kind} why={ctx.request_type.value} contact={ctx.contact_type.value} "
-                  f"period={query.start}..{query.end} facets={','.join(r.id.rsplit(':', 1)[-1] for _f, r in facets)} "
-                  f"returned={','.join(types)}" + "".join(f" warning={w.code}" for w in warnings))
-        return Answer(ssin, insurer, query.start, query.end, tuple(assertions), tuple(warnings), detail,
-                      query.name_id_format, query.name_id.strip(), query.facets)
+        returned = sorted({_RETURNED[type(a.facts)] for a in assertions})
+        detail = (f"requester={kind} why={why.value} contact={contact.value} "
+                  f"period={query.start}..{query.end} facets={','.join(f.value for f, _r in facets)} "
+                  f"returned={','.join(returned)}" + "".join(f" warning={w.code}" for w in warnings))
+        return Answer(ssin, insurer, query.start, query.end, tuple(assertions), tuple(warnings), detail)
 
-    def _assert(self, ctx: _Context, facet: Facet, req: FacetRequest, warnings: list[Warning],
-                death: dt.date | None) -> list[AssertionFacts]:
-        file, q = ctx.file, ctx.query
-        if facet is Facet.INSURABILITY:
-            return self._insurability(ctx, req, warnings, death)
+    def _other(self, asked: _Asked, facet: Facet, req: FacetRequest, file: MemberFile) -> list[Facts]:
+        """What a facet other than insurability says of ``file`` over the period asked."""
+        start, end = asked.start, asked.end
         if facet is Facet.CHRONIC_CONDITION:
-            years = years_in(file.chronic_years, q.start, q.end)
-            return [AssertionFacts(f"{NIPPIN}:chronicCondition", req,
-                                   _attrs((f"{NIPPIN}:chronicCondition:year", years)))]
+            return [ChronicCondition(tuple(years_in(file.chronic_years, start, end)))]
         if facet is Facet.CARE_PATH:
-            wanted = req.values("carePathType") or ["diabetes", "renalinsufficiency"]
-            return [AssertionFacts(f"{NIPPIN}:carePath", req, _attrs(
-                (f"{NIPPIN}:carePath:type", c.type), (f"{NIPPIN}:carePath:physician:nihii11", c.gp_nihii),
-                (f"{NIPPIN}:carePath:medicalHouse:nihii11", c.medical_house_nihii),
-                (f"{NIPPIN}:carePath:specialist:nihii11", c.specialist_nihii),
-                (f"{NIPPIN}:carePath:rights:startDate", c.rights_start),
-                (f"{NIPPIN}:carePath:contract:endDate", c.contract_end),
-                (f"{NIPPIN}:carePath:rights:endDate", c.rights_end),
-            )) for c in file.care_trajectories if c.type in wanted
-                and c.rights_start <= q.end and (c.rights_end is None or c.rights_end >= q.start)]
+            wanted = req.values(CARE_PATH_TYPE) or list(CARE_PATH_TYPES)
+            return [c for c in file.care_trajectories if c.type in wanted
+                    and c.rights_start <= end and (c.rights_end is None or c.rights_end >= start)]
         if facet is Facet.REFERENCE_PHARMACY:
             ref = file.reference_pharmacy
-            if ref is None or ref.agreement_date > q.end:
-                return []
-            return [AssertionFacts(f"{NIPPIN}:referencePharmacy", req, _attrs(
-                (f"{NIPPIN}:referencePharmacy:pharmacy:nihii8", ref.pharmacy_nihii),
-                (f"{NIPPIN}:referencePharmacy:agreementDate", ref.agreement_date)))]
+            return [] if ref is None or ref.agreement_date > end else [ref]
         if facet is Facet.GLOBAL_MEDICAL_FILE:
             gmd = file.global_medical_file
-            if gmd is None or not gmd.active_on(min(q.end, ctx.today)):
+            if gmd is None or not gmd.active_on(min(end, asked.today)):
                 return []
             holder = self.cobrha.professional(nihii=gmd.holder_nihii)
-            return [AssertionFacts(f"{NIPPIN}:globalMedicalFile", req, _attrs(
-                (f"{NIPPIN}:globalMedicalFile:hcp:nihii11", gmd.holder_nihii),
-                (f"{NIPPIN}:globalMedicalFile:hcp:name", holder.last_name if holder else None),
-                (f"{NIPPIN}:globalMedicalFile:hcp:firstName", holder.first_name if holder else None),
-                (f"{NIPPIN}:globalMedicalFile:startDate", gmd.start)))]
-        if file.palliative_since is None or file.palliative_since > q.end:  # palliative status
+            return [GlobalMedicalFileHolder(gmd.holder_nihii, holder.last_name if holder else None,
+                                            holder.first_name if holder else None, gmd.start)]
+        if file.palliative_since is None or file.palliative_since > end:  # palliative status
             return []
-        return [AssertionFacts(f"{NIPPIN}:palliativeStatus", req,
-                               _attrs((f"{NIPPIN}:palliativeStatus:startDate", file.palliative_since)))]
+        return [PalliativeStatus(file.palliative_since)]
 
-    def _insurability(self, ctx: _Context, req: FacetRequest, warnings: list[Warning],
-                      death: dt.date | None) -> list[AssertionFacts]:
-        file, q, person = ctx.file, ctx.query, ctx.person
-        base = f"{NIPPIN}:insurability"
-        out = [AssertionFacts(f"{base}:patientData", req, _attrs(
-            (NAME_ID_SSIN, ctx.ssin),
-            (f"{NIPPIN}:careReceiver:name", person.last_name if person else None),
-            (f"{NIPPIN}:careReceiver:firstName", " ".join(person.first_names) if person else None),
-            (f"{NIPPIN}:careReceiver:birthDate", person.birth_date if person else None),
-            (f"{NIPPIN}:careReceiver:gender", person.sex if person else None),
-            (f"{NIPPIN}:careReceiver:deceasedDate", death),
-        ))]
-        periods = file.periods_in(q.start, q.end)
+    def _insurability(self, asked: _Asked, ssin: str, file: MemberFile, person: Person | None
+                      ) -> tuple[list[Facts], list[Warning]]:
+        start, end, today = asked.start, asked.end, asked.today
+        death = person.death_date if person else None
+        warnings: list[Warning] = []
+        out: list[Facts] = [PatientData(
+            ssin, person.last_name if person else None, " ".join(person.first_names) if person else None,
+            person.birth_date if person else None, person.sex if person else None, death)]
+        periods = file.periods_in(start, end)
         if len(periods) > MAX_PERIODS:
             periods = periods[-MAX_PERIODS:]
             warnings.append(Warning("ONLY_FIVE_PERIODS_RETURNED",
                                     "There are more than 5 insurability periods but only five were returned"))
         # Pharmacists (§8): the status on the day of delivery, which a closed file or a death makes impossible.
-        status = invoicing_status_on(file, q.start, death) if ctx.pharmacist else file.invoicing_status
-        invoicing = ctx.request_type is RequestType.INVOICING and status is InvoicingStatus.POSSIBLE
+        status = invoicing_status_on(file, start, death) if asked.pharmacist else file.invoicing_status
+        invoicing = asked.request_type is RequestType.INVOICING and status is InvoicingStatus.POSSIBLE
         for p in reversed(periods):  # the most recent first, as real answers list them
-            approval = payment_approval(file, p, q.start) if invoicing else None
+            approval = payment_approval(file, p, start) if invoicing else None
             # The period's own bounds inside the query's: first day, and first day after (NotOnOrAfter).
-            after = p.end + dt.timedelta(days=1) if p.end is not None else q.end
-            out.append(AssertionFacts(f"{base}:period", req, _attrs(
-                (f"{NIPPIN}:careReceiver:registrationNumber", p.registration_number),
-                (f"{NIPPIN}:careReceiver:mutuality", p.mutuality),
-                (f"{NIPPIN}:cb1", p.ct1), (f"{NIPPIN}:cb2", p.ct2),
-                (f"{NIPPIN}:communicationDate", ctx.today),
-                (f"{NIPPIN}:paymentApproval", approval[0] if approval else None),
-                (f"{NIPPIN}:paymentApproval:checkCode", approval[1] if approval and ctx.pharmacist else None),
-            ), bounds=(max(p.start, q.start), min(after, q.end))))
-        on = min(q.end, ctx.today)
-        now = file.period_on(q.start if ctx.pharmacist else on)
-        regime = now.third_party if now else ThirdPartyRegime.NONE
-        out.append(AssertionFacts(f"{base}:payment", req, _attrs(
-            (f"{NIPPIN}:payment:byIO", regime is not ThirdPartyRegime.NONE),
-            (f"{NIPPIN}:payment:regime", regime.value),
-            (f"{NIPPIN}:payment:exceptionToBan", None if ctx.pharmacist else file.third_party_ban_exception),
-            (f"{NIPPIN}:maf:year", sorted(years_in(file.maf_years, q.start, q.end), reverse=True)),
-            # Hospitals (§9): a patient who qualifies for the chronic-care flat fee may be billed no
-            # supplementary fees in a two-bed or common room.
-            (f"{NIPPIN}:payment:chronicCareFlatFee",
-             bool(years_in(file.chronic_flat_fee_years, q.start, q.end)) if ctx.kind == "hospital" else None),
-        )))
-        if ctx.pharmacist:
-            out.append(AssertionFacts(f"{base}:status", req, _attrs(
-                (f"{base}:status:code", status.value),
-                (f"{base}:status:requestDate", q.start),
-                (f"{base}:status:coverageEndDate", now.end if now else None),
-                (f"{NIPPIN}:otherMutuality", list(file.other_mutualities)),
-            )))
-            return out
-        situation = general_situation(file, q.start, q.end, death)
+            after = p.end + dt.timedelta(days=1) if p.end is not None else end
+            out.append(PeriodFacts(p.registration_number, p.mutuality, p.ct1, p.ct2, today,
+                                   approval[0] if approval else None,
+                                   approval[1] if approval and asked.pharmacist else None,
+                                   max(p.start, start), min(after, end)))
+        now = file.period_on(start if asked.pharmacist else min(end, today))
+        out.append(PaymentFacts(
+            now.third_party if now else ThirdPartyRegime.NONE,
+            None if asked.pharmacist else file.third_party_ban_exception,
+            tuple(sorted(years_in(file.maf_years, start, end), reverse=True)),
+            bool(years_in(file.chronic_flat_fee_years, start, end)) if asked.kind == "hospital" else None))
+        if asked.pharmacist:
+            out.append(InvoicingFacts(status, start, now.end if now else None, file.other_mutualities))
+            return out, warnings
+        situation = general_situation(file, start, end, death)
         if situation.situation is Situation.MUTATION:
             warnings.append(Warning("MUTATION", "There is a mutation during the requested period"))
         if not situation.normal:  # real answers carry the assertion only when the situation is not normal
-            gs = f"{NIPPIN}:generalSituation"
-            out.append(AssertionFacts(f"{base}:generalSituation", req, _attrs(
-                (f"{gs}:event", situation.situation.value),
-                (f"{gs}:closureReason", situation.closure_reason),
-                (f"{gs}:transfer:date", situation.transfer_date),
-                (f"{gs}:transfer:oldMutuality", situation.old_mutuality),
-                (f"{gs}:transfer:newMutuality", situation.new_mutuality),
-                (f"{gs}:transfer:affiliationDate", situation.mutation_date),
-            )))
+            out.append(situation)
         house = file.medical_house
-        if house is not None and house.start <= q.end and (house.end is None or house.end >= q.start):
-            out.append(AssertionFacts(f"{NIPPIN}:medicalHouse", req, _attrs(
-                (f"{NIPPIN}:medicalHouse:nihii11", house.nihii),
-                (f"{NIPPIN}:medicalHouse:type", [t for d, t in _HOUSE_TYPES.items() if d in house.covers]),
-                (f"{NIPPIN}:medicalHouse:start", house.start), (f"{NIPPIN}:medicalHouse:end", house.end))))
+        if house is not None and house.start <= end and (house.end is None or house.end >= start):
+            out.append(house)
         stay = file.hospitalisation
         # Only when the care is given in another hospital than the one the patient stays in (seed §31).
-        if ctx.contact_type is ContactType.HOSPITALIZED and stay is not None \
-                and stay.hospital_nihii != ctx.requester_nihii:
-            out.append(AssertionFacts(f"{NIPPIN}:hospitalisation", req, _attrs(
-                (f"{NIPPIN}:hospitalisation:hospital:nihii11", stay.hospital_nihii),
-                (f"{NIPPIN}:hospitalisation:service", stay.service),
-                (f"{NIPPIN}:hospitalisation:admissionDate", stay.admission_date))))
-        return out
+        if asked.contact_type is ContactType.HOSPITALIZED and stay is not None \
+                and stay.hospital_nihii != asked.requester_nihii:
+            out.append(stay)
+        return out, warnings
+
+
+def _dimension_error(code: str, message: str, req: FacetRequest, dimension: str) -> AssurabilityError:
+    return AssurabilityError(code, message, RequestPart.FACET_DIMENSION, facet=req.id, dimension=dimension)
+
+
+def _insurability_dimensions(kind: str, req: FacetRequest) -> tuple[RequestType, ContactType]:
+    """The insurability facet's requestType (mandatory, once) and contactType (at most once, ``other``
+    by default; hospitals only may give another)."""
+    kinds, contacts = req.values(REQUEST_TYPE), req.values(CONTACT_TYPE)
+    if not kinds:
+        raise _dimension_error("MISSING_DIMENSION", "A mandatory dimension is missing in a facet", req, REQUEST_TYPE)
+    if len(kinds) > 1 or len(contacts) > 1:
+        raise _dimension_error("DUPLICATED_DIMENSION", "A unique dimension is repeated", req,
+                               REQUEST_TYPE if len(kinds) > 1 else CONTACT_TYPE)
+    if not kinds[0]:
+        raise _dimension_error("EMPTY_REQUESTTYPE", "The requestType dimension is empty", req, REQUEST_TYPE)
+    try:
+        why = RequestType(kinds[0])
+    except ValueError:
+        raise _dimension_error("UNALLOWED_REQUESTTYPE", "The value of requestType is not in the list of allowed values",
+                               req, REQUEST_TYPE) from None
+    contact_value = (contacts or ["other"])[0]
+    if not contact_value:
+        raise _dimension_error("EMPTY_CONTACTTYPE", "The contactType dimension is empty", req, CONTACT_TYPE)
+    try:
+        contact = ContactType(contact_value)
+    except ValueError:
+        raise _dimension_error("UNALLOWED_CONTACTTYPE",
+                               "The value of contactType is not in the list of allowed values", req,
+                               CONTACT_TYPE) from None
+    if contact is not ContactType.OTHER and kind != "hospital":
+        raise _dimension_error("UNAUTHORIZED_CONTACTTYPE", "The value of contactType is not allowed for the requestor",
+                               req, CONTACT_TYPE)
+    return why, contact
+
+
+def _check_care_paths(req: FacetRequest) -> None:
+    for value in req.values(CARE_PATH_TYPE):
+        if not value:
+            raise _dimension_error("EMPTY_CAREPATHTYPE", "The carePathType dimension is empty", req, CARE_PATH_TYPE)
+        if value not in CARE_PATH_TYPES:
+            raise _dimension_error("UNALLOWED_CAREPATHTYPE",
+                                   "The value of carePathType is not in the list of allowed values", req,
+                                   CARE_PATH_TYPE)
