@@ -6,13 +6,14 @@ the public tariff catalogue's codes (``ConsultTarifErrors``: 140/141 author may 
 111 format, 112 check digit, 120 patient unknown, 121/122 mutuality / membership unknown, 130 value
 not allowed, 146 date in the future, 158 patient data incoherent, 166 date more than two months back,
 167/174 GMD holder, 169 medical house, 170 patient not in order, 171 code not for this provider).
-Each error says where it is in the request (``KmehrError.where``) so that the SOAP layer can point
-at the very node the client sent.
+Each error names the part of the request it is about (``TariffError.part``, a :class:`RequestPart`)
+so that the SOAP layer can point at the very node the client sent; no KMEHR path is here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,29 +47,29 @@ MUTUALITY = re.compile(r"[1-69][0-9]{2}")
 MEMBERSHIP = re.compile(r"[0-9A-Za-z]{1,13}")
 SEXES = {"male", "female"}
 
-# Where an error is, as a place in the request the client sent; the SOAP layer turns it into an XPath
-# selecting that node (or the nearest one that is there).
-AUTHOR_ID = "author/id"
-PATIENT = "patient"
-PATIENT_ID = "patient/id"
-PATIENT_SEX = "patient/sex"
-MEMBERSHIP_ID = "membership/id"
-MEMBERSHIP_NUMBER = "membership/number"
-TRANSACTION = "transaction"
-DATE_ITEM = "encounterdatetime"
-DATE = "encounterdatetime/date"
-JUSTIFICATION = "justification"
-GMD_MANAGER = "gmdmanager"
 
 
-def claim(index: int) -> str:
-    """The place of the ``index``-th code (0-based) of the request."""
-    return f"claim/{index}"
+class RequestPart(enum.Enum):
+    """The parts of a tariff request an error can name; the SOAP layer knows the node of each (or the
+    nearest one the client sent)."""
+
+    AUTHOR = "author"                          # the author's NIHII
+    PATIENT = "patient"
+    PATIENT_ID = "patient id"                  # the patient's NISS
+    PATIENT_SEX = "patient sex"
+    MUTUALITY = "mutuality"                    # the insurer of the patient's membership
+    MEMBERSHIP = "membership"                  # the membership number
+    SERVICE = "service"                        # what is asked as a whole
+    SERVICE_DATE = "service date"              # the date of the service as given
+    SERVICE_DAY = "service day"                # the day it gives
+    CODE = "code"                              # one nomenclature code (``TariffError.index`` says which)
+    JUSTIFICATION = "justification"
+    GMD_MANAGER = "gmd manager"
 
 
 @dataclass(frozen=True)
 class TariffRequest:
-    """A KMEHR tariff request as read by the SOAP layer (shape checked, values not yet).
+    """A tariff request as read by the SOAP layer (shape checked, values not yet).
 
     The patient is identified by ``patient_ssin`` or, when that is empty, by ``sex`` and
     ``membership`` (insurer's mutuality code, membership number)."""
@@ -83,25 +84,20 @@ class TariffRequest:
     mediprima: bool = False
     sex: str | None = None
     membership: tuple[str, str] | None = None
-    # The message's version (``RetrieveTransactionRequest/@messageProtocoleSchemaVersion``, as public clients
-    # send it); the answer carries it back with the message's reference (``request/id``), seed 001 §17-18.
+    # The message's version, as the client sent it; the answer carries it back with the message's
+    # reference (seed 001 §17-18).
     version: str | None = None
-
-    @property
-    def transaction(self) -> str:
-        return "tariffmediprima" if self.mediprima else "tariff"
 
 
 @dataclass(frozen=True)
-class KmehrError:
-    """An acknowledge error: the public catalogue's ``code``, the catalogue's ``path`` of the node (the
-    abstract form clients compute from the node the error's XPath selects) and ``where``, the place in
-    the request (one of the constants above) the error's XPath must select."""
+class TariffError:
+    """An error of the answer: the public catalogue's ``code`` and the part of the request it is about
+    (``index``: which code, for a :attr:`RequestPart.CODE`)."""
 
     code: str
     description: str
-    path: str
-    where: str
+    part: RequestPart
+    index: int | None = None
 
 
 @dataclass
@@ -111,7 +107,7 @@ class TariffAnswer:
     person: Person | None = None
     period: InsurabilityPeriod | None = None
     lines: list[TariffLine | MediprimaLine | NoTariff] = field(default_factory=list)
-    errors: list[KmehrError] = field(default_factory=list)
+    errors: list[TariffError] = field(default_factory=list)
     audit_detail: str = ""
     author_refused: bool = False
     provider: Provider | None = None
@@ -122,34 +118,12 @@ class TariffAnswer:
         return not self.errors
 
 
-def _paths(req: TariffRequest) -> dict[str, str]:
-    """The public catalogue's path (ConsultTarifErrors) of each place."""
-    select = "/RetrieveTransactionRequest/select"
-    tx = f"{select}/transaction[{req.transaction}]"
-    return {
-        AUTHOR_ID: "/RetrieveTransactionRequest/request/author/hcparty/id",
-        PATIENT: f"{select}/patient",
-        PATIENT_ID: f"{select}/patient/id",
-        PATIENT_SEX: f"{select}/patient/sex",
-        MEMBERSHIP_ID: f"{select}/patient/insurancymembership/id",
-        MEMBERSHIP_NUMBER: f"{select}/patient/insurancymembership/membership",
-        TRANSACTION: tx,
-        DATE_ITEM: f"{tx}/item[encounterdatetime]",
-        DATE: f"{tx}/item[encounterdatetime]/content/date",
-        "claim": f"{tx}/item[claim]/content/cd[CD-NIHDI]",
-        JUSTIFICATION: f"{tx}/item[justification]/content/cd[CD-MYCARENET-JUSTIFICATION]",
-        GMD_MANAGER: f"{tx}/item[gmdmanager]/content/hcparty/id",
-    }
-
-
 class _Errors:
-    def __init__(self, req: TariffRequest, errors: list[KmehrError]) -> None:
-        self.paths = _paths(req)
+    def __init__(self, errors: list[TariffError]) -> None:
         self.errors = errors
 
-    def add(self, code: str, description: str, where: str, path: str | None = None) -> None:
-        key = "claim" if where.startswith("claim/") else where
-        self.errors.append(KmehrError(code, description, path or self.paths[key], where))
+    def add(self, code: str, description: str, part: RequestPart, index: int | None = None) -> None:
+        self.errors.append(TariffError(code, description, part, index))
 
 
 class Tarification:
@@ -175,13 +149,14 @@ class Tarification:
         140 when it may not ask today (no such profession for this NIHII, or no valid VISA)."""
         pro = self.cobrha.professional(nihii=identity.nihii) if identity.nihii else None
         if pro is None or (identity.ssin is not None and pro.ssin != identity.ssin):
-            errors.add("141", "The author of the request is not known to the insurer on today's date.", AUTHOR_ID)
+            errors.add("141", "The author of the request is not known to the insurer on today's date.",
+                       RequestPart.AUTHOR)
             return None
         profession = next((p for p in pro.professions
                            if p.nihii == identity.nihii and p.code == identity.quality.hcparty_code), None)
         if profession is None or not profession.visa_valid_on(today):
             errors.add("140", "The author of the request may not make this kind of request on today's date.",
-                       AUTHOR_ID)
+                       RequestPart.AUTHOR)
             return None
         discipline, accredited = discipline_of(profession.code, identity.nihii or "")
         return Provider(identity.nihii or "", discipline, accredited, self._group_practices(profession.workplaces))
@@ -206,34 +181,34 @@ class Tarification:
                                            for w in p.workplaces))
 
     def _patient(self, req: TariffRequest, when: dt.date | None, errors: _Errors) -> str | None:
-        """The patient's NISS, from ``select/patient/id`` or from sex + insurer membership."""
+        """The patient's NISS, as the request gives it or from sex + insurer membership."""
         ssin = req.patient_ssin.strip()
         if ssin:
             if len(ssin) != 11 or not ssin.isdigit():
-                errors.add("111", "The patient's NISS is missing or not in the right format.", PATIENT_ID)
+                errors.add("111", "The patient's NISS is missing or not in the right format.", RequestPart.PATIENT_ID)
                 return None
             try:
                 parse_niss(ssin)
             except InvalidIdentifier:
-                errors.add("112", "Check digit error in the patient's NISS.", PATIENT_ID)
+                errors.add("112", "Check digit error in the patient's NISS.", RequestPart.PATIENT_ID)
                 return None
             return ssin
         if req.membership is None:
-            errors.add("100", "The insurer's data are required when the patient's NISS is not given.", PATIENT,
-                       _paths(req)[PATIENT] + "/insurancymembership")
+            errors.add("100", "The insurer's data are required when the patient's NISS is not given.",
+                       RequestPart.PATIENT)
             return None
         mutuality, number = (v.strip() for v in req.membership)
         before = len(errors.errors)
         if not req.sex:
-            errors.add("100", "The patient's sex is required when the NISS is not given.", PATIENT_SEX)
+            errors.add("100", "The patient's sex is required when the NISS is not given.", RequestPart.PATIENT_SEX)
         elif req.sex not in SEXES:
-            errors.add("130", "Value not allowed for the patient's sex.", PATIENT_SEX)
+            errors.add("130", "Value not allowed for the patient's sex.", RequestPart.PATIENT_SEX)
         if not (len(mutuality) == 3 and mutuality.isdigit()):
-            errors.add("111", "The mutuality code is missing or not in the right format.", MEMBERSHIP_ID)
+            errors.add("111", "The mutuality code is missing or not in the right format.", RequestPart.MUTUALITY)
         elif not MUTUALITY.fullmatch(mutuality):
-            errors.add("121", "The patient's mutuality is not known to the insurers.", MEMBERSHIP_ID)
+            errors.add("121", "The patient's mutuality is not known to the insurers.", RequestPart.MUTUALITY)
         if not MEMBERSHIP.fullmatch(number):
-            errors.add("111", "The membership number is not in the right format.", MEMBERSHIP_NUMBER)
+            errors.add("111", "The membership number is not in the right format.", RequestPart.MEMBERSHIP)
         if len(errors.errors) > before or when is None:
             return None
         found = self.insurers.ssin_of(mutuality, number)
@@ -241,60 +216,62 @@ class Tarification:
         period = file.period_on(when) if file is not None else None
         if found is None or period is None or (period.mutuality, period.registration_number) != (mutuality, number):
             errors.add("122", "The membership number is not known to the insurer, or not on the date of the service.",
-                       MEMBERSHIP_NUMBER)
+                       RequestPart.MEMBERSHIP)
             return None
         person = self.nr.person(found)
         if person is not None and person.sex in SEXES and person.sex != req.sex:
-            errors.add("158", "The patient's identification data do not agree with each other.", PATIENT)
+            errors.add("158", "The patient's identification data do not agree with each other.", RequestPart.PATIENT)
             return None
         return found
 
     def _check(self, req: TariffRequest, provider: Provider, today: dt.date,
                answer: TariffAnswer) -> tuple[MemberFile, dt.date] | None:
         """Request-level checks; on failure the errors are in ``answer`` and None is returned."""
-        errors = _Errors(req, answer.errors)
+        errors = _Errors(answer.errors)
         if req.author_nihii and req.author_nihii != provider.nihii:
-            errors.add("155", "The author of the request does not match the web service's caller.", AUTHOR_ID)
+            errors.add("155", "The author of the request does not match the web service's caller.", RequestPart.AUTHOR)
         when = req.date
         if when is None:
-            errors.add("100", "The date of the service is missing.", DATE_ITEM)
+            errors.add("100", "The date of the service is missing.", RequestPart.SERVICE_DATE)
         elif when > today:
-            errors.add("146", "The date of the service is after today.", DATE)
+            errors.add("146", "The date of the service is after today.", RequestPart.SERVICE_DAY)
             when = None
         elif (today - when).days > MAX_DAYS_BACK:
-            errors.add("166", "The date of the service is more than two months back.", DATE)
+            errors.add("166", "The date of the service is more than two months back.", RequestPart.SERVICE_DAY)
             when = None
         ssin = self._patient(req, when, errors)
         if ssin:
             answer.ssin = ssin
         if not req.codes:
-            errors.add("100", "No nomenclature code.", TRANSACTION, _paths(req)[TRANSACTION] + "/item[claim]")
+            errors.add("100", "No nomenclature code.", RequestPart.SERVICE)
         for n, code in enumerate(req.codes):
             if len(code) != 6 or not code.isdigit():
-                errors.add("111", f"Nomenclature code {code!r} is not in the right format.", claim(n))
+                errors.add("111", f"Nomenclature code {code!r} is not in the right format.", RequestPart.CODE, n)
         if req.justification is not None:
             value = req.justification.strip()
             if not value.isdigit():
-                errors.add("111", "The justification is not in the right format.", JUSTIFICATION)
+                errors.add("111", "The justification is not in the right format.", RequestPart.JUSTIFICATION)
             elif value not in {j.value for j in REQUESTABLE}:
-                errors.add("130", "Value not allowed for the justification.", JUSTIFICATION)
+                errors.add("130", "Value not allowed for the justification.", RequestPart.JUSTIFICATION)
         if answer.errors or when is None or ssin is None:
             return None
         file = self.insurers.member_file(ssin)
         covered = file is not None and (file.cpas is not None if req.mediprima else file.period_on(when) is not None)
         if file is None or not covered:
             errors.add("120" if not req.mediprima else "170",
-                       "The patient is not known, or not covered on the date of the service.", PATIENT_ID)
+                       "The patient is not known, or not covered on the date of the service.", RequestPart.PATIENT_ID)
             return None
         if not req.mediprima and file.invoicing_status is not InvoicingStatus.POSSIBLE:
-            errors.add("170", "The patient is not in order with the insurer.", PATIENT_ID)
+            errors.add("170", "The patient is not in order with the insurer.", RequestPart.PATIENT_ID)
             return None
         if req.gmd_manager:
             gmd = file.global_medical_file
             if req.gmd_manager == provider.nihii:
-                errors.add("174", "The GMD manager may only be named when it is not the author.", GMD_MANAGER)
+                errors.add("174", "The GMD manager may only be named when it is not the author.",
+                           RequestPart.GMD_MANAGER)
             elif gmd is None or gmd.holder_nihii != req.gmd_manager or not gmd.active_on(when):
-                errors.add("167", "The GMD manager named is not the GMD holder known to the insurer.", GMD_MANAGER)
+                errors.add("167", "The GMD manager named is not the GMD holder known to the insurer.",
+                           RequestPart.GMD_MANAGER)
             if answer.errors:
                 return None
         return file, when
@@ -304,7 +281,7 @@ class Tarification:
         today = self.today()
         self._check_caller(identity, claimed_nihii, claimed_ssin)
         answer = TariffAnswer(req, req.patient_ssin.strip())
-        provider = self._provider(identity, today, _Errors(req, answer.errors))
+        provider = self._provider(identity, today, _Errors(answer.errors))
         if provider is None:
             answer.author_refused = True
             answer.audit_detail = "author refused " + ",".join(e.code for e in answer.errors)
@@ -319,7 +296,7 @@ class Tarification:
         answer.period = file.period_on(when)
         answer.cpas = file.cpas.cpas if req.mediprima and file.cpas is not None else None
         asked = Justification(req.justification.strip()) if req.justification else None
-        errors = _Errors(req, answer.errors)
+        errors = _Errors(answer.errors)
         holder_practices = self._holder_practices(file) if provider.group_practices and not req.mediprima \
             else frozenset()
         for n, code in enumerate(req.codes):
@@ -332,7 +309,7 @@ class Tarification:
                 line = tariff(self.table, provider, patient, code, when, asked, req.gmd_manager, holder_practices)
             answer.lines.append(line)
             if isinstance(line, NoTariff):
-                errors.add(line.error, line.message, claim(n))
+                errors.add(line.error, line.message, RequestPart.CODE, n)
         answer.audit_detail = (f"{'mediprima ' if req.mediprima else ''}date={when} provider={provider.discipline}"
                                f"{' accredited' if provider.accredited else ''} codes="
                                + ",".join(_summary(line) for line in answer.lines))

@@ -27,8 +27,7 @@ from mycarenet_ic import contract
 from mycarenet_ic.domain.tariff import MediprimaLine, NoTariff, TariffLine
 from mycarenet_ic.errors import SchemaViolation
 from mycarenet_ic.security.parser import ParseLimits
-from mycarenet_ic.services import tarification as svc
-from mycarenet_ic.services.tarification import TariffAnswer, TariffRequest, Tarification
+from mycarenet_ic.services.tarification import RequestPart, TariffAnswer, TariffError, TariffRequest, Tarification
 from mycarenet_ic.soap.commons import MAX_BLOB, claimed_provider, commons_models, read_detail, send_response
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 from mycarenet_ic.soap.service import build_endpoint, call_of
@@ -43,7 +42,8 @@ BLOB_XSD = "messageservices-protocol-v1.xsd"
 SERVICE_XSD = "mycarenet-tarification-v1.xsd"
 COMMONS = commons_models(CORE_V2, PROTOCOL_V2)
 KMEHR_STANDARD = ("1.19", "20161201")  # CD-STANDARD version and value of the answers
-LOCATION = dict[str, etree._Element]
+# Where each part of the request is in the document the client sent (a code's place with its index).
+LOCATION = dict[tuple[RequestPart, int | None], etree._Element]
 
 
 def _k(local: str) -> str:
@@ -70,10 +70,15 @@ def _text(el: etree._Element | None) -> str | None:
     return None if el is None else (el.text or "").strip()
 
 
+def _transaction_code(mediprima: bool) -> str:
+    """The CD-TRANSACTION-MYCARENET of the service."""
+    return "tariffmediprima" if mediprima else "tariff"
+
+
 # -- the request -----------------------------------------------------------------------------------------
 def read_request(root: etree._Element, mediprima: bool) -> tuple[TariffRequest, LOCATION]:
     """The KMEHR request (checked against its schema) as a :class:`TariffRequest`, and where each of its
-    places (``services.tarification`` constants) is in the document."""
+    parts (:class:`~mycarenet_ic.services.tarification.RequestPart`) is in the document."""
     schema = contract.schema(BLOB_XSD)
     if root.tag != f"{{{MP}}}RetrieveTransactionRequest" or not schema.validate(root):
         last = schema.error_log.last_error
@@ -84,7 +89,7 @@ def read_request(root: etree._Element, mediprima: bool) -> tuple[TariffRequest, 
     assert request is not None and select is not None
     transaction = select.find(_mc("transaction"))
     assert transaction is not None
-    wanted = "tariffmediprima" if mediprima else "tariff"
+    wanted = _transaction_code(mediprima)
     if _text(_first(transaction, _mc("cd"), "CD-TRANSACTION-MYCARENET")) != wanted:
         raise SchemaViolation(f"The transaction must be CD-TRANSACTION-MYCARENET {wanted!r}.")
     author = _first(request.find(_mc("author")), _k("hcparty"))
@@ -93,14 +98,14 @@ def read_request(root: etree._Element, mediprima: bool) -> tuple[TariffRequest, 
     patient_id = _first(patient, _mc("id"), ("ID-PATIENT", "INSS"))
     sex = patient.find(f"{_mc('sex')}/{_k('cd')}") if patient is not None else None
     membership = patient.find(_mc("insurancymembership")) if patient is not None else None
-    where: LOCATION = {svc.TRANSACTION: transaction}
-    for place, el in ((svc.AUTHOR_ID, author_id if author_id is not None else author), (svc.PATIENT, patient),
-                      (svc.PATIENT_ID, patient_id), (svc.PATIENT_SEX, patient.find(_mc("sex"))
-                                                     if patient is not None else None),
-                      (svc.MEMBERSHIP_ID, _first(membership, _k("id"))),
-                      (svc.MEMBERSHIP_NUMBER, _first(membership, _k("membership")))):
+    where: LOCATION = {(RequestPart.SERVICE, None): transaction}
+    for part, el in ((RequestPart.AUTHOR, author_id if author_id is not None else author),
+                     (RequestPart.PATIENT, patient), (RequestPart.PATIENT_ID, patient_id),
+                     (RequestPart.PATIENT_SEX, patient.find(_mc("sex")) if patient is not None else None),
+                     (RequestPart.MUTUALITY, _first(membership, _k("id"))),
+                     (RequestPart.MEMBERSHIP, _first(membership, _k("membership")))):
         if el is not None:
-            where[place] = el
+            where[part, None] = el
     date = None
     codes: list[str] = []
     justification = gmd_manager = None
@@ -109,22 +114,22 @@ def read_request(root: etree._Element, mediprima: bool) -> tuple[TariffRequest, 
         content = item.find(_k("content"))
         if kind == "encounterdatetime":
             day = content.find(_k("date")) if content is not None else None
-            where[svc.DATE_ITEM] = item
-            where[svc.DATE] = day if day is not None else item
+            where[RequestPart.SERVICE_DATE, None] = item
+            where[RequestPart.SERVICE_DAY, None] = day if day is not None else item
             if day is not None and day.text:
                 date = dt.date.fromisoformat(day.text.strip())
         elif kind == "claim":
             cd = _first(content, _k("cd"), "CD-NIHDI")
-            where[svc.claim(len(codes))] = cd if cd is not None else item
+            where[RequestPart.CODE, len(codes)] = cd if cd is not None else item
             codes.append(_text(cd) or "")
         elif kind == "justification":
             cd = _first(content, _k("cd"), "CD-MYCARENET-JUSTIFICATION")
-            where[svc.JUSTIFICATION] = cd if cd is not None else item
+            where[RequestPart.JUSTIFICATION, None] = cd if cd is not None else item
             justification = _text(cd) if cd is not None else ""
         elif kind == "gmdmanager":
             hcparty = content.find(_k("hcparty")) if content is not None else None
             gmd_id = _first(hcparty, _k("id"), "ID-HCPARTY")
-            where[svc.GMD_MANAGER] = gmd_id if gmd_id is not None else item
+            where[RequestPart.GMD_MANAGER, None] = gmd_id if gmd_id is not None else item
             gmd_manager = _text(gmd_id) or None
     member = None
     if membership is not None:
@@ -156,16 +161,19 @@ def xpath_of(el: etree._Element) -> str:
     return "".join(reversed(steps))
 
 
-def _url(error: svc.KmehrError, where: LOCATION, root: etree._Element) -> str:
-    place = error.where
-    el = where.get(place)
-    if el is None and place.startswith("claim/"):
-        el = where.get(svc.TRANSACTION)
-    if el is None and place in (svc.PATIENT_ID, svc.PATIENT_SEX, svc.MEMBERSHIP_ID, svc.MEMBERSHIP_NUMBER):
-        el = where.get(svc.PATIENT)
-    if el is None and place in (svc.DATE, svc.DATE_ITEM, svc.JUSTIFICATION, svc.GMD_MANAGER):
-        el = where.get(svc.TRANSACTION)
-    if el is None and place == svc.PATIENT:
+# Where a part the client did not send is pointed at: the nearest part that holds it.
+_HOLDER = {RequestPart.PATIENT_ID: RequestPart.PATIENT, RequestPart.PATIENT_SEX: RequestPart.PATIENT,
+           RequestPart.MUTUALITY: RequestPart.PATIENT, RequestPart.MEMBERSHIP: RequestPart.PATIENT,
+           RequestPart.CODE: RequestPart.SERVICE, RequestPart.SERVICE_DATE: RequestPart.SERVICE,
+           RequestPart.SERVICE_DAY: RequestPart.SERVICE, RequestPart.JUSTIFICATION: RequestPart.SERVICE,
+           RequestPart.GMD_MANAGER: RequestPart.SERVICE}
+
+
+def _url(error: TariffError, where: LOCATION, root: etree._Element) -> str:
+    el = where.get((error.part, error.index))
+    if el is None and error.part in _HOLDER:
+        el = where.get((_HOLDER[error.part], None))
+    if el is None and error.part is RequestPart.PATIENT:
         el = root.find(_mc("select"))
     return xpath_of(el if el is not None else root)
 
@@ -279,7 +287,7 @@ def _patient(answer: TariffAnswer, now: dt.datetime) -> etree._Element:
 def _transaction(n: int, line: TariffLine | MediprimaLine, answer: TariffAnswer, now: dt.datetime) -> etree._Element:
     tx = etree.Element(_k("transaction"))
     _coded(tx, _k("id"), "ID-KMEHR", str(n))
-    _coded(tx, _k("cd"), "CD-TRANSACTION-MYCARENET", answer.request.transaction, "1.2")
+    _coded(tx, _k("cd"), "CD-TRANSACTION-MYCARENET", _transaction_code(answer.request.mediprima), "1.2")
     _sub(tx, _k("date"), now.date().isoformat())
     _sub(tx, _k("time"), now.time().isoformat())
     _platform(tx, _k("author"))
