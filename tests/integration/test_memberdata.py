@@ -363,6 +363,24 @@ def test_subject_by_registration_number_or_with_the_insurer(sandbox: Sandbox, gp
         assert ids and set(ids) == {(fmt, value)}
 
 
+def test_a_refused_query_by_registration_number_records_no_patient(sandbox: Sandbox, gp: MdClient) -> None:
+    """The audit's patient is a NISS (stored as a pseudonym): a refused query that names its subject by a
+    registration number records none, neither the registration number nor something else."""
+    file = sandbox.platform.affiliations.member_file(support.PATIENT_LINKED)
+    assert file is not None
+    reg = file.periods[0].registration_number
+    fmt = "urn:be:cin:nippin:careReceiver:registrationNumber@mut"
+    before = len(sandbox.platform.audit.rows(limit=1_000_000))
+    unknown = gp.ask(query_xml(support.DOCTOR_NIHII, f"9{reg}@101", *LAST_MONTH, name_format=fmt))
+    refused = gp.ask(query_xml(support.DOCTOR_NIHII, f"{reg}@101", *LAST_MONTH, name_format=fmt,
+                               facets=[(f"{N}:whatever", [])]))
+    assert isinstance(unknown, MdAnswer) and unknown.detail_code == "BO_UNKNOWN_REGNBR"
+    assert isinstance(refused, MdAnswer) and refused.detail_code == "UNKNOWN_FACET"
+    rows = support.service_rows_since(sandbox, "memberdata", before)
+    assert [(r["patient"], r["detail"]) for r in rows] == [(None, "refused BO_UNKNOWN_REGNBR"),
+                                                           (None, "refused UNKNOWN_FACET")]
+
+
 @pytest.mark.parametrize("case,kw,code,top", [
     ("unknown NISS", {"subject": "85100403749"}, "UNKNOWN_NISS_ROUTING", "Responder"),
     ("NISS with a wrong check digit", {"subject": "48031202167"}, "INVALID_INSS_VALUE", "Requester"),
