@@ -41,7 +41,7 @@ from mycarenet_ic.domain.qualities import Quality  # noqa: E402
 from mycarenet_ic.persistence.tables import ic_event, ic_inclusion, ic_request  # noqa: E402
 from mycarenet_ic.security.wssec import Signer  # noqa: E402
 from mycarenet_ic.server import free_port, wait_ready  # noqa: E402
-from stubs.scenario import Scenario  # noqa: E402
+from mycarenet_ic.stubs.scenario import Scenario  # noqa: E402
 
 IC_NS = "urn:be:fgov:ehealth:mycarenet:integratedcare:protocol:v1"
 
@@ -71,7 +71,7 @@ def _one_run(database_url: str, count: int, n: int) -> tuple[float, float]:
     """One gunicorn with ``n`` workers on a fresh data directory: (requests/s, server cores busy)."""
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
-        platform = Platform(Settings(data_dir=data_dir, database_url=database_url))
+        platform = Platform.prepared(Settings(data_dir=data_dir, database_url=database_url))
         Scenario.for_data_dir(data_dir, reset=True)
         signer = Signer(platform.pki.issue_holder(Quality.DOCTOR, GP_SSIN, GP_NIHII), ttl_seconds=300)
         port = free_port()
@@ -163,7 +163,7 @@ def _consult_latency(data_dir: Path, database_url: str | None, count: int) -> fl
 def inclusions(database_url: str | None, big: int, count: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
-        platform = Platform(Settings(data_dir=data_dir, database_url=database_url))
+        platform = Platform.prepared(Settings(data_dir=data_dir, database_url=database_url))
         Scenario.for_data_dir(data_dir, reset=True)
         try:
             _fill(platform, 1_000)
@@ -220,7 +220,7 @@ def main() -> None:
     if "export" in parts:
         with tempfile.TemporaryDirectory() as tmp:
             data_dir = Path(tmp) / "data"
-            platform = Platform(Settings(data_dir=data_dir, database_url=database_url))
+            platform = Platform.prepared(Settings(data_dir=data_dir, database_url=database_url))
             Scenario.for_data_dir(data_dir, reset=True)
             try:
                 started = time.perf_counter()

@@ -1,14 +1,15 @@
-"""Composition: the platform's shared parts, the stub endpoints, the gateways, the sandbox."""
+"""Composition: the platform's shared parts, the gateways, the stub and business endpoints.
+
+Building them creates nothing: :func:`prepare` makes what a data directory and its database need (once,
+explicitly, from the entry points), :class:`Platform` opens what is there. The sandbox that serves them
+all is :mod:`mycarenet_ic.sandbox`.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import logging
 import threading
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -21,11 +22,10 @@ from mycarenet_ic.clients.gateways import (
     ZeepNationalRegisterGateway,
 )
 from mycarenet_ic.config import Settings
-from mycarenet_ic.domain.inclusions import Consent, Inclusion, Status, check_no_conflict
 from mycarenet_ic.domain.tariff import Nomenclature
 from mycarenet_ic.persistence.affiliations import ScenarioAffiliations
 from mycarenet_ic.persistence.audit import SqlAuditLog
-from mycarenet_ic.persistence.db import make_engine, migrate, reading
+from mycarenet_ic.persistence.db import alembic_config, make_engine, migrate, reading
 from mycarenet_ic.persistence.feed_cursors import SqlFeedCursors
 from mycarenet_ic.persistence.inclusion_events import SqlInclusionEvents
 from mycarenet_ic.persistence.inclusions import SqlInclusionStore
@@ -34,32 +34,75 @@ from mycarenet_ic.persistence.pseudonym import NissSealer, Pseudonymiser
 from mycarenet_ic.persistence.replay import SqlReplayCache
 from mycarenet_ic.security.pki import Pki
 from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, TrustStore, Verifier, VerifyPolicy
-from mycarenet_ic.server import FrontLimits, ServedApp, server_tls, wait_ready
 from mycarenet_ic.services.integrated_care import IntegratedCare
 from mycarenet_ic.services.memberdata import MemberData
 from mycarenet_ic.services.mutations import MutationSync
 from mycarenet_ic.services.tarification import Tarification
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 
-log = logging.getLogger(__name__)
-
 STUBS = ("attribute-authority", "cobrha", "national-register")
 BUSINESS = ("integrated-care", "memberdata", "tarification", "mediprima")
 
 
+class NotPrepared(RuntimeError):
+    """A data directory or database that :func:`prepare` has not made ready (no CA, an old schema)."""
+
+    def __init__(self, settings: Settings, what: str) -> None:
+        super().__init__(f"{what}: prepare it first (mycarenet-ic prepare --data-dir {settings.data_dir}, "
+                         "or mycarenet_ic.app.prepare(settings))")
+
+
+def prepare(settings: Settings) -> None:
+    """Make what a :class:`Platform` opens: the data directory, the sandbox PKI (CA and service
+    certificates), the database schema at the newest revision, the pseudonym and NISS-seal keys.
+
+    What exists is kept, so it may run at every start; several processes may run it at once.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    pki = Pki(settings.data_dir)
+    if not pki.initialised:
+        pki.init()
+    engine = make_engine(settings.effective_database_url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    Pseudonymiser.from_data_dir(settings.data_dir)
+    NissSealer.from_data_dir(settings.data_dir)
+
+
+def _check_schema(engine: Engine, settings: Settings) -> None:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    wanted = set(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
+    with reading(engine) as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    if current != wanted:
+        raise NotPrepared(settings, f"the database schema is at {sorted(current) or 'nothing'}, "
+                                    f"this version needs {sorted(wanted)}")
+
+
 class Platform:
-    """What every service of one data directory shares: keys, trust, database, audit."""
+    """What every service of one data directory shares: keys, trust, database, audit.
+
+    It opens what :func:`prepare` made (:meth:`prepared` does both) and fails with :class:`NotPrepared`
+    when the CA or the schema is not there.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.pki = Pki(settings.data_dir)
         if not self.pki.initialised:
-            self.pki.init()
+            raise NotPrepared(settings, f"no sandbox CA in {self.pki.dir}")
         self.trust = TrustStore.from_pem(self.pki.ca().cert_pem)
         self.policy = VerifyPolicy(settings.clock_skew_seconds, settings.max_timestamp_ttl_seconds)
         self.engine: Engine = make_engine(settings.effective_database_url)
-        migrate(self.engine)
+        try:
+            _check_schema(self.engine, settings)
+        except BaseException:
+            self.engine.dispose()
+            raise
         self.pseudonymiser = Pseudonymiser.from_data_dir(settings.data_dir)
         self.audit = SqlAuditLog(self.engine, self.pseudonymiser)
         self.replay = SqlReplayCache(self.engine)
@@ -75,6 +118,12 @@ class Platform:
         # place may be waiting on a stub served by this same process).
         self.gate: AbstractContextManager[Any] = (
             threading.BoundedSemaphore(settings.max_inflight) if settings.max_inflight > 0 else nullcontext())
+
+    @classmethod
+    def prepared(cls, settings: Settings) -> Platform:
+        """:func:`prepare`, then open: what the entry points (sandbox, WSGI, command line) start with."""
+        prepare(settings)
+        return cls(settings)
 
     def signer(self, service: str) -> Signer:
         """The signer of one service, its key loaded once."""
@@ -149,145 +198,11 @@ def business_endpoints(platform: Platform, gateways: Gateways) -> dict[str, Soap
     }
 
 
-def seed_demo_inclusions(platform: Platform, records: list[dict[str, Any]]) -> int:
-    """Write the scenario's demo inclusions once, into an empty store, through the inclusion rules."""
-    from sqlalchemy import func, select
-
-    from mycarenet_ic.persistence.tables import ic_inclusion
-
-    with reading(platform.engine) as conn:
-        if conn.execute(select(func.count()).select_from(ic_inclusion)).scalar_one():
-            return 0
-    for n, rec in enumerate(records, 1):
-        candidate = Inclusion(
-            id="", patient="", project=rec["project"], status=Status(rec["status"]),
-            declared_start=dt.date.fromisoformat(rec["start"]),
-            consent=Consent(rec["consent"]) if rec.get("consent") else None,
-            consent_date=dt.date.fromisoformat(rec["consent_date"]) if rec.get("consent_date") else None,
-            declared_end=dt.date.fromisoformat(rec["end"]) if rec.get("end") else None,
-            provider_nihii=rec.get("provider"),
-        )
-
-        def change(current: list[Inclusion], candidate: Inclusion = candidate) -> tuple[Inclusion, str]:
-            check_no_conflict(candidate, current)
-            return candidate, "declaration"
-
-        platform.inclusions.write(ssin=rec["patient"], sender="platform:demo", request_id=f"demo-{n}",
-                                  operation="declare", request_hash=f"demo-{n}", operator=None, change=change)
-    return len(records)
-
-
-class MutationFollower:
-    """Reads the National Register's mutation feed now and then, in a thread, until stopped."""
-
-    def __init__(self, sync: MutationSync, every: float) -> None:
-        self.sync = sync
-        self.every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="mutation-sync", daemon=True)
-
-    def run_once(self) -> Any:
-        return self.sync.run()
-
-    def start(self) -> MutationFollower:
-        self._thread.start()
-        return self
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every):
-            try:
-                self.sync.run()
-            except Exception:  # noqa: BLE001 - the next round tries again; the feed cursor keeps our place
-                log.warning("mutation sync failed; will retry", exc_info=True)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-
-
 def stub_endpoints(platform: Platform, scenario: Any) -> dict[str, SoapEndpoint]:
-    from stubs import attribute_authority, cobrha, national_register
+    from mycarenet_ic.stubs import attribute_authority, cobrha, national_register
 
     return {
         "attribute-authority": attribute_authority.build(scenario, platform.endpoint_deps("attribute-authority")),
         "cobrha": cobrha.build(scenario, platform.endpoint_deps("cobrha")),
         "national-register": national_register.build(scenario, platform.endpoint_deps("national-register")),
     }
-
-
-@dataclass
-class Sandbox:
-    """Every service of the sandbox on 127.0.0.1, one port each."""
-
-    settings: Settings
-    reset_scenario: bool = False
-    served: dict[str, ServedApp] = field(default_factory=dict)
-    stopped: threading.Event = field(default_factory=threading.Event)
-
-    def start(self, port: int = 0) -> dict[str, str]:
-        from stubs.admin import ScenarioAdmin, admin_token
-        from stubs.scenario import Scenario
-
-        self.platform = Platform(self.settings)
-        self.scenario = Scenario.for_data_dir(self.settings.data_dir, reset=self.reset_scenario)
-        apps: dict[str, Any] = dict(stub_endpoints(self.platform, self.scenario))
-        apps["scenario-admin"] = ScenarioAdmin(self.scenario, admin_token(self.settings.data_dir))
-        try:
-            self._serve(apps, port, 0)
-            self.gateways = self.platform.gateways(self.urls)
-            self._serve(business_endpoints(self.platform, self.gateways), port, len(apps))
-            seed_demo_inclusions(self.platform, self.scenario.extra.get("inclusions", []))
-            self.follower = MutationFollower(self.platform.mutation_sync(self.gateways),
-                                             self.settings.mutation_sync_seconds)
-            self.follower.run_once()
-            self.follower.start()
-        except BaseException:
-            self.stop()
-            raise
-        urls = self.urls
-        state = self.settings.data_dir / "sandbox.json"
-        state.write_text(json.dumps({"services": urls}, indent=1))
-        return urls
-
-    def _serve(self, apps: dict[str, Any], port: int, first_offset: int) -> None:
-        tls = server_tls(*self.platform.pki.tls_server(self.settings.host)) if self.settings.tls else None
-        for offset, (name, app) in enumerate(apps.items(), first_offset):
-            path = "/" if name == "scenario-admin" else f"/{name}"
-            served = ServedApp(name, app, self.settings.host, port + offset if port else 0,
-                               self.settings.server_threads, path=path,
-                               # the front reads a little past the endpoint's cap, so the endpoint answers it
-                               limits=FrontLimits(max_body_bytes=self.settings.max_body_bytes + 65_536), tls=tls)
-            self.served[name] = served.start()
-            if isinstance(app, SoapEndpoint):
-                app.address = served.url
-        for name in apps:
-            wait_ready(self.served[name].url + ("?wsdl" if name != "scenario-admin" else "health"),
-                       ca_file=self.platform.pki.ca_file)
-
-    @property
-    def urls(self) -> dict[str, str]:
-        return {name: s.url for name, s in self.served.items()}
-
-    def stop(self) -> None:
-        if getattr(self, "follower", None) is not None:
-            self.follower.stop()
-        # Business services first (their in-flight requests still need the stubs), then the stubs.
-        for served in reversed(self.served.values()):
-            try:
-                served.stop()
-            except Exception:  # noqa: BLE001 - stopping the rest matters more
-                log.exception("stopping %s", served.name)
-        self.served.clear()
-        if hasattr(self, "platform"):
-            self.platform.close()
-        (self.settings.data_dir / "sandbox.json").unlink(missing_ok=True)
-        self.stopped.set()
-
-
-def read_running(data_dir: Path) -> dict[str, str]:
-    """The URLs of the sandbox running on ``data_dir`` (written by :meth:`Sandbox.start`)."""
-    state = Path(data_dir) / "sandbox.json"
-    if not state.exists():
-        raise FileNotFoundError(f"no sandbox is running on {data_dir} (no {state})")
-    return dict(json.loads(state.read_text())["services"])

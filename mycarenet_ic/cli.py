@@ -94,7 +94,7 @@ def _silence_stdout() -> None:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from mycarenet_ic.app import Sandbox
+    from mycarenet_ic.sandbox import Sandbox
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Signals first: a SIGTERM or Ctrl-C that comes during the start stops the sandbox once it is up.
@@ -150,7 +150,7 @@ def _operator(args: argparse.Namespace, data_dir: Path) -> str:
     import getpass
     import hmac
 
-    from stubs.admin import admin_token
+    from mycarenet_ic.stubs.admin import admin_token
 
     given = args.token or os.environ.get("MYCARENET_ADMIN_TOKEN")
     if not data_dir.is_dir():
@@ -193,8 +193,8 @@ def cmd_audit_show(args: argparse.Namespace) -> int:
 
 
 def _admin_call(data_dir: Path, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
-    from mycarenet_ic.app import read_running
-    from stubs.admin import admin_token
+    from mycarenet_ic.sandbox import read_running
+    from mycarenet_ic.stubs.admin import admin_token
 
     try:
         base = read_running(data_dir)["scenario-admin"].rstrip("/")
@@ -236,14 +236,24 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from mycarenet_ic.app import prepare
+
+    settings = _settings(args)
+    prepare(settings)
+    print(printable(f"prepared {settings.data_dir}: sandbox PKI, database schema "
+                    f"({settings.effective_database_url.split('@')[-1]}), keys"))
+    return 0
+
+
 def _platform(args: argparse.Namespace) -> Any:
     from mycarenet_ic.app import Platform
 
-    return Platform(_settings(args))
+    return Platform.prepared(_settings(args))
 
 
 def cmd_mutations_sync(args: argparse.Namespace) -> int:
-    from mycarenet_ic.app import read_running
+    from mycarenet_ic.sandbox import read_running
 
     platform = _platform(args)
     try:
@@ -342,8 +352,8 @@ def _print_statistics(report: Any) -> None:
 def cmd_statistics(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from mycarenet_ic.app import read_running
     from mycarenet_ic.domain.identifiers import parse_nihii
+    from mycarenet_ic.sandbox import read_running
     from mycarenet_ic.services.statistics import Statistics
 
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else dt.date.today()
@@ -390,6 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="certificates, database, scenario state "
                         f"(default: $MYCARENET_DATA_DIR or {DEFAULT_DATA_DIR})")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", parents=[common],
+                       help="create the data directory, its PKI and keys, and migrate the database (kept if there)")
+    p.set_defaults(func=cmd_prepare)
 
     certs = sub.add_parser("certs", help="sandbox PKI").add_subparsers(dest="certs_command", required=True)
     p = certs.add_parser("init", parents=[common], help="create the sandbox CA and the service certificates")

@@ -8,7 +8,10 @@ from pathlib import Path
 
 from lxml import etree
 
-ROOT = Path(os.environ.get("MYCARENET_CONTRACT_DIR", Path(__file__).resolve().parent.parent))
+_PACKAGE = Path(__file__).resolve().parent
+# Installed, wsdl/ and xsd/ are package data beside this module; in a checkout they are at the repository's top.
+ROOT = Path(os.environ.get("MYCARENET_CONTRACT_DIR",
+                           _PACKAGE if (_PACKAGE / "wsdl").is_dir() else _PACKAGE.parent))
 WSDL_DIR = ROOT / "wsdl"
 XSD_DIR = ROOT / "xsd"
 

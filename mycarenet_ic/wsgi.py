@@ -17,10 +17,10 @@ from mycarenet_ic.config import Settings
 
 
 def create_app() -> Any:
-    from stubs.scenario import Scenario
+    from mycarenet_ic.stubs.scenario import Scenario
 
     settings = Settings.from_env()
-    platform = Platform(settings)
+    platform = Platform.prepared(settings)
     scenario = Scenario.for_data_dir(settings.data_dir)
     public = os.environ.get("MYCARENET_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
     upstream = os.environ.get("MYCARENET_UPSTREAM_URL", public).rstrip("/")

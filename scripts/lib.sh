@@ -38,7 +38,7 @@ ensure_venv() {
   fi
   local stamp=".venv/.installed-${extras:-base}"
   local want
-  want=$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)
+  want=$(cat setup.cfg setup.py pyproject.toml | sha256sum | cut -c1-16)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "== installing the project into .venv (${extras:-base})" >&2
     .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from mycarenet_ic.config import secret_file
-from stubs.scenario import Scenario, ScenarioError
+
+from .scenario import Scenario, ScenarioError
 
 log = logging.getLogger(__name__)
 

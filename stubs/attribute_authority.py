@@ -7,7 +7,8 @@ from spyne import Boolean, ComplexModel, Date, DateTime, ServiceBase, Unicode, X
 from mycarenet_ic import ns
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 from mycarenet_ic.soap.service import build_endpoint, call_of, reply_attributes
-from stubs.scenario import Scenario, iso_date
+
+from .scenario import Scenario, iso_date
 
 NS = ns.SANDBOX_ATTRIBUTE_AUTHORITY
 

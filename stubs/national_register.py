@@ -9,8 +9,9 @@ from spyne import Boolean, ComplexModel, Date, DateTime, Integer, Long, ServiceB
 from mycarenet_ic import ns
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 from mycarenet_ic.soap.service import build_endpoint, call_of, reply_attributes
-from stubs.scenario import Mutation as ScenarioMutation
-from stubs.scenario import Scenario, iso_date
+
+from .scenario import Mutation as ScenarioMutation
+from .scenario import Scenario, iso_date
 
 NS = ns.SANDBOX_NATIONAL_REGISTER
 DEFAULT_BATCH = 100

@@ -18,6 +18,23 @@ from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, Verifier
 from tests import support
 
 BACKENDS = ["sqlite", "postgres"]
+KINDS = ("unit", "contract", "integration")
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by the marks added here
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test says what kind it is (a ``pytestmark`` of its module, or its own mark): one without
+    ``unit``, ``contract`` or ``integration`` fails the collection. A test that runs against PostgreSQL
+    (the ``postgres`` backend of a parametrised fixture, or ``pg_url``) is marked ``postgres`` here."""
+    unmarked = [item.nodeid for item in items if not any(item.get_closest_marker(kind) for kind in KINDS)]
+    if unmarked:
+        raise pytest.UsageError(f"tests without a unit/contract/integration marker: {', '.join(unmarked)}")
+    for item in items:
+        params = getattr(item, "callspec", None)
+        if "pg_url" in getattr(item, "fixturenames", ()) or (
+                params is not None and "postgres" in params.params.values()):
+            item.add_marker(pytest.mark.postgres)
+
 
 _real_connect = socket.socket.connect
 

@@ -168,9 +168,9 @@ def _wsdl_names(name: str) -> dict[str, object]:
         "bindings": sorted((b.get("name"), b.get("type")) for b in root.iter(f"{w}binding")),
         "services": sorted((s.get("name"), p.get("name"), p.get("binding"))
                            for s in root.iter(f"{w}service") for p in s.iter(f"{w}port")),
-        "operations": sorted((o.get("name"), o.find(f"{soap}operation").get("soapAction"))  # type: ignore[union-attr]
+        "operations": sorted((o.get("name"), o.find(f"{soap}operation").get("soapAction"))
                              for b in root.iter(f"{w}binding") for o in b.iter(f"{w}operation")),
-        "messages": sorted((m.get("name"), m.find(f"{w}part").get("element"))  # type: ignore[union-attr]
+        "messages": sorted((m.get("name"), m.find(f"{w}part").get("element"))
                            for m in root.iter(f"{w}message")),
     }
 

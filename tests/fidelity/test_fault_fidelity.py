@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from mycarenet_ic.app import Sandbox
 from mycarenet_ic.domain.qualities import Quality
+from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.wssec import Signer
 from tests import support
 

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from mycarenet_ic.app import Sandbox
 from mycarenet_ic.domain.qualities import Quality
+from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, Verifier
 from tests import support
 

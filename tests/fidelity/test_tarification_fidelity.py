@@ -155,7 +155,7 @@ def answer_blob(resp: requests.Response) -> etree._Element:
     """The RetrieveTransactionResponse of a TarificationConsultationResponse, checked against the reference."""
     assert resp.status_code == 200, resp.content[:800]
     envelope = etree.fromstring(resp.content)
-    payload = envelope.find(f"{{{SOAP}}}Body")[0]  # type: ignore[index]
+    payload = envelope.find(f"{{{SOAP}}}Body")[0]
     assert payload.tag == f"{{{TAR}}}TarificationConsultationResponse"
     detail = payload.find(f"{{{P2}}}Return/{{{P2}}}Detail")
     assert detail is not None and detail.get("ContentType") == "text/xml"
@@ -178,7 +178,7 @@ def _check_code_values(blob: etree._Element) -> None:
         assert cd.get("S") == "CD-TRANSACTION-MYCARENET" and cd.text in CD_TRANSACTION_MYCARENET
     for error in blob.iterfind("mc:acknowledge/mc:error", NS):
         assert [cd.get("S") for cd in error.iterfind("k:cd", NS)] == ["CD-ERROR"]
-        assert error.find("k:description", NS).get("L")  # type: ignore[union-attr]
+        assert error.find("k:description", NS).get("L")
     for unit in blob.iterfind(".//k:cost/k:unit/k:cd", NS):
         assert (unit.get("S"), unit.text) == ("CD-CURRENCY", "eur")
 

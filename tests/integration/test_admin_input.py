@@ -21,10 +21,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 import requests
 
-from mycarenet_ic.app import Sandbox
 from mycarenet_ic.domain.identifiers import make_niss
-from stubs.admin import ScenarioAdmin, admin_token
-from stubs.scenario import Scenario
+from mycarenet_ic.sandbox import Sandbox
+from mycarenet_ic.stubs.admin import ScenarioAdmin, admin_token
+from mycarenet_ic.stubs.scenario import Scenario
 from tests import support
 
 pytestmark = pytest.mark.integration
@@ -173,9 +173,9 @@ def test_an_unexpected_failure_is_a_generic_500_json_logged_with_no_traceback_in
     scenario.state_file.unlink()
     scenario.state_file.mkdir()
     change = b'{"action": "remove-links", "patient": "48031202166", "hcparty": "00000000000"}'
-    with caplog.at_level(logging.ERROR, logger="stubs.admin"):
+    with caplog.at_level(logging.ERROR, logger="mycarenet_ic.stubs.admin"):
         status, body = _lone(url, token, str(len(change)), change)
     assert status == 500
     answer = json.loads(body)
     assert set(answer) == {"error"} and "Traceback" not in answer["error"] and "Directory" not in answer["error"]
-    assert any(r.name == "stubs.admin" and r.exc_info for r in caplog.records)
+    assert any(r.name == "mycarenet_ic.stubs.admin" and r.exc_info for r in caplog.records)

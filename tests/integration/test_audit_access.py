@@ -14,7 +14,7 @@ import pytest
 from mycarenet_ic.app import Platform
 from mycarenet_ic.config import Settings
 from mycarenet_ic.persistence.audit import AuditEntry, verify_chain
-from stubs.admin import admin_token
+from mycarenet_ic.stubs.admin import admin_token
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ def _show(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> sub
 
 @pytest.fixture()
 def data_dir(tmp_path: Path) -> Path:
-    platform = Platform(Settings(data_dir=tmp_path / "data"))
+    platform = Platform.prepared(Settings(data_dir=tmp_path / "data"))
     try:
         platform.audit.append(AuditEntry("integrated-care", "ConsultInclusions", caller="doctor:11200035003"))
     finally:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from mycarenet_ic.app import Sandbox
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.persistence.tables import audit_log
+from mycarenet_ic.sandbox import Sandbox
 from tests import support
 from tests.ic_client import Fault, IcClient
 from tests.integration.test_memberdata import INS, MdClient, N

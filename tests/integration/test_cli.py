@@ -10,7 +10,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -63,7 +65,7 @@ def test_issued_certificate_calls_every_stub_through_zeep(sandbox: Sandbox, tmp_
                  support.DOCTOR_NIHII, "--quality", "doctor", "--out", str(tmp_path), "--name", "me"]) == 0
     me = KeyPair((tmp_path / "me.key.pem").read_bytes(), (tmp_path / "me.cert.pem").read_bytes())
     verifier = sandbox.platform.answer_verifier()
-    calls = [
+    calls: list[tuple[str, str, str, str, dict[str, Any]]] = [
         ("sandbox-attributeauthority-v1.wsdl",
          "{urn:be:fgov:ehealth:sandbox:attributeauthority:v1}AttributeAuthoritySoapBinding",
          "attribute-authority", "hasTherapeuticLink",
@@ -111,7 +113,12 @@ def test_audit_verify_names_the_broken_row(sandbox: Sandbox, capsys: pytest.Capt
         os.environ.pop("DATABASE_URL", None)
 
 
-def _read_lines_until(proc: subprocess.Popen[str], predicate, timeout: float) -> list[str]:
+# The queue each child's stdout is pumped into, by process id, for _rest to read on.
+_PUMPED: dict[int, queue.Queue[str | None]] = {}
+
+
+def _read_lines_until(proc: subprocess.Popen[str], predicate: Callable[[list[str]], bool],
+                      timeout: float) -> list[str]:
     """Read the child's stdout in a thread (no select on a buffered pipe) until ``predicate`` holds."""
     lines: queue.Queue[str | None] = queue.Queue()
 
@@ -133,13 +140,14 @@ def _read_lines_until(proc: subprocess.Popen[str], predicate, timeout: float) ->
             break
         seen.append(line)
         if predicate(seen):
-            proc.pumped = lines  # type: ignore[attr-defined]
+            _PUMPED[proc.pid] = lines
             return seen
     raise AssertionError(f"sandbox did not print what was expected: {seen}")
 
 
 def _rest(proc: subprocess.Popen[str]) -> list[str]:
-    rest, q = [], proc.pumped  # type: ignore[attr-defined]
+    rest: list[str] = []
+    q = _PUMPED.pop(proc.pid)
     while True:
         line = q.get(timeout=30)
         if line is None:

@@ -12,9 +12,9 @@ import secrets
 import pytest
 from sqlalchemy import func, select
 
-from mycarenet_ic.app import Sandbox
 from mycarenet_ic.clients import messages
 from mycarenet_ic.persistence.tables import audit_log
+from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.wssec import Signer
 from tests import support
 

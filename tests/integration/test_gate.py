@@ -4,6 +4,7 @@ request holding the only place may itself be waiting on a stub served by the sam
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -48,6 +49,7 @@ def test_a_request_waits_for_a_free_place(gated: Sandbox) -> None:
     client = IcClient(gated, Quality.DOCTOR, support.DOCTOR_SSIN, support.DOCTOR_NIHII)
     before = len(gated.platform.audit.rows(limit=1_000_000))
     gate = gated.platform.gate
+    assert isinstance(gate, threading.BoundedSemaphore)  # max_inflight=1: one place
     assert gate.acquire(timeout=10)  # the test takes the only place
     with ThreadPoolExecutor(1) as pool:
         try:

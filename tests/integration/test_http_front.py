@@ -21,10 +21,10 @@ import pytest
 from lxml import etree
 from sqlalchemy import func, select
 
-from mycarenet_ic.app import Sandbox
 from mycarenet_ic.clients.gateways import CachingCobrha
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.persistence.tables import audit_log, replay_cache
+from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.wssec import Signer, Verifier
 from mycarenet_ic.server import FrontLimits, ServedApp
 from tests import support

@@ -12,11 +12,12 @@ import pytest
 from lxml import etree
 from sqlalchemy import select
 
-from mycarenet_ic.app import Platform, Sandbox
+from mycarenet_ic.app import Platform
 from mycarenet_ic.domain.inclusions import Closure, Consent, Inclusion, Status
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.persistence.insurer_export import export_insurers
 from mycarenet_ic.persistence.tables import ic_event, ic_inclusion
+from mycarenet_ic.sandbox import Sandbox
 from tests import support
 from tests.ic_client import Fault, IcClient
 from tests.integration.test_integrated_care import (

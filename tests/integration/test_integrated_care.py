@@ -16,11 +16,11 @@ from lxml import etree
 from sqlalchemy import func, select, text
 
 from mycarenet_ic import contract, ns
-from mycarenet_ic.app import Sandbox
 from mycarenet_ic.domain.identifiers import is_valid_niss
 from mycarenet_ic.domain.inclusions import Inclusion
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.persistence.tables import ic_event, ic_inclusion, ic_request
+from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.wssec import Signer
 from tests import support
 from tests.ic_client import IC_NS, Fault, IcClient
@@ -382,7 +382,7 @@ def test_new_mutations_are_applied_on_demand_once(sandbox: Sandbox, clients: dic
 def test_the_follower_applies_mutations_periodically(sandbox: Sandbox, clients: dict[str, IcClient]) -> None:
     import time
 
-    from mycarenet_ic.app import MutationFollower
+    from mycarenet_ic.sandbox import MutationFollower
 
     patient = "93031402178"  # Van de Velde
     assert not isinstance(clients["doctor"].declare(patient, PSI_NAMUR, start=dt.date(2026, 5, 1)), Fault)
@@ -466,7 +466,7 @@ def _dump(sandbox: Sandbox) -> str:
 def test_database_dump_holds_no_niss_no_name_no_birth_date(sandbox: Sandbox, clients: dict[str, IcClient]) -> None:
     import re
 
-    from stubs.scenario import Scenario
+    from mycarenet_ic.stubs.scenario import Scenario
 
     clients["doctor"].consult(A)
     clients["psi-coordinator"].list(PSI_LEUVEN)

@@ -17,7 +17,7 @@ from mycarenet_ic.app import Platform
 from mycarenet_ic.cli import main
 from mycarenet_ic.config import Settings, secret_file
 from mycarenet_ic.persistence.audit import AuditEntry
-from stubs.admin import admin_token
+from mycarenet_ic.stubs.admin import admin_token
 from tests import support
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,7 @@ def _write(platform: Platform) -> None:
 
 def test_a_new_data_directory_is_owner_only_whatever_the_umask(tmp_path: Path, umask: int) -> None:
     data = tmp_path / "data"
-    platform = Platform(Settings(data_dir=data))
+    platform = Platform.prepared(Settings(data_dir=data))
     try:
         admin_token(data)  # the sandbox's third secret
         _write(platform)  # the -wal and -shm files exist while the engine is open
@@ -74,7 +74,7 @@ def test_a_new_data_directory_is_owner_only_whatever_the_umask(tmp_path: Path, u
 
 def test_files_an_older_version_left_wider_are_tightened_at_start(tmp_path: Path, umask: int) -> None:
     data = tmp_path / "data"
-    first = Platform(Settings(data_dir=data))
+    first = Platform.prepared(Settings(data_dir=data))
     admin_token(data)
     _write(first)
     first.close()

@@ -59,7 +59,9 @@ def counts(box: Sandbox) -> tuple[int, int, int]:
 
 def new_patients(box: Sandbox, count: int) -> list[str]:
     """``count`` fresh persons in the National Register stub (valid NISS, born on 1 January 1950 + n days)."""
-    out, records, n = [], [], 0
+    out: list[str] = []
+    records: list[dict[str, Any]] = []
+    n = 0
     while len(out) < count:
         birth = dt.date(1950, 1, 1) + dt.timedelta(days=n // 400)
         ssin = make_niss(birth, 500 + n % 400)
@@ -365,8 +367,8 @@ def test_sigterm_with_requests_in_flight_loses_nothing(tmp_path: Path, database:
         engine = make_engine(Settings(data_dir=data_dir, database_url=database).effective_database_url)
         try:
             with engine.connect() as conn:
-                stored = dict(conn.execute(select(ic_request.c.request_id, ic_request.c.answer)
-                                           .where(ic_request.c.request_id.like("_sig%"))).all())
+                stored = {rid: answer for rid, answer in conn.execute(
+                    select(ic_request.c.request_id, ic_request.c.answer).where(ic_request.c.request_id.like("_sig%")))}
             assert set(stored) == set(ok)
             for rid, inclusion_id in ok.items():
                 assert inclusion_id in stored[rid]

@@ -4,21 +4,18 @@ and sockets on 127.0.0.1, ephemeral ports, deadlines instead of sleeps."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from mycarenet_ic.app import Sandbox, read_running
 from mycarenet_ic.config import Settings
+from mycarenet_ic.sandbox import Sandbox, read_running
 from tests import support
 
 pytestmark = pytest.mark.integration
@@ -27,15 +24,6 @@ SERVICES = {"attribute-authority", "cobrha", "national-register", "scenario-admi
             "integrated-care", "memberdata", "tarification", "mediprima"}
 START_DEADLINE = 90.0  # the first start creates a PKI; the test machine may be busy
 STOP_DEADLINE = 30.0
-
-
-def _command() -> list[str]:
-    script = Path(sys.executable).with_name("mycarenet-ic")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "mycarenet_ic.cli"]
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
 
 
 def _poll(what: str, check, deadline: float):  # type: ignore[no-untyped-def]
@@ -62,27 +50,6 @@ def _accepts(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def spawn(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(*extra: str) -> tuple[subprocess.Popen[bytes], Path, Path]:
-        data, err = tmp_path / "data", tmp_path / f"stderr-{len(procs)}.txt"
-        with err.open("wb") as stderr:
-            proc = subprocess.Popen([*_command(), "sandbox", "--data-dir", str(data), *extra],
-                                    stdout=subprocess.PIPE, stderr=stderr, env=_env())
-        procs.append(proc)
-        return proc, data, err
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
 @pytest.mark.parametrize(("close_after", "signum"), [
     ("nothing", signal.SIGTERM),      # stdout gone before the first line is printed
     ("first-line", signal.SIGTERM),   # like ``mycarenet-ic sandbox | head -1``
@@ -106,7 +73,13 @@ def test_sandbox_with_its_output_closed_still_serves_and_stops_on_a_signal(spawn
             _poll(f"{name} ?wsdl", lambda url=url: requests.get(url + "?wsdl", timeout=5).status_code == 200,
                   deadline)
     assert proc.poll() is None, err.read_text()
-    # ... and a signal stops it cleanly: exit code 0, no traceback, no port left serving.
+    # ... and a signal stops it cleanly.
+    stops_cleanly(proc, err, urls, data, signum)
+
+
+def stops_cleanly(proc: subprocess.Popen[bytes], err: Path, urls: dict[str, str], data: Path,
+                  signum: int = signal.SIGTERM) -> None:
+    """``signum`` stops the sandbox process: exit code 0, no traceback, no port left serving."""
     proc.send_signal(signum)
     try:
         code = proc.wait(timeout=STOP_DEADLINE)

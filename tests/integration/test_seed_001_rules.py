@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from mycarenet_ic.app import Sandbox
 from mycarenet_ic.cli import main as cli
 from mycarenet_ic.clients.messages import attribute_query as query_xml
 from mycarenet_ic.clients.messages import tariff_request as kmehr_request
 from mycarenet_ic.domain.qualities import Quality
+from mycarenet_ic.sandbox import Sandbox
 from tests import support
 from tests.integration.test_memberdata import INS, MdAnswer, MdClient, N
 from tests.integration.test_tarification import DAY, MC, MP, TariffClient, errors, euros, lines

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from mycarenet_ic.app import Sandbox
 from mycarenet_ic.domain.identifiers import make_niss
 from mycarenet_ic.domain.qualities import Quality
+from mycarenet_ic.sandbox import Sandbox
 from tests import support
 from tests.ic_client import Fault, IcClient
 

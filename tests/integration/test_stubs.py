@@ -9,6 +9,7 @@ from lxml import etree
 
 from mycarenet_ic import contract
 from mycarenet_ic.app import Gateways, Sandbox
+from mycarenet_ic.domain.records import PersonMutation
 from mycarenet_ic.errors import UpstreamUnavailable
 from mycarenet_ic.security.wssec import Signer, Verifier
 from tests import support
@@ -84,7 +85,8 @@ def test_national_register_person(gw: Gateways) -> None:
 
 
 def test_mutation_feed_returns_each_mutation_once(gw: Gateways, sandbox: Sandbox) -> None:
-    seen, cursor = [], 0
+    seen: list[PersonMutation] = []
+    cursor = 0
     for _ in range(20):
         batch = gw.national_register.mutations_after(cursor, max_results=1)
         seen.extend(batch.mutations)

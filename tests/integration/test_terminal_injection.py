@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from mycarenet_ic.app import Sandbox
 from mycarenet_ic.domain.identifiers import make_niss
 from mycarenet_ic.persistence.audit import AuditEntry
+from mycarenet_ic.sandbox import Sandbox
+from mycarenet_ic.stubs.admin import admin_token
 from mycarenet_ic.textsafe import UNSAFE
-from stubs.admin import admin_token
 from tests import support
 
 pytestmark = pytest.mark.integration

@@ -20,9 +20,9 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from lxml import etree
 
-from mycarenet_ic.app import Sandbox
 from mycarenet_ic.clients.gateways import ZeepCobrhaGateway
 from mycarenet_ic.errors import UpstreamFault, UpstreamUnavailable
+from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.pki import Pki
 from mycarenet_ic.security.wssec import Signer
 from mycarenet_ic.server import FrontLimits, ServedApp, server_tls

@@ -30,7 +30,7 @@ from mycarenet_ic.domain.tariff import (
     tariff,
 )
 from mycarenet_ic.security.pki import create_ca, holder_name, identity_from_certificate, issue
-from stubs.scenario import ORGANISATION_TYPES, PROFESSIONS
+from mycarenet_ic.stubs.scenario import ORGANISATION_TYPES, PROFESSIONS
 
 pytestmark = pytest.mark.unit
 D = dt.date

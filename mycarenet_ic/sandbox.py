@@ -1,0 +1,158 @@
+"""The sandbox: every stub and business service of one data directory on 127.0.0.1, one port each,
+with the scenario's demo inclusions seeded and the National Register's mutation feed followed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mycarenet_ic.app import Platform, business_endpoints, stub_endpoints
+from mycarenet_ic.config import Settings
+from mycarenet_ic.domain.inclusions import Consent, Inclusion, Status, check_no_conflict
+from mycarenet_ic.persistence.db import reading
+from mycarenet_ic.server import FrontLimits, ServedApp, server_tls, wait_ready
+from mycarenet_ic.services.mutations import MutationSync
+from mycarenet_ic.soap.endpoint import SoapEndpoint
+
+log = logging.getLogger(__name__)
+
+
+def seed_demo_inclusions(platform: Platform, records: list[dict[str, Any]]) -> int:
+    """Write the scenario's demo inclusions once, into an empty store, through the inclusion rules."""
+    from sqlalchemy import func, select
+
+    from mycarenet_ic.persistence.tables import ic_inclusion
+
+    with reading(platform.engine) as conn:
+        if conn.execute(select(func.count()).select_from(ic_inclusion)).scalar_one():
+            return 0
+    for n, rec in enumerate(records, 1):
+        candidate = Inclusion(
+            id="", patient="", project=rec["project"], status=Status(rec["status"]),
+            declared_start=dt.date.fromisoformat(rec["start"]),
+            consent=Consent(rec["consent"]) if rec.get("consent") else None,
+            consent_date=dt.date.fromisoformat(rec["consent_date"]) if rec.get("consent_date") else None,
+            declared_end=dt.date.fromisoformat(rec["end"]) if rec.get("end") else None,
+            provider_nihii=rec.get("provider"),
+        )
+
+        def change(current: list[Inclusion], candidate: Inclusion = candidate) -> tuple[Inclusion, str]:
+            check_no_conflict(candidate, current)
+            return candidate, "declaration"
+
+        platform.inclusions.write(ssin=rec["patient"], sender="platform:demo", request_id=f"demo-{n}",
+                                  operation="declare", request_hash=f"demo-{n}", operator=None, change=change)
+    return len(records)
+
+
+class MutationFollower:
+    """Reads the National Register's mutation feed now and then, in a thread, until stopped."""
+
+    def __init__(self, sync: MutationSync, every: float) -> None:
+        self.sync = sync
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="mutation-sync", daemon=True)
+
+    def run_once(self) -> Any:
+        return self.sync.run()
+
+    def start(self) -> MutationFollower:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.sync.run()
+            except Exception:  # noqa: BLE001 - the next round tries again; the feed cursor keeps our place
+                log.warning("mutation sync failed; will retry", exc_info=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+
+
+
+@dataclass
+class Sandbox:
+    """Every service of the sandbox on 127.0.0.1, one port each."""
+
+    settings: Settings
+    reset_scenario: bool = False
+    served: dict[str, ServedApp] = field(default_factory=dict)
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+    def start(self, port: int = 0) -> dict[str, str]:
+        from mycarenet_ic.stubs.admin import ScenarioAdmin, admin_token
+        from mycarenet_ic.stubs.scenario import Scenario
+
+        self.platform = Platform.prepared(self.settings)
+        self.scenario = Scenario.for_data_dir(self.settings.data_dir, reset=self.reset_scenario)
+        apps: dict[str, Any] = dict(stub_endpoints(self.platform, self.scenario))
+        apps["scenario-admin"] = ScenarioAdmin(self.scenario, admin_token(self.settings.data_dir))
+        try:
+            self._serve(apps, port, 0)
+            self.gateways = self.platform.gateways(self.urls)
+            self._serve(business_endpoints(self.platform, self.gateways), port, len(apps))
+            seed_demo_inclusions(self.platform, self.scenario.extra.get("inclusions", []))
+            self.follower = MutationFollower(self.platform.mutation_sync(self.gateways),
+                                             self.settings.mutation_sync_seconds)
+            self.follower.run_once()
+            self.follower.start()
+        except BaseException:
+            self.stop()
+            raise
+        urls = self.urls
+        state = self.settings.data_dir / "sandbox.json"
+        state.write_text(json.dumps({"services": urls}, indent=1))
+        return urls
+
+    def _serve(self, apps: dict[str, Any], port: int, first_offset: int) -> None:
+        tls = server_tls(*self.platform.pki.tls_server(self.settings.host)) if self.settings.tls else None
+        for offset, (name, app) in enumerate(apps.items(), first_offset):
+            path = "/" if name == "scenario-admin" else f"/{name}"
+            served = ServedApp(name, app, self.settings.host, port + offset if port else 0,
+                               self.settings.server_threads, path=path,
+                               # the front reads a little past the endpoint's cap, so the endpoint answers it
+                               limits=FrontLimits(max_body_bytes=self.settings.max_body_bytes + 65_536), tls=tls)
+            self.served[name] = served.start()
+            if isinstance(app, SoapEndpoint):
+                app.address = served.url
+        for name in apps:
+            wait_ready(self.served[name].url + ("?wsdl" if name != "scenario-admin" else "health"),
+                       ca_file=self.platform.pki.ca_file)
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {name: s.url for name, s in self.served.items()}
+
+    def stop(self) -> None:
+        if getattr(self, "follower", None) is not None:
+            self.follower.stop()
+        # Business services first (their in-flight requests still need the stubs), then the stubs.
+        for served in reversed(self.served.values()):
+            try:
+                served.stop()
+            except Exception:  # noqa: BLE001 - stopping the rest matters more
+                log.exception("stopping %s", served.name)
+        self.served.clear()
+        if hasattr(self, "platform"):
+            self.platform.close()
+        (self.settings.data_dir / "sandbox.json").unlink(missing_ok=True)
+        self.stopped.set()
+
+
+def read_running(data_dir: Path) -> dict[str, str]:
+    """The URLs of the sandbox running on ``data_dir`` (written by :meth:`Sandbox.start`)."""
+    state = Path(data_dir) / "sandbox.json"
+    if not state.exists():
+        raise FileNotFoundError(f"no sandbox is running on {data_dir} (no {state})")
+    return dict(json.loads(state.read_text())["services"])
