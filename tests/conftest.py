@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from mycarenet_ic.app import Platform, Sandbox
+from mycarenet_ic.app import Platform
 from mycarenet_ic.config import Settings
 from mycarenet_ic.domain.qualities import Quality
+from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.pki import KeyPair
 from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, Verifier
 from tests import support
@@ -83,7 +84,7 @@ def _database(backend: str, tmp: Path) -> Iterator[str | None]:
 def platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platform]:
     """A fresh platform (PKI, migrated database, audit) on each backend."""
     for url in _database(request.param, tmp_path):
-        plat = Platform(Settings(data_dir=tmp_path / "data", database_url=url))
+        plat = Platform.prepared(Settings(data_dir=tmp_path / "data", database_url=url))
         try:
             yield plat
         finally:

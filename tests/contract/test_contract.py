@@ -13,9 +13,10 @@ from alembic.migration import MigrationContext
 from lxml import etree
 
 from mycarenet_ic import contract
-from mycarenet_ic.app import STUBS, Platform, Sandbox, business_endpoints, stub_endpoints
+from mycarenet_ic.app import STUBS, Platform, business_endpoints, stub_endpoints
 from mycarenet_ic.persistence.tables import metadata
-from stubs.scenario import DEMO_FILE, Scenario
+from mycarenet_ic.sandbox import Sandbox
+from mycarenet_ic.stubs.scenario import DEMO_FILE, Scenario
 
 pytestmark = pytest.mark.contract
 
@@ -78,7 +79,7 @@ def _types(root: etree._Element) -> dict[str, tuple[list[tuple[str, bool]], set[
 def endpoints(tmp_path_factory: pytest.TempPathFactory):
     from mycarenet_ic.config import Settings
 
-    plat = Platform(Settings(data_dir=tmp_path_factory.mktemp("drift")))
+    plat = Platform.prepared(Settings(data_dir=tmp_path_factory.mktemp("drift")))
     try:
         # Gateways are built offline (WSDL from disk); nothing is called while the drift is compared.
         gateways = plat.gateways({name: "http://127.0.0.1:9/unused" for name in STUBS})

@@ -26,10 +26,10 @@ import pytest
 import requests
 from lxml import etree
 
-from mycarenet_ic.app import Sandbox
 from mycarenet_ic.domain.qualities import Quality
+from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.wssec import Signer
-from stubs.scenario import DEMO_FILE
+from mycarenet_ic.stubs.scenario import DEMO_FILE
 from tests import support
 
 pytestmark = pytest.mark.integration

@@ -20,12 +20,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import delete, update
 
-from mycarenet_ic.app import Platform, Sandbox
+from mycarenet_ic.app import Platform
 from mycarenet_ic.cli import main
 from mycarenet_ic.clients.base import SignedSoapClient
 from mycarenet_ic.config import Settings
 from mycarenet_ic.domain.inclusions import Consent, Inclusion, Status
 from mycarenet_ic.persistence.tables import audit_log
+from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.pki import KeyPair, identity_from_certificate
 from mycarenet_ic.security.wssec import Signer
 from tests import support

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from mycarenet_ic.app import Sandbox
 from mycarenet_ic.config import Settings
 from mycarenet_ic.domain.qualities import Quality
+from mycarenet_ic.sandbox import Sandbox
 from tests import support
 from tests.ic_client import Fault, IcClient
 from tests.integration.test_caches import upstream_calls

@@ -17,10 +17,10 @@ import zeep.exceptions
 from lxml import etree
 
 from mycarenet_ic import contract
-from mycarenet_ic.app import Sandbox
 from mycarenet_ic.clients.base import SignedSoapClient
 from mycarenet_ic.clients.messages import attribute_query as query_xml
 from mycarenet_ic.domain.qualities import Quality
+from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.wssec import Signer
 from mycarenet_ic.soap.faults import descriptive_code
 from tests import support

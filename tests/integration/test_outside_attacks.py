@@ -18,10 +18,11 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from mycarenet_ic import ns
-from mycarenet_ic.app import STUBS, Sandbox
+from mycarenet_ic.app import STUBS
 from mycarenet_ic.clients import messages
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.persistence.tables import audit_log, ic_event, ic_inclusion, ic_request, replay_cache
+from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, Verifier
 from tests import support
 from tests.ic_client import IC_NS
@@ -373,7 +374,7 @@ class _Stalled:
 
 
 def test_a_body_that_never_arrives_is_the_clients_fault(sandbox: Sandbox) -> None:
-    from stubs import cobrha
+    from mycarenet_ic.stubs import cobrha
 
     endpoint = cobrha.build(sandbox.scenario, sandbox.platform.endpoint_deps("cobrha"))
     seen: list[str] = []
@@ -389,7 +390,7 @@ def test_a_body_that_never_arrives_is_the_clients_fault(sandbox: Sandbox) -> Non
 def test_a_body_shorter_than_its_length_is_the_clients_fault(sandbox: Sandbox) -> None:
     import io
 
-    from stubs import cobrha
+    from mycarenet_ic.stubs import cobrha
 
     endpoint = cobrha.build(sandbox.scenario, sandbox.platform.endpoint_deps("cobrha"))
     environ = {"REQUEST_METHOD": "POST", "CONTENT_TYPE": "text/xml", "CONTENT_LENGTH": "500",

@@ -25,7 +25,7 @@ import requests
 from lxml import etree
 from sqlalchemy import func, select, text
 
-from mycarenet_ic.app import Gateways, Sandbox, business_endpoints
+from mycarenet_ic.app import Gateways, business_endpoints
 from mycarenet_ic.clients.gateways import (
     ZeepAttributeAuthorityGateway,
     ZeepCobrhaGateway,
@@ -37,6 +37,7 @@ from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.persistence.audit import verify_chain
 from mycarenet_ic.persistence.db import make_engine
 from mycarenet_ic.persistence.tables import audit_log, ic_event, ic_inclusion, ic_request
+from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.pki import Pki
 from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, TrustStore, Verifier
 from mycarenet_ic.server import ServedApp, free_port, wait_ready
@@ -383,9 +384,9 @@ def test_sigterm_with_requests_in_flight_loses_nothing(tmp_path: Path, database:
 def test_two_workers_share_the_replay_cache_and_one_audit_chain(tmp_path: Path, database: str | None) -> None:
     data_dir = tmp_path / "data"
     from mycarenet_ic.app import Platform
-    from stubs.scenario import Scenario
+    from mycarenet_ic.stubs.scenario import Scenario
 
-    platform = Platform(Settings(data_dir=data_dir, database_url=database))  # PKI, schema, keys: once, up front
+    platform = Platform.prepared(Settings(data_dir=data_dir, database_url=database))  # PKI, schema, keys: once
     Scenario.for_data_dir(data_dir, reset=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -8,9 +8,10 @@ import pytest
 from lxml import etree
 
 from mycarenet_ic import contract
-from mycarenet_ic.app import Gateways, Sandbox
+from mycarenet_ic.app import Gateways
 from mycarenet_ic.domain.records import PersonMutation
 from mycarenet_ic.errors import UpstreamUnavailable
+from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.wssec import Signer, Verifier
 from tests import support
 

@@ -16,10 +16,10 @@ import zeep.exceptions
 from lxml import etree
 
 from mycarenet_ic import contract
-from mycarenet_ic.app import Sandbox
 from mycarenet_ic.clients.base import SignedSoapClient
 from mycarenet_ic.clients.messages import tariff_request as kmehr_request
 from mycarenet_ic.domain.qualities import Quality
+from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.wssec import Signer
 from mycarenet_ic.soap.faults import descriptive_code
 from mycarenet_ic.soap.tarification import answer_of
