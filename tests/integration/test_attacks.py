@@ -4,13 +4,14 @@ audit row (nothing else written: no OK row, no replay-cache entry, no scenario c
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, TypedDict
 
 import pytest
 import requests
 import xmlsec
 from lxml import etree
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.persistence.tables import audit_log, replay_cache
@@ -23,11 +24,17 @@ from tests.unit import test_wssec as tamper
 pytestmark = pytest.mark.integration
 
 
-def _state(sandbox: Sandbox) -> dict[str, object]:
+class State(TypedDict):
+    audit: Sequence[Row[Any]]  # (seq, outcome) of every audit row
+    replay: int
+    links: int
+
+
+def _state(sandbox: Sandbox) -> State:
     with sandbox.platform.engine.connect() as conn:
         rows = conn.execute(select(audit_log.c.seq, audit_log.c.outcome).order_by(audit_log.c.seq)).all()
         replays = conn.execute(select(func.count()).select_from(replay_cache)).scalar_one()
-    return {"audit": rows, "replay": replays, "links": len(sandbox.scenario.links)}
+    return State(audit=rows, replay=replays, links=len(sandbox.scenario.links))
 
 
 def _signed(signer: Signer, **kw: object) -> etree._Element:
@@ -116,7 +123,7 @@ def test_attack_is_rejected_with_only_a_denied_audit_row(name: str, sandbox: San
         assert leak not in answer.body
     # the fault itself is signed by the service
     answer_verifier.verify(answer.root)
-    new_rows = after["audit"][len(before["audit"]):]  # type: ignore[index]
+    new_rows = after["audit"][len(before["audit"]):]
     assert [r.outcome for r in new_rows] == ["DENIED"]
     assert after["replay"] == before["replay"] and after["links"] == before["links"]
 
@@ -138,8 +145,8 @@ def test_the_same_message_twice_is_processed_once(sandbox: Sandbox, attacker_sig
     after = _state(sandbox)
     assert first.status == 200 and first.fault is None
     assert second.error_detail()["Code"] == "SECURITY_ERROR"
-    assert [r.outcome for r in after["audit"][len(before["audit"]):]] == ["OK", "DENIED"]  # type: ignore[index]
-    assert after["replay"] == before["replay"] + 1  # type: ignore[operator]
+    assert [r.outcome for r in after["audit"][len(before["audit"]):]] == ["OK", "DENIED"]
+    assert after["replay"] == before["replay"] + 1
 
 
 def test_wrong_content_type_and_method(sandbox: Sandbox, attacker_signer: Signer) -> None:
@@ -157,7 +164,7 @@ def test_schema_violation_is_a_business_error_that_changes_nothing(sandbox: Sand
     assert (err["kind"], err["Code"]) == ("BusinessError", "INVALID_REQUEST")
     assert "pattern" in err["Message"]
     after = _state(sandbox)
-    assert [r.outcome for r in after["audit"][len(before["audit"]):]] == ["ERROR"]  # type: ignore[index]
+    assert [r.outcome for r in after["audit"][len(before["audit"]):]] == ["ERROR"]
     assert after["links"] == before["links"]
 
 
@@ -179,5 +186,5 @@ def test_a_signed_body_that_is_not_one_operation_input_is_refused(body: str, san
     after = _state(sandbox)
     err = answer.error_detail()
     assert answer.status == 500 and err["Code"] == "UNKNOWN_OPERATION" and err["SoaCode"] == "SOA-03005"
-    new_rows = after["audit"][len(before["audit"]):]  # type: ignore[index]
+    new_rows = after["audit"][len(before["audit"]):]
     assert [r.outcome for r in new_rows] == ["ERROR"] and after["links"] == before["links"]

@@ -18,6 +18,8 @@ from sqlalchemy.exc import DBAPIError
 from mycarenet_ic.persistence.db import make_engine
 from tests import support
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:

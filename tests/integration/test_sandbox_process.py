@@ -4,12 +4,15 @@ and sockets on 127.0.0.1, ephemeral ports, deadlines instead of sleeps."""
 
 from __future__ import annotations
 
+import functools
 import signal
 import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -26,7 +29,7 @@ START_DEADLINE = 90.0  # the first start creates a PKI; the test machine may be 
 STOP_DEADLINE = 30.0
 
 
-def _poll(what: str, check, deadline: float):  # type: ignore[no-untyped-def]
+def _poll(what: str, check: Callable[[], Any], deadline: float) -> Any:
     """``check()`` until it returns something true, backing off a little; fail at ``deadline``."""
     delay, last = 0.01, None
     while time.monotonic() < deadline:
@@ -39,6 +42,10 @@ def _poll(what: str, check, deadline: float):  # type: ignore[no-untyped-def]
         time.sleep(delay)  # polling back-off, not a fixed wait
         delay = min(delay * 2, 0.2)
     raise AssertionError(f"{what} did not happen in time (last error: {last})")
+
+
+def _wsdl_served(url: str) -> bool:
+    return requests.get(url + "?wsdl", timeout=5).status_code == 200
 
 
 def _accepts(url: str) -> bool:
@@ -70,8 +77,7 @@ def test_sandbox_with_its_output_closed_still_serves_and_stops_on_a_signal(spawn
     # It keeps serving after its output went away ...
     for name, url in urls.items():
         if name != "scenario-admin":
-            _poll(f"{name} ?wsdl", lambda url=url: requests.get(url + "?wsdl", timeout=5).status_code == 200,
-                  deadline)
+            _poll(f"{name} ?wsdl", functools.partial(_wsdl_served, url), deadline)
     assert proc.poll() is None, err.read_text()
     # ... and a signal stops it cleanly.
     stops_cleanly(proc, err, urls, data, signum)

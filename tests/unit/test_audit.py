@@ -11,6 +11,8 @@ from mycarenet_ic.persistence.audit import AuditEntry, verify_chain
 from mycarenet_ic.persistence.tables import audit_log
 from tests import support
 
+pytestmark = pytest.mark.unit
+
 
 def _fill(platform: Platform, n: int = 6) -> None:
     for i in range(n):
