@@ -104,6 +104,10 @@ class Settings:
     # Every sandbox port speaks HTTPS with a certificate from the sandbox CA, as production does; plain HTTP
     # (MYCARENET_TLS=0, `sandbox --plain-http`) is for local debugging only.
     tls: bool = True
+    # The WS-Security tokens the business services accept: "saml-hok" (an eHealth STS holder-of-key
+    # assertion, as production), "x509" (a bare certificate, the sandbox's simple mode), or both. The stubs
+    # always take both.
+    accepted_tokens: str = "x509,saml-hok"
     # How often the National Register's mutation feed is read (also once at start).
     mutation_sync_seconds: float = 60.0
     # How long CoBrHa answers (providers, VISA, organisations) are reused; 0 asks every time.
@@ -132,6 +136,18 @@ class Settings:
         return f"sqlite:///{(self.data_dir / 'mycarenet.sqlite3').resolve()}"
 
 
+TOKEN_KINDS = ("x509", "saml-hok")
+
+
+def token_kinds(raw: str) -> tuple[str, ...]:
+    """The token kinds a comma-separated setting names; an unknown one is an error, none is an error."""
+    kinds = tuple(dict.fromkeys(k.strip().lower() for k in raw.split(",") if k.strip()))
+    unknown = [k for k in kinds if k not in TOKEN_KINDS]
+    if unknown or not kinds:
+        raise ValueError(f"token kinds are {' and/or '.join(TOKEN_KINDS)}, comma-separated (got {raw!r})")
+    return kinds
+
+
 def _flag(raw: str) -> bool:
     return raw.strip().lower() not in ("0", "false", "no", "off")
 
@@ -145,6 +161,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "server_threads": ("MYCARENET_SERVER_THREADS", int),
     "max_inflight": ("MYCARENET_MAX_INFLIGHT", int),
     "tls": ("MYCARENET_TLS", _flag),
+    "accepted_tokens": ("MYCARENET_TOKENS", lambda raw: ",".join(token_kinds(raw))),
     "mutation_sync_seconds": ("MYCARENET_MUTATION_SYNC_SECONDS", float),
     "cobrha_cache_seconds": ("MYCARENET_COBRHA_CACHE_SECONDS", float),
     "nr_cache_seconds": ("MYCARENET_NR_CACHE_SECONDS", float),

@@ -63,3 +63,10 @@ WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
 SOAP_HTTP_TRANSPORT = "http://schemas.xmlsoap.org/soap/http"
 XS = "http://www.w3.org/2001/XMLSchema"
 SOAP11_NEXT_ACTOR = "http://schemas.xmlsoap.org/soap/actor/next"
+
+# SAML 1.1 (the eHealth STS's tokens) and the WS-Security SAML token profile that carries them.
+SAML11_ASSERTION = "urn:oasis:names:tc:SAML:1.0:assertion"
+SAML11_PROTOCOL = "urn:oasis:names:tc:SAML:1.0:protocol"
+WSSE11 = "http://docs.oasis-open.org/wss/oasis-wss-wssecurity-secext-1.1.xsd"
+SAML_ASSERTION_ID = "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.0#SAMLAssertionID"
+SAML_V11_TOKEN = "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.1#SAMLV1.1"

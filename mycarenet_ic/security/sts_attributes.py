@@ -22,7 +22,12 @@ from cryptography.hazmat.primitives import serialization
 
 from mycarenet_ic.domain.qualities import CallerIdentity, Quality
 from mycarenet_ic.errors import SecurityRejected
-from mycarenet_ic.security.saml11 import CERTIFIED_NAMESPACE, IDENTIFICATION_NAMESPACE, VerifiedAssertion
+from mycarenet_ic.security.saml11 import (
+    CERTIFIED_NAMESPACE,
+    IDENTIFICATION_NAMESPACE,
+    SamlAttribute,
+    VerifiedAssertion,
+)
 
 PERSON_SSIN = "urn:be:fgov:person:ssin"
 HOLDER_SSIN = "urn:be:fgov:ehealth:1.0:certificateholder:person:ssin"
@@ -45,6 +50,17 @@ class TokenRole:
     @property
     def is_organisation(self) -> bool:
         return self.quality.is_organisation
+
+    def certified(self, holder: str, nihii: str | None) -> list[SamlAttribute]:
+        """What the STS answers for ``holder`` (a NISS, or the organisation's NIHII) asking for this role:
+        the asserted identifiers echoed; the boolean "true" with the NIHII in 11 digits when the authentic
+        source knows the holder so (``nihii`` given), else "false" and an empty NIHII, as production does."""
+        answer = [SamlAttribute(name, IDENTIFICATION_NAMESPACE, (holder,)) for name in self.asserted]
+        if self.boolean:
+            answer.append(SamlAttribute(self.boolean, CERTIFIED_NAMESPACE, ("true" if nihii else "false",)))
+        if self.nihii11:
+            answer.append(SamlAttribute(self.nihii11, CERTIFIED_NAMESPACE, (nihii11(nihii) if nihii else "",)))
+        return answer
 
     def designators(self) -> list[Designator]:
         """What a client asks the STS for, to act in this quality."""

@@ -15,14 +15,16 @@ store; Timestamp fresh; XML signature valid; signature value never seen before.
 from __future__ import annotations
 
 import base64
+import copy
 import datetime as dt
+import enum
 import hashlib
 import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import xmlsec
 from cryptography import x509
@@ -35,8 +37,11 @@ from mycarenet_ic.config import Settings
 from mycarenet_ic.errors import SecurityRejected
 from mycarenet_ic.security.pki import KeyPair
 
+if TYPE_CHECKING:  # saml11 builds on this module
+    from mycarenet_ic.security.saml11 import AssertionVerifier, VerifiedAssertion
+
 _WSU_ID = f"{{{ns.WSU}}}Id"
-_ID_ATTRS = (_WSU_ID, "Id", "ID", f"{{{ns.XML}}}id")
+_ID_ATTRS = (_WSU_ID, "Id", "ID", f"{{{ns.XML}}}id", "AssertionID")
 
 
 def _q(namespace: str, local: str) -> str:
@@ -82,7 +87,11 @@ class Signer:
         *,
         signature_method: Any = None,
         digest_method: Any = None,
+        token: etree._Element | Callable[[], etree._Element] | None = None,
     ) -> None:
+        """``token``: an STS SAML assertion (or what gives the current one) whose holder-of-key is
+        ``keypair``: the header then carries the assertion instead of the certificate (SAML token profile)."""
+        self._token = token
         # The method overrides exist so that tests can produce what the verifier must refuse.
         self._sig_method = signature_method or xmlsec.constants.TransformRsaSha256
         self._digest_method = digest_method or xmlsec.constants.TransformSha256
@@ -110,11 +119,13 @@ class Signer:
         suffix = secrets.token_hex(8)
         security = etree.SubElement(header, _q(ns.WSSE, "Security"), nsmap={"wsse": ns.WSSE, "wsu": ns.WSU})
         security.set(_q(ns.SOAP11_ENV, "mustUnderstand"), "1")
-        token = etree.SubElement(security, _q(ns.WSSE, "BinarySecurityToken"))
-        token.set("EncodingType", ns.BASE64_BINARY)
-        token.set("ValueType", ns.X509V3)
-        token.set(_WSU_ID, f"X509-{suffix}")
-        token.text = self._cert_b64
+        assertion = self._assertion()
+        if assertion is None:
+            token = etree.SubElement(security, _q(ns.WSSE, "BinarySecurityToken"))
+            token.set("EncodingType", ns.BASE64_BINARY)
+            token.set("ValueType", ns.X509V3)
+            token.set(_WSU_ID, f"X509-{suffix}")
+            token.text = self._cert_b64
         stamp = etree.SubElement(security, _q(ns.WSU, "Timestamp"))
         stamp.set(_WSU_ID, f"TS-{suffix}")
         created = now or _utc_now()
@@ -130,9 +141,18 @@ class Signer:
             xmlsec.template.add_transform(ref, xmlsec.constants.TransformExclC14N)
         key_info = xmlsec.template.ensure_key_info(signature)
         str_el = etree.SubElement(key_info, _q(ns.WSSE, "SecurityTokenReference"))
-        ref_el = etree.SubElement(str_el, _q(ns.WSSE, "Reference"))
-        ref_el.set("URI", f"#X509-{suffix}")
-        ref_el.set("ValueType", ns.X509V3)
+        if assertion is None:
+            ref_el = etree.SubElement(str_el, _q(ns.WSSE, "Reference"))
+            ref_el.set("URI", f"#X509-{suffix}")
+            ref_el.set("ValueType", ns.X509V3)
+        else:
+            # The assertion after the Timestamp, as it came from the STS; the signature names it by its id.
+            stamp.addnext(assertion)
+            str_el.set(_q(ns.WSSE11, "TokenType"), ns.SAML_V11_TOKEN)
+            str_el.set(_WSU_ID, f"STR-{suffix}")
+            key_id = etree.SubElement(str_el, _q(ns.WSSE, "KeyIdentifier"))
+            key_id.set("ValueType", ns.SAML_ASSERTION_ID)
+            key_id.text = assertion.get("AssertionID")
 
         ctx = xmlsec.SignatureContext()
         ctx.key = self._key
@@ -140,6 +160,10 @@ class Signer:
         ctx.register_id(stamp, "Id", ns.WSU)
         ctx.sign(signature)
         return envelope
+
+    def _assertion(self) -> etree._Element | None:
+        token = self._token() if callable(self._token) else self._token
+        return None if token is None else copy.deepcopy(token)
 
     def sign_enveloped(self, element: etree._Element, after: etree._Element | None = None,
                        id_attribute: str = "ID") -> etree._Element:
@@ -238,6 +262,12 @@ class TrustStore:
             cert.verify_directly_issued_by(ca)
         except Exception:  # noqa: BLE001 - any failure here means "not issued by this CA"
             raise SecurityRejected("certificate not issued by the trusted CA") from None
+        self.check_key(cert, now)
+
+    @staticmethod
+    def check_key(cert: x509.Certificate, now: dt.datetime) -> None:
+        """What any signing certificate must be, whoever vouches for it: in its validity period, not a CA,
+        an RSA key of 2048 bits or more (a holder-of-key certificate is vouched for by the STS's token)."""
         if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
             raise SecurityRejected("certificate outside its validity period")
         try:
@@ -262,13 +292,27 @@ class VerifyPolicy:
 
 @dataclass(frozen=True)
 class VerifiedMessage:
+    """A message whose signature verified: ``certificate`` is the key that signed it (the BinarySecurityToken's,
+    or the holder-of-key of ``token``, the STS assertion it carried)."""
+
     envelope: etree._Element
     body: etree._Element
     certificate: x509.Certificate
+    token: VerifiedAssertion | None = None
+
+
+class TokenKind(enum.Enum):
+    """How a message names the key that signed it."""
+
+    X509 = "x509"            # a BinarySecurityToken: the signer's certificate itself
+    SAML_HOK = "saml-hok"    # an eHealth STS SAML 1.1 assertion: its holder-of-key certificate
 
 
 class Verifier:
-    """Strict WS-Security verification; see the module docstring for the checks."""
+    """Strict WS-Security verification; see the module docstring for the checks.
+
+    ``accepted`` names the token kinds this endpoint takes; a SAML holder-of-key token needs ``assertions``
+    (the STS assertion verifier: pinned STS certificate, trust store, validity window)."""
 
     def __init__(
         self,
@@ -276,11 +320,18 @@ class Verifier:
         replay: ReplayCache,
         policy: VerifyPolicy | None = None,
         clock: Callable[[], dt.datetime] = _utc_now,
+        *,
+        assertions: AssertionVerifier | None = None,
+        accepted: frozenset[TokenKind] = frozenset({TokenKind.X509}),
     ) -> None:
         self.trust = trust
         self.replay = replay
         self.policy = policy or VerifyPolicy()
         self.clock = clock
+        self.assertions = assertions
+        self.accepted = accepted
+        if TokenKind.SAML_HOK in accepted and assertions is None:
+            raise ValueError("accepting SAML holder-of-key tokens needs an assertion verifier")
         self._keys: dict[bytes, xmlsec.Key] = {}
         self._keys_lock = threading.Lock()
 
@@ -301,27 +352,45 @@ class Verifier:
             raise SecurityRejected("exactly one Security header is required")
         security = securities[0]
         stamps = envelope.findall(f".//{_q(ns.WSU, 'Timestamp')}")
-        signatures = envelope.findall(f".//{_q(ns.DS, 'Signature')}")
         if len(stamps) != 1 or stamps[0].getparent() is not security:
             raise SecurityRejected("exactly one Timestamp in the Security header is required")
-        if len(signatures) != 1 or signatures[0].getparent() is not security:
+        self._unique_ids(envelope)
+        kind, token = self._token(security)
+        # One message signature, in the Security header; the only other one the Header may hold is the STS's
+        # own, inside the token (the assertion verifier checks it). Signatures inside the Body are content.
+        signatures = header.findall(f".//{_q(ns.DS, 'Signature')}")
+        outer = [sig for sig in signatures if sig.getparent() is security]
+        inner = [sig for sig in signatures if kind is TokenKind.SAML_HOK and token in sig.iterancestors()]
+        if len(outer) != 1 or len(outer) + len(inner) != len(signatures):
             raise SecurityRejected("exactly one Signature in the Security header is required")
-        stamp, signature = stamps[0], signatures[0]
+        stamp, signature = stamps[0], outer[0]
 
-        ids = self._unique_ids(envelope)
         body_id, stamp_id = body.get(_WSU_ID), stamp.get(_WSU_ID)
         if not body_id or not stamp_id:
             raise SecurityRejected("Body and Timestamp must carry a wsu:Id")
-        self._check_signed_info(signature, {f"#{body_id}", f"#{stamp_id}"})
-        cert = self._signer_certificate(signature, security, ids)
+        token_id = token.get(_WSU_ID if kind is TokenKind.X509 else "AssertionID")
+        self._check_signed_info(signature, {f"#{body_id}", f"#{stamp_id}"}, f"#{token_id}" if token_id else None)
+        self._check_key_reference(signature, kind, token)
         now = self.clock()
-        self.trust.check(cert, now)
+        verified_token: VerifiedAssertion | None = None
+        if kind is TokenKind.X509:
+            cert = self._certificate(token.text)
+            self.trust.check(cert, now)
+        else:
+            assert self.assertions is not None
+            verified_token = self.assertions.verify(token)
+            cert = verified_token.holder_of_key
+            self.trust.check_key(cert, now)
         expires = self._check_timestamp(stamp, now)
 
         ctx = xmlsec.SignatureContext()
         ctx.key = self._key_for(cert)
         ctx.register_id(body, "Id", ns.WSU)
         ctx.register_id(stamp, "Id", ns.WSU)
+        if kind is TokenKind.X509:
+            ctx.register_id(token, "Id", ns.WSU)
+        else:
+            ctx.register_id(token, "AssertionID")
         try:
             ctx.verify(signature)
         except xmlsec.Error:
@@ -329,7 +398,47 @@ class Verifier:
 
         if not self.replay.check_and_store(self.replay_key(signature, cert), expires):
             raise SecurityRejected("message replayed")
-        return VerifiedMessage(envelope, body, cert)
+        return VerifiedMessage(envelope, body, cert, verified_token)
+
+    def _token(self, security: etree._Element) -> tuple[TokenKind, etree._Element]:
+        """The one token of the Security header, of a kind this endpoint accepts."""
+        found = [(TokenKind.X509, el) for el in security if el.tag == _q(ns.WSSE, "BinarySecurityToken")]
+        found += [(TokenKind.SAML_HOK, el) for el in security if el.tag == _q(ns.SAML11_ASSERTION, "Assertion")]
+        if len(found) != 1:
+            raise SecurityRejected("exactly one security token (X.509 or SAML) is required")
+        kind, token = found[0]
+        if kind not in self.accepted:
+            raise SecurityRejected(f"this endpoint does not accept {kind.value} tokens")
+        if kind is TokenKind.X509 and token.get("ValueType") != ns.X509V3:
+            raise SecurityRejected("the binary token is not an X.509 v3 certificate")
+        return kind, token
+
+    @staticmethod
+    def _check_key_reference(signature: etree._Element, kind: TokenKind, token: etree._Element) -> None:
+        """The signature's KeyInfo names this header's token: a direct reference to the BinarySecurityToken,
+        or a KeyIdentifier of the SAML assertion (SAML token profile)."""
+        reference = signature.find(f"{_q(ns.DS, 'KeyInfo')}/{_q(ns.WSSE, 'SecurityTokenReference')}")
+        if reference is None or len([c for c in reference if isinstance(c.tag, str)]) != 1:
+            raise SecurityRejected("the signature must name its token with one SecurityTokenReference")
+        named = next(c for c in reference if isinstance(c.tag, str))
+        if kind is TokenKind.X509:
+            token_id = token.get(_WSU_ID)
+            ok = (named.tag == _q(ns.WSSE, "Reference") and token_id is not None
+                  and named.get("URI") == f"#{token_id}")
+        else:
+            ok = (named.tag == _q(ns.WSSE, "KeyIdentifier") and named.get("ValueType") == ns.SAML_ASSERTION_ID
+                  and "".join(named.itertext()).strip() == token.get("AssertionID"))
+        if not ok:
+            raise SecurityRejected("the token reference does not name this header's token")
+
+    @staticmethod
+    def _certificate(text: str | None) -> x509.Certificate:
+        if not text:
+            raise SecurityRejected("no signing certificate")
+        try:
+            return x509.load_der_x509_certificate(base64.b64decode("".join(text.split()), validate=True))
+        except ValueError:
+            raise SecurityRejected("signing certificate unreadable") from None
 
     @staticmethod
     def replay_key(signature: etree._Element, cert: x509.Certificate) -> str:
@@ -363,7 +472,8 @@ class Verifier:
         return seen
 
     @staticmethod
-    def _check_signed_info(signature: etree._Element, expected_uris: set[str]) -> None:
+    def _check_signed_info(signature: etree._Element, expected_uris: set[str], token_uri: str | None = None) -> None:
+        """Exactly ``expected_uris`` (the Body and the Timestamp) are signed, and perhaps the token too."""
         signed_info = signature.find(_q(ns.DS, "SignedInfo"))
         if signed_info is None:
             raise SecurityRejected("Signature without SignedInfo")
@@ -375,8 +485,9 @@ class Verifier:
             raise SecurityRejected("signature method must be RSA-SHA256")
         refs = signed_info.findall(_q(ns.DS, "Reference"))
         uris = [r.get("URI") for r in refs]
-        if len(refs) != len(expected_uris) or set(uris) != expected_uris:
-            raise SecurityRejected("references must be exactly the Body and the Timestamp")
+        signed = set(uris) - ({token_uri} if token_uri else set())
+        if len(set(uris)) != len(uris) or signed != expected_uris:
+            raise SecurityRejected("references must be exactly the Body and the Timestamp (and perhaps the token)")
         for ref in refs:
             digest = ref.find(_q(ns.DS, "DigestMethod"))
             if digest is None or digest.get("Algorithm") != ns.SHA256:
@@ -385,38 +496,6 @@ class Verifier:
             algs = [] if transforms is None else [t.get("Algorithm") for t in transforms]
             if any(a != ns.EXC_C14N for a in algs):
                 raise SecurityRejected("only the exclusive c14n transform is allowed")
-
-    @staticmethod
-    def _signer_certificate(
-        signature: etree._Element, security: etree._Element, ids: dict[str, etree._Element]
-    ) -> x509.Certificate:
-        ref = signature.find(
-            f"{_q(ns.DS, 'KeyInfo')}/{_q(ns.WSSE, 'SecurityTokenReference')}/{_q(ns.WSSE, 'Reference')}"
-        )
-        token: etree._Element | None = None
-        if ref is not None:
-            uri = ref.get("URI") or ""
-            if not uri.startswith("#"):
-                raise SecurityRejected("token reference must be local")
-            token = ids.get(uri[1:])
-            if (
-                token is None
-                or token.tag != _q(ns.WSSE, "BinarySecurityToken")
-                or token.getparent() is not security
-                or token.get("ValueType") != ns.X509V3
-            ):
-                raise SecurityRejected("token reference does not name this header's X.509 token")
-            text = token.text
-        else:
-            text = signature.findtext(
-                f"{_q(ns.DS, 'KeyInfo')}/{_q(ns.DS, 'X509Data')}/{_q(ns.DS, 'X509Certificate')}"
-            )
-        if not text:
-            raise SecurityRejected("no signing certificate")
-        try:
-            return x509.load_der_x509_certificate(base64.b64decode("".join(text.split()), validate=True))
-        except ValueError:
-            raise SecurityRejected("signing certificate unreadable") from None
 
     def _check_timestamp(self, stamp: etree._Element, now: dt.datetime) -> dt.datetime:
         """The Timestamp's Expires, once it is fresh and its lifetime within bounds."""

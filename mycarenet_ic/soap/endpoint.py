@@ -28,14 +28,13 @@ from mycarenet_ic.errors import (
     MalformedRequest,
     RequestTooLarge,
     SchemaViolation,
-    SecurityRejected,
     SoapActionMismatch,
     StorageUnavailable,
     UnknownOperation,
 )
 from mycarenet_ic.persistence.audit import AuditEntry, SqlAuditLog
+from mycarenet_ic.security.callers import caller_of
 from mycarenet_ic.security.parser import ParseLimits, parse_untrusted
-from mycarenet_ic.security.pki import identity_from_certificate
 from mycarenet_ic.security.wssec import Signer, VerifiedMessage, Verifier
 from mycarenet_ic.soap import faults
 from mycarenet_ic.soap.references import substitute_references
@@ -246,10 +245,7 @@ class SoapEndpoint:
         return self._read_body(environ)
 
     def _call(self, verified: VerifiedMessage, entry: AuditEntry) -> Call:
-        try:
-            identity = identity_from_certificate(verified.certificate)
-        except ValueError:
-            raise SecurityRejected("certificate names no known holder") from None
+        identity = caller_of(verified)
         entry.caller = self.deps.audit.caller_label(identity)
         return Call(identity, entry.caller, entry, verified.certificate)
 
