@@ -40,7 +40,7 @@ from mycarenet_ic.services.mutations import MutationSync
 from mycarenet_ic.services.tarification import Tarification
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 
-STUBS = ("attribute-authority", "cobrha", "national-register")
+STUBS = ("attribute-authority", "cobrha", "national-register", "sts")
 BUSINESS = ("integrated-care", "memberdata", "tarification", "mediprima")
 
 
@@ -60,8 +60,7 @@ def prepare(settings: Settings) -> None:
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     pki = Pki(settings.data_dir)
-    if not pki.initialised:
-        pki.init()
+    pki.init()  # writes only what is missing: the CA once, a service certificate added since (the STS's)
     engine = make_engine(settings.effective_database_url)
     try:
         migrate(engine)
@@ -199,10 +198,13 @@ def business_endpoints(platform: Platform, gateways: Gateways) -> dict[str, Soap
 
 
 def stub_endpoints(platform: Platform, scenario: Any) -> dict[str, SoapEndpoint]:
-    from mycarenet_ic.stubs import attribute_authority, cobrha, national_register
+    from mycarenet_ic.stubs import attribute_authority, cobrha, national_register, sts
 
     return {
         "attribute-authority": attribute_authority.build(scenario, platform.endpoint_deps("attribute-authority")),
         "cobrha": cobrha.build(scenario, platform.endpoint_deps("cobrha")),
         "national-register": national_register.build(scenario, platform.endpoint_deps("national-register")),
+        # The STS signs its answers and its assertions with its own key ("sts"); callers pin that certificate.
+        "sts": sts.build(scenario, platform.endpoint_deps("sts"), platform.trust, platform.pki.service("sts"),
+                         platform.settings),
     }

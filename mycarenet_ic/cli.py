@@ -53,8 +53,9 @@ def cmd_certs_issue(args: argparse.Namespace) -> int:
     if not pki.initialised:
         pki.init()
     quality = Quality(args.quality)
+    issue = pki.issue_identity if args.identity else pki.issue_holder
     try:
-        pair = pki.issue_holder(quality, args.ssin, args.nihii, valid_days=args.days)
+        pair = issue(quality, args.ssin, args.nihii, valid_days=args.days)
     except (InvalidIdentifier, ValueError) as exc:
         print(_error(exc), file=sys.stderr)
         return 2
@@ -67,6 +68,45 @@ def cmd_certs_issue(args: argparse.Namespace) -> int:
     print(printable(f"p12 password: {args.p12_password}" + (" (the default; --p12-password sets another)"
                                                               if args.p12_password == DEFAULT_P12_PASSWORD else "")))
     print(printable(f"trust anchor: {pki.dir / 'ca.cert.pem'}"))
+    return 0
+
+
+def cmd_sts_token(args: argparse.Namespace) -> int:
+    """Ask the sandbox's STS for a holder-of-key token and print the assertion."""
+    import xmlsec
+    from lxml import etree
+
+    from mycarenet_ic.clients.sts import StsClient
+    from mycarenet_ic.errors import MycarenetError
+    from mycarenet_ic.sandbox import read_running
+    from mycarenet_ic.security.pki import KeyPair, Pki
+    from mycarenet_ic.security.wssec import TrustStore
+
+    if bool(args.hok_cert) != bool(args.hok_key):
+        print(_error("give --hok-cert and --hok-key together"), file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    pki = Pki(settings.data_dir)
+    if not pki.initialised:
+        print(_error(f"no sandbox PKI in {pki.dir}: give the sandbox's --data-dir"), file=sys.stderr)
+        return 1
+    try:
+        identity = KeyPair(Path(args.key).read_bytes(), Path(args.cert).read_bytes())
+        hok = KeyPair(Path(args.hok_key).read_bytes(), Path(args.hok_cert).read_bytes()) if args.hok_cert else None
+        url = args.url or read_running(settings.data_dir)["sts"]
+        client = StsClient(url, identity, TrustStore.from_pem(pki.ca().cert_pem), pki.service("sts").certificate,
+                           holder_of_key=hok, ca_file=pki.ca_file, timeout=settings.upstream_timeout_seconds)
+        token = client.token(Quality(args.quality))
+    except MycarenetError as exc:
+        print(_error(exc.reason), file=sys.stderr)
+        return 1
+    except KeyError:
+        print(_error(f"the sandbox on {settings.data_dir} runs no STS; give --url"), file=sys.stderr)
+        return 1
+    except (ValueError, xmlsec.Error) as exc:
+        print(_error(f"cannot use that certificate and key: {exc}"), file=sys.stderr)
+        return 1
+    print(etree.tostring(token.assertion, pretty_print=not args.raw, encoding="unicode").rstrip("\n"))
     return 0
 
 
@@ -416,9 +456,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory for KEY.pem, CERT.pem and .p12")
     p.add_argument("--name", help="file name stem (default: QUALITY-ID)")
     p.add_argument("--days", type=int, default=730)
+    p.add_argument("--identity", action="store_true",
+                   help="an identity certificate as eHealth issues it: no quality in it (the STS certifies that)")
     p.add_argument("--p12-password", default=DEFAULT_P12_PASSWORD,
                    help=f"password of the PKCS#12 keystore (default: {DEFAULT_P12_PASSWORD})")
     p.set_defaults(func=cmd_certs_issue)
+
+    from mycarenet_ic.security.sts_attributes import ROLES
+
+    sts = sub.add_parser("sts", help="the sandbox's eHealth STS").add_subparsers(dest="sts_command", required=True)
+    p = sts.add_parser("token", parents=[common], help="get a SAML holder-of-key token and print its assertion")
+    p.add_argument("--cert", required=True, help="the identity certificate (PEM) that signs the request")
+    p.add_argument("--key", required=True, help="its private key (PEM)")
+    p.add_argument("--hok-cert", help="a separate holder-of-key certificate (PEM); default: the identity's")
+    p.add_argument("--hok-key", help="its private key (PEM)")
+    p.add_argument("--as", dest="quality", required=True, choices=[q.value for q in ROLES],
+                   help="the quality to be certified in")
+    p.add_argument("--url", help="the STS address (default: the running sandbox's, from --data-dir)")
+    p.add_argument("--raw", action="store_true",
+                   help="print the assertion as received (pretty printing changes whitespace the signature covers)")
+    p.set_defaults(func=cmd_sts_token)
 
     p = sub.add_parser("sandbox", parents=[common], help="start every service and stub with the demo scenario")
     p.add_argument("--host", help=f"the address every port listens on (default: {Settings.host})")

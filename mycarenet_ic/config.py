@@ -114,6 +114,10 @@ class Settings:
     cobrha_cache_seconds: float = 300.0
     # How long National Register persons are reused (forgotten at once when a mutation names them).
     nr_cache_seconds: float = 60.0
+    # STS tokens: the validity given when the request names none, and the most it may ask for (public
+    # clients ask for 24 hours).
+    sts_token_seconds: int = 3600
+    sts_max_token_seconds: int = 86_400
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -250,14 +250,7 @@ class AssertionVerifier:
         now = self.clock()
         self.trust.check(cert, now)
 
-        ctx = xmlsec.SignatureContext()
-        ctx.key = xmlsec.Key.from_memory(cert.public_bytes(serialization.Encoding.DER),
-                                         xmlsec.constants.KeyDataFormatCertDer, None)
-        ctx.register_id(assertion, _ID_ATTRIBUTE)
-        try:
-            ctx.verify(signature)
-        except xmlsec.Error:
-            raise AssertionSignatureInvalid("assertion signature does not verify") from None
+        verify_enveloped_signature(assertion, signature, _ID_ATTRIBUTE, cert)
 
         not_before, not_on_or_after = self._check_conditions(assertion, now)
         issue_instant = _time(assertion.get("IssueInstant"))
@@ -285,34 +278,12 @@ class AssertionVerifier:
             raise AssertionWrapped("exactly one signature, the assertion's last child, is required")
         if assertion.find(f".//{_s('Assertion')}") is not None:
             raise AssertionWrapped("an assertion inside the assertion")
-        for el in assertion.getroottree().iter():
-            if el is assertion or not isinstance(el.tag, str):
-                continue
-            if any(el.get(attr) == assertion_id for attr in _ID_LIKE):
-                raise AssertionWrapped("another element carries the assertion's Id")
+        check_id_unique(assertion, assertion_id)
         return signatures[0]
 
     @staticmethod
     def _check_signed_info(signature: etree._Element, assertion_id: str) -> None:
-        signed_info = signature.find(_ds("SignedInfo"))
-        if signed_info is None:
-            raise AssertionSignatureInvalid("signature without SignedInfo")
-        c14n = signed_info.find(_ds("CanonicalizationMethod"))
-        method = signed_info.find(_ds("SignatureMethod"))
-        if c14n is None or c14n.get("Algorithm") != ns.EXC_C14N:
-            raise AssertionSignatureInvalid("canonicalisation must be exclusive c14n")
-        if method is None or method.get("Algorithm") != ns.RSA_SHA256:
-            raise AssertionSignatureInvalid("signature method must be RSA-SHA256")
-        refs = signed_info.findall(_ds("Reference"))
-        if len(refs) != 1 or refs[0].get("URI") != f"#{assertion_id}":
-            raise AssertionWrapped("the signature must reference exactly this assertion")
-        digest = refs[0].find(_ds("DigestMethod"))
-        if digest is None or digest.get("Algorithm") != ns.SHA256:
-            raise AssertionSignatureInvalid("digest must be SHA-256")
-        transforms = refs[0].find(_ds("Transforms"))
-        algorithms = [] if transforms is None else [t.get("Algorithm") for t in transforms]
-        if algorithms != [ENVELOPED, ns.EXC_C14N]:
-            raise AssertionSignatureInvalid("transforms must be enveloped-signature then exclusive c14n")
+        check_enveloped_signed_info(signature, assertion_id)
 
     def _issuer_certificate(self, signature: etree._Element) -> x509.Certificate:
         texts = signature.findall(f"{_ds('KeyInfo')}/{_ds('X509Data')}/{_ds('X509Certificate')}")
@@ -376,6 +347,54 @@ class AssertionVerifier:
                 values = tuple("".join(v.itertext()).strip() for v in attr.findall(_s("AttributeValue")))
                 out.append(SamlAttribute(name, namespace, values))
         return tuple(out)
+
+
+def check_id_unique(element: etree._Element, ref_id: str) -> None:
+    """Nothing but ``element`` in its document answers to ``ref_id`` (any Id-like attribute): a signature
+    reference ``#ref_id`` can only resolve to it."""
+    for el in element.getroottree().iter():
+        if el is element or not isinstance(el.tag, str):
+            continue
+        if any(el.get(attr) == ref_id for attr in _ID_LIKE):
+            raise AssertionWrapped("another element carries the signed element's Id")
+
+
+def check_enveloped_signed_info(signature: etree._Element, ref_id: str) -> None:
+    """The policy of an enveloped signature (an assertion's, a request's): exclusive c14n, RSA-SHA256, one
+    reference to exactly ``#ref_id``, SHA-256, transforms enveloped-signature then exclusive c14n."""
+    signed_info = signature.find(_ds("SignedInfo"))
+    if signed_info is None:
+        raise AssertionSignatureInvalid("signature without SignedInfo")
+    c14n = signed_info.find(_ds("CanonicalizationMethod"))
+    method = signed_info.find(_ds("SignatureMethod"))
+    if c14n is None or c14n.get("Algorithm") != ns.EXC_C14N:
+        raise AssertionSignatureInvalid("canonicalisation must be exclusive c14n")
+    if method is None or method.get("Algorithm") != ns.RSA_SHA256:
+        raise AssertionSignatureInvalid("signature method must be RSA-SHA256")
+    refs = signed_info.findall(_ds("Reference"))
+    if len(refs) != 1 or refs[0].get("URI") != f"#{ref_id}":
+        raise AssertionWrapped("the signature must reference exactly the signed element")
+    digest = refs[0].find(_ds("DigestMethod"))
+    if digest is None or digest.get("Algorithm") != ns.SHA256:
+        raise AssertionSignatureInvalid("digest must be SHA-256")
+    transforms = refs[0].find(_ds("Transforms"))
+    algorithms = [] if transforms is None else [t.get("Algorithm") for t in transforms]
+    if algorithms != [ENVELOPED, ns.EXC_C14N]:
+        raise AssertionSignatureInvalid("transforms must be enveloped-signature then exclusive c14n")
+
+
+def verify_enveloped_signature(element: etree._Element, signature: etree._Element, id_attribute: str,
+                               cert: x509.Certificate) -> None:
+    """``signature`` verifies over ``element`` (its ``id_attribute`` registered as the ID) with the key of
+    ``cert``, whatever the signature's own KeyInfo says."""
+    ctx = xmlsec.SignatureContext()
+    ctx.key = xmlsec.Key.from_memory(cert.public_bytes(serialization.Encoding.DER),
+                                     xmlsec.constants.KeyDataFormatCertDer, None)
+    ctx.register_id(element, id_attribute)
+    try:
+        ctx.verify(signature)
+    except xmlsec.Error:
+        raise AssertionSignatureInvalid("the signature does not verify") from None
 
 
 def _time(text: str | None) -> dt.datetime:

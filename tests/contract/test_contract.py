@@ -130,7 +130,7 @@ def test_migrations_match_the_tables(tmp_path: pathlib.Path) -> None:
 
 @pytest.mark.integration
 def test_wsdl_is_served_with_the_configured_address_not_the_host_header(sandbox: Sandbox) -> None:
-    for name in ("attribute-authority", "cobrha", "national-register"):
+    for name in ("attribute-authority", "cobrha", "national-register", "sts"):
         url = sandbox.urls[name]
         resp = requests.get(url + "?wsdl", headers={"Host": "evil.example:666"}, timeout=10)
         assert resp.status_code == 200
