@@ -14,6 +14,8 @@ import enum
 import hashlib
 from dataclasses import dataclass
 
+from mycarenet_ic.domain.qualities import Quality
+
 # Seed 001 §8/§9 and the public error catalogue: how far back and how long a query may go.
 MAX_YEARS_BACK = 5
 MAX_PERIOD_DAYS = 366
@@ -66,25 +68,25 @@ class Facet(enum.Enum):
 # Which requester may ask which facet (UNAUTHORIZED_FACET otherwise). The public contract refuses
 # some facets by profession (e.g. carePath for a physiotherapist); this table is the sandbox's.
 _ALL = frozenset(Facet)
-FACETS_BY_KIND: dict[str, frozenset[Facet]] = {
-    "doctor": _ALL,
-    "medicalhouse": _ALL,
-    "hospital": _ALL,
-    "pharmacist": frozenset({Facet.INSURABILITY, Facet.CHRONIC_CONDITION, Facet.CARE_PATH,
-                             Facet.REFERENCE_PHARMACY}),
-    "nurse": frozenset({Facet.INSURABILITY, Facet.CHRONIC_CONDITION, Facet.PALLIATIVE_STATUS}),
-    "midwife": frozenset({Facet.INSURABILITY}),
-    "physiotherapist": frozenset({Facet.INSURABILITY, Facet.CHRONIC_CONDITION}),
-    "dentist": frozenset({Facet.INSURABILITY}),
-    "logopedist": frozenset({Facet.INSURABILITY}),
+FACETS_BY_KIND: dict[Quality, frozenset[Facet]] = {
+    Quality.DOCTOR: _ALL,
+    Quality.MEDICAL_HOUSE: _ALL,
+    Quality.HOSPITAL: _ALL,
+    Quality.PHARMACIST: frozenset({Facet.INSURABILITY, Facet.CHRONIC_CONDITION, Facet.CARE_PATH,
+                                   Facet.REFERENCE_PHARMACY}),
+    Quality.NURSE: frozenset({Facet.INSURABILITY, Facet.CHRONIC_CONDITION, Facet.PALLIATIVE_STATUS}),
+    Quality.MIDWIFE: frozenset({Facet.INSURABILITY}),
+    Quality.PHYSIOTHERAPIST: frozenset({Facet.INSURABILITY, Facet.CHRONIC_CONDITION}),
+    Quality.DENTIST: frozenset({Facet.INSURABILITY}),
+    Quality.LOGOPEDIST: frozenset({Facet.INSURABILITY}),
     # the other care providers the seeds name (seed 000 note 8; seed 001 §35: every provider of the law's art. 2 n)
-    "orthoptist": frozenset({Facet.INSURABILITY}),
-    "podologist": frozenset({Facet.INSURABILITY}),
-    "dietician": frozenset({Facet.INSURABILITY}),
-    "audician": frozenset({Facet.INSURABILITY}),
-    "audiologist": frozenset({Facet.INSURABILITY}),
-    "occupationaltherapist": frozenset({Facet.INSURABILITY}),
+    **{q: frozenset({Facet.INSURABILITY}) for q in (Quality.ORTHOPTIST, Quality.PODOLOGIST, Quality.DIETICIAN,
+                                                    Quality.AUDICIAN, Quality.AUDIOLOGIST,
+                                                    Quality.OCCUPATIONAL_THERAPIST)},
 }
+# Organisations answered as a kind of provider is: a pharmacy and a tarification office as a pharmacist
+# (seed 001 §8); every other requester as itself.
+ANSWERED_AS = {Quality.PHARMACY: Quality.PHARMACIST, Quality.TARIFICATION_OFFICE: Quality.PHARMACIST}
 
 
 class RequestPart(enum.Enum):

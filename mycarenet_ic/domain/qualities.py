@@ -44,15 +44,51 @@ class Quality(enum.Enum):
         return _HCPARTY_CODES.get(self)
 
     @property
+    def kind(self) -> RequesterKind:
+        """What kind of requester a holder of this quality is (what the services tell apart)."""
+        return _KINDS.get(self, RequesterKind.OTHER_PROVIDER)
+
+    @property
+    def organisation_type(self) -> str | None:
+        """The type CoBrHa records for an organisation of this quality."""
+        return _ORGANISATION_TYPES.get(self)
+
+    @property
     def cert_type(self) -> str:
         """The prefix eHealth puts in the certificate's CN for this holder."""
         return _CERT_TYPES.get(self, "SSIN")
+
+
+class RequesterKind(enum.Enum):
+    """Who a requester is, as the services tell them apart."""
+
+    CARE_PROVIDER = "care provider"        # doctor, nurse, physiotherapist, dentist, midwife, logopedist
+    OTHER_PROVIDER = "other provider"      # the other care providers of the AR n° 78 list (VISA in CoBrHa)
+    PHARMACIST = "pharmacist"              # a person, acting for the pharmacy they work in
+    ORGANISATION = "organisation"          # pharmacy, hospital, medical house, PSI, tarification office
+    PSI_STAFF = "psi staff"                # a person whose PSI roles the AttributeAuthority gives
+    CITIZEN = "citizen"
+    PLATFORM = "platform"
 
 
 _ORGANISATIONS = frozenset(
     {Quality.PHARMACY, Quality.HOSPITAL, Quality.MEDICAL_HOUSE, Quality.INTEGRATED_CARE_PROJECT,
      Quality.TARIFICATION_OFFICE, Quality.PLATFORM}
 )
+_KINDS = {
+    **{q: RequesterKind.CARE_PROVIDER for q in (Quality.DOCTOR, Quality.NURSE, Quality.PHYSIOTHERAPIST,
+                                                Quality.DENTIST, Quality.MIDWIFE, Quality.LOGOPEDIST)},
+    Quality.PHARMACIST: RequesterKind.PHARMACIST,
+    **{q: RequesterKind.ORGANISATION for q in (Quality.PHARMACY, Quality.HOSPITAL, Quality.MEDICAL_HOUSE,
+                                               Quality.INTEGRATED_CARE_PROJECT, Quality.TARIFICATION_OFFICE)},
+    Quality.PSI_STAFF: RequesterKind.PSI_STAFF,
+    Quality.CITIZEN: RequesterKind.CITIZEN,
+    Quality.PLATFORM: RequesterKind.PLATFORM,
+}
+_ORGANISATION_TYPES = {
+    Quality.PHARMACY: "pharmacy", Quality.HOSPITAL: "hospital", Quality.MEDICAL_HOUSE: "medicalhouse",
+    Quality.INTEGRATED_CARE_PROJECT: "psi", Quality.TARIFICATION_OFFICE: "pharmacyinvoicingoffice",
+}
 _HCPARTY_CODES = {
     Quality.DOCTOR: "persphysician",
     Quality.NURSE: "persnurse",
@@ -87,6 +123,12 @@ class CallerIdentity:
     nihii: str | None
     subject: str
     fingerprint: str
+
+    @property
+    def holder(self) -> str:
+        """The holder, whatever certificate or token they come with: whose request ids are whose (the
+        idempotency key; not for display, it may carry a NISS)."""
+        return f"{self.quality.value}|{self.ssin or ''}|{self.nihii or ''}"
 
     @property
     def label(self) -> str:

@@ -192,10 +192,14 @@ class SqlInclusionStore:
                                 .offset(offset).limit(limit)).all()
         return [(self.sealer.open(r.patient_sealed), inclusion_from_row(r, self.sealer)) for r in rows], int(total)
 
+    def _sender(self, sender: str) -> str:
+        """Whose request ids these are, as stored: a pseudonym (the holder key may carry a NISS)."""
+        return self.pseudonymiser.pseudonym(sender, "sender")
+
     def replayed(self, sender: str, request_id: str, request_hash: str) -> WriteOutcome | None:
         with reading(self.engine) as conn:
             row = conn.execute(select(ic_request).where(
-                ic_request.c.sender == sender, ic_request.c.request_id == request_id)).first()
+                ic_request.c.sender == self._sender(sender), ic_request.c.request_id == request_id)).first()
         if row is None:
             return None
         if row.request_hash != request_hash:
@@ -234,9 +238,9 @@ class SqlInclusionStore:
                     outcome = WriteOutcome(inc, f"_{uuid.uuid4().hex}", at.replace(microsecond=0))
                     answer = {"id": outcome.answer_id, "at": outcome.answered_at.isoformat(),
                               "inclusion": inclusion_to_dict(inc), "operator_sealed": operator_sealed}
-                    conn.execute(insert(ic_request).values(sender=sender, request_id=request_id, operation=operation,
-                                                           request_hash=request_hash, answer=json.dumps(answer),
-                                                           at=at))
+                    conn.execute(insert(ic_request).values(
+                        sender=self._sender(sender), request_id=request_id, operation=operation,
+                        request_hash=request_hash, answer=json.dumps(answer), at=at))
                 return outcome
             except IntegrityError:
                 # The same request Id won a race with this one: answer what it answered.

@@ -41,7 +41,7 @@ from mycarenet_ic.domain.inclusions import (
     first_of_next_month,
     within_limits,
 )
-from mycarenet_ic.domain.qualities import CallerIdentity, Quality
+from mycarenet_ic.domain.qualities import Quality, RequesterKind
 from mycarenet_ic.domain.records import Person
 from mycarenet_ic.errors import (
     AccessDenied,
@@ -58,24 +58,12 @@ from mycarenet_ic.services.ports import (
     NationalRegister,
     WriteOutcome,
 )
-from mycarenet_ic.services.requesters import active_organisation, check_claimed_person, checked_profession
+from mycarenet_ic.services.requesters import Requester, active_organisation, checked_profession
 
-PROVIDER_QUALITIES = {Quality.DOCTOR, Quality.NURSE, Quality.PHYSIOTHERAPIST, Quality.DENTIST, Quality.MIDWIFE,
-                      Quality.LOGOPEDIST}
 NO_INCLUSION = "No inclusion was found for this patient."
 
 
 # -- commands and results ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Caller:
-    """The verified certificate, plus what the request's CommonInput claims about the caller."""
-
-    identity: CallerIdentity
-    audit_label: str
-    claimed_nihii: str | None = None
-    claimed_ssin: str | None = None
-
 
 @dataclass(frozen=True)
 class Declaration:
@@ -168,23 +156,22 @@ class IntegratedCare:
         self.today = today
 
     # -- who is calling ------------------------------------------------------------------------------
-    def _resolve(self, caller: Caller) -> _Resolved:
+    def _resolve(self, caller: Requester) -> _Resolved:
         ident, today = caller.identity, self.today()
-        check_claimed_person(ident, caller.claimed_ssin)
-        quality = ident.quality
-        if quality in PROVIDER_QUALITIES or quality is Quality.PHARMACIST:
+        kind = ident.quality.kind
+        if kind in (RequesterKind.CARE_PROVIDER, RequesterKind.PHARMACIST):
             return self._resolve_professional(caller, today)
-        if quality is Quality.PHARMACY:
-            self._check_claim(caller, {ident.nihii})
-            active_organisation(self.cobrha, ident.nihii, "pharmacy", today, "pharmacy")
+        if ident.quality is Quality.PHARMACY:
+            caller.check_claim({ident.nihii})
+            active_organisation(self.cobrha, ident.nihii, Quality.PHARMACY.organisation_type, today, "pharmacy")
             return _Resolved([Actor(Role.PHARMACIST, nihii=ident.nihii, pharmacy=ident.nihii)], "orgpharmacy",
                              ident.nihii)
-        if quality is Quality.INTEGRATED_CARE_PROJECT and ident.nihii:
-            self._check_claim(caller, {ident.nihii})
+        if ident.quality is Quality.INTEGRATED_CARE_PROJECT and ident.nihii:
+            caller.check_claim({ident.nihii})
             projects = frozenset({ident.nihii})
             return _Resolved([Actor(Role.PSI_ADMINISTRATIVE, nihii=ident.nihii, projects=projects),
                               Actor(Role.PSI_COORDINATOR, nihii=ident.nihii, projects=projects)])
-        if quality is Quality.PSI_STAFF and ident.ssin:
+        if kind is RequesterKind.PSI_STAFF and ident.ssin:
             roles = self.aa.roles(ident.ssin)
             by_role = {
                 Role.PSI_ADMINISTRATIVE: frozenset(r.organisation_nihii for r in roles if r.role == "administrative"),
@@ -193,31 +180,26 @@ class IntegratedCare:
             actors = [Actor(role, ssin=ident.ssin, projects=projects) for role, projects in by_role.items() if projects]
             if not actors:
                 raise AccessDenied("The caller has no role in an integrated-care project.")
-            self._check_claim(caller, set().union(*by_role.values()))
+            caller.check_claim(set().union(*by_role.values()))
             return _Resolved(actors)
-        if quality is Quality.CITIZEN and ident.ssin:
+        if kind is RequesterKind.CITIZEN and ident.ssin:
+            caller.check_claim(())
             return _Resolved([Actor(Role.PATIENT, ssin=ident.ssin)])
         raise AccessDenied("The caller's quality gives no access to Integrated Care.")
 
-    @staticmethod
-    def _check_claim(caller: Caller, allowed: set[str | None]) -> None:
-        if caller.claimed_nihii and caller.claimed_nihii not in allowed:
-            raise AccessDenied("The CommonInput names another care provider than the certificate.")
-
-    def _resolve_professional(self, caller: Caller, today: dt.date) -> _Resolved:
-        ident = caller.identity
+    def _resolve_professional(self, caller: Requester, today: dt.date) -> _Resolved:
+        ident, claimed = caller.identity, caller.claim.nihii
         profession = checked_profession(self.cobrha, ident, today)
         if ident.quality is not Quality.PHARMACIST:
-            self._check_claim(caller, {ident.nihii})
+            caller.check_claim({ident.nihii})
             return _Resolved([Actor(Role.PROVIDER, ssin=ident.ssin, nihii=ident.nihii)], profession.code,
                              ident.nihii, ident.nihii)
         # A pharmacist acts for the pharmacy they work in: the claimed one, else the first active one.
-        candidates = [w for w in profession.workplaces if not caller.claimed_nihii or w == caller.claimed_nihii]
-        if caller.claimed_nihii and caller.claimed_nihii != ident.nihii and not candidates:
-            raise AccessDenied("The pharmacist does not work in the pharmacy named in the CommonInput.")
+        caller.check_claim({ident.nihii, *profession.workplaces})
+        candidates = [w for w in profession.workplaces if not claimed or w == claimed]
         for nihii in candidates or profession.workplaces:
             org = self.cobrha.organisation(nihii=nihii)
-            if org is not None and org.type == "pharmacy" and org.active_on(today):
+            if org is not None and org.type == Quality.PHARMACY.organisation_type and org.active_on(today):
                 return _Resolved([Actor(Role.PHARMACIST, ssin=ident.ssin, nihii=ident.nihii, pharmacy=nihii)],
                                  "orgpharmacy", nihii, ident.nihii)
         raise AccessDenied("The pharmacist works in no pharmacy that is known and active in CoBrHa.")
@@ -245,14 +227,14 @@ class IntegratedCare:
         return person
 
     # -- declare ---------------------------------------------------------------------------------------
-    def declare(self, caller: Caller, request_id: str, cmd: Declaration) -> WriteOutcome:
+    def declare(self, caller: Requester, request_id: str, cmd: Declaration) -> WriteOutcome:
         ssin, project = _niss(cmd.patient_ssin), _project_nihii(cmd.project)
         resolved = self._resolve(caller)
         verdict = self._verdict(resolved, Operation.DECLARE, lambda _a: Target(patient_ssin=ssin, project=project))
         if verdict is not Verdict.ALLOW:
             raise AccessDenied("The caller may not declare an inclusion in this project.")
         request_hash = _hash("declare", ssin, project, cmd.status.value, cmd.start, cmd.consent, cmd.consent_date)
-        first = self.store.replayed(caller.audit_label, request_id, request_hash)
+        first = self.store.replayed(caller.identity.holder, request_id, request_hash)
         if first is not None:
             return first
         today = self.today()
@@ -290,7 +272,7 @@ class IntegratedCare:
         return self._write(caller, request_id, ssin, "declare", request_hash, change)
 
     # -- consult ---------------------------------------------------------------------------------------
-    def consult(self, caller: Caller, patient_ssin: str) -> Consultation:
+    def consult(self, caller: Requester, patient_ssin: str) -> Consultation:
         ssin = _niss(patient_ssin)
         resolved = self._resolve(caller)
         inclusions = self.store.inclusions_of(ssin)
@@ -326,7 +308,7 @@ class IntegratedCare:
                             + ("" if principal_elsewhere is None else f" principal-elsewhere={principal_elsewhere}"))
 
     # -- modify ----------------------------------------------------------------------------------------
-    def modify(self, caller: Caller, request_id: str, cmd: Modification) -> WriteOutcome:
+    def modify(self, caller: Requester, request_id: str, cmd: Modification) -> WriteOutcome:
         ssin = _niss(cmd.patient_ssin)
         fields = cmd.fields
         if not fields:
@@ -353,7 +335,7 @@ class IntegratedCare:
             raise ConcealedNotFound(NO_INCLUSION, reason="inclusion of another project")
         request_hash = _hash("modify", ssin, cmd.inclusion_id, cmd.status, cmd.start, cmd.end, cmd.consent,
                              cmd.consent_date)
-        first = self.store.replayed(caller.audit_label, request_id, request_hash)
+        first = self.store.replayed(caller.identity.holder, request_id, request_hash)
         if first is not None:
             return first
         today = self.today()
@@ -414,7 +396,7 @@ class IntegratedCare:
         """The same closure for any projects (a sweep over all of them, outside a request)."""
         return self._close_stopped(projects, self.today())
 
-    def _write(self, caller: Caller, request_id: str, ssin: str, operation: str, request_hash: str,
+    def _write(self, caller: Requester, request_id: str, ssin: str, operation: str, request_hash: str,
                change: ChangeFn) -> WriteOutcome:
         """Run ``change`` inside the store's per-patient transaction; a broken rule is a business error."""
         def guarded(current: list[Inclusion]) -> tuple[Inclusion, str]:
@@ -423,11 +405,11 @@ class IntegratedCare:
             except InclusionRuleError as exc:
                 raise _rule(exc) from None
 
-        return self.store.write(ssin=ssin, sender=caller.audit_label, request_id=request_id, operation=operation,
+        return self.store.write(ssin=ssin, sender=caller.identity.holder, request_id=request_id, operation=operation,
                                 request_hash=request_hash, operator=caller.identity.ssin, change=guarded)
 
     # -- list ------------------------------------------------------------------------------------------
-    def list_patients(self, caller: Caller, project: str, offset: int = 0, limit: int = 20) -> ProjectPage:
+    def list_patients(self, caller: Requester, project: str, offset: int = 0, limit: int = 20) -> ProjectPage:
         project = _project_nihii(project)
         resolved = self._resolve(caller)
         if self._verdict(resolved, Operation.LIST, lambda _a: Target(project=project)) is not Verdict.ALLOW:

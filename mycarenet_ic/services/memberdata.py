@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mycarenet_ic.domain.assurability import (
+    ANSWERED_AS,
     FACETS_BY_KIND,
     AssurabilityError,
     CareTrajectory,
@@ -41,11 +42,11 @@ from mycarenet_ic.domain.assurability import (
     years_in,
 )
 from mycarenet_ic.domain.identifiers import InvalidIdentifier, parse_niss
-from mycarenet_ic.domain.qualities import CallerIdentity, Quality
+from mycarenet_ic.domain.qualities import Quality, RequesterKind
 from mycarenet_ic.domain.records import Person
 from mycarenet_ic.errors import AccessDenied
 from mycarenet_ic.services.ports import Cobrha, MemberFiles, NationalRegister
-from mycarenet_ic.services.requesters import active_organisation, check_claimed_person, checked_profession
+from mycarenet_ic.services.requesters import Requester, active_organisation, checked_profession
 
 MAX_PERIODS = 5
 # The dimensions each facet takes (any other is INVALID_DIMENSION_ID), by the ids queries give them.
@@ -61,22 +62,6 @@ def same_party(issuer: str, nihii: str) -> bool:
         return value + "000" if len(value) == 8 else value
 
     return bool(issuer) and eleven(issuer) == eleven(nihii)
-
-# Requesters by certificate quality: the answer they get and the facets they may ask.
-_KIND_OF = {
-    Quality.DOCTOR: "doctor", Quality.NURSE: "nurse", Quality.PHYSIOTHERAPIST: "physiotherapist",
-    Quality.DENTIST: "dentist", Quality.MIDWIFE: "midwife", Quality.LOGOPEDIST: "logopedist",
-    Quality.ORTHOPTIST: "orthoptist", Quality.PODOLOGIST: "podologist", Quality.DIETICIAN: "dietician",
-    Quality.AUDICIAN: "audician", Quality.AUDIOLOGIST: "audiologist",
-    Quality.OCCUPATIONAL_THERAPIST: "occupationaltherapist",
-    Quality.PHARMACIST: "pharmacist", Quality.PHARMACY: "pharmacist", Quality.HOSPITAL: "hospital",
-    Quality.MEDICAL_HOUSE: "medicalhouse",
-    # Seed 001 §8: the tarification offices get the answer the pharmacists get.
-    Quality.TARIFICATION_OFFICE: "pharmacist",
-}
-_ORG_KIND = {Quality.PHARMACY: "pharmacy", Quality.HOSPITAL: "hospital", Quality.MEDICAL_HOUSE: "medicalhouse",
-             Quality.TARIFICATION_OFFICE: "pharmacyinvoicingoffice"}
-
 
 def _insurer_of(mutuality: str) -> str | None:
     return mutuality[0] + "00" if mutuality[:1].isdigit() else None
@@ -128,14 +113,6 @@ class Query:
     start: dt.date
     end: dt.date
     facets: tuple[FacetRequest, ...]
-
-
-@dataclass(frozen=True)
-class Requester:
-    identity: CallerIdentity
-    claimed_nihii: str | None = None
-    claimed_quality: str | None = None
-    claimed_ssin: str | None = None
 
 
 # -- the answer: one fact per assertion -----------------------------------------------------------------
@@ -246,7 +223,7 @@ class _Asked:
     """What a checked query asks: who asks (their kind and NIHII), why, in what contact, for which
     period, judged on which day."""
 
-    kind: str
+    kind: Quality
     requester_nihii: str | None
     request_type: RequestType
     contact_type: ContactType
@@ -256,7 +233,7 @@ class _Asked:
 
     @property
     def pharmacist(self) -> bool:
-        return self.kind == "pharmacist"
+        return self.kind is Quality.PHARMACIST
 
 
 class MemberData:
@@ -268,20 +245,18 @@ class MemberData:
         self.today = today
 
     # -- the requester ------------------------------------------------------------------------------
-    def _kind(self, requester: Requester, today: dt.date) -> str:
+    def _kind(self, requester: Requester, today: dt.date) -> Quality:
+        """The kind of requester the answer is for (a pharmacy is answered as a pharmacist is), once CoBrHa
+        knows the caller as the certificate or token says and the claim names no one else."""
         ident = requester.identity
-        kind = _KIND_OF.get(ident.quality)
-        if kind is None:
+        kind = ANSWERED_AS.get(ident.quality, ident.quality)
+        if kind not in FACETS_BY_KIND:
             raise AccessDenied("The caller's quality gives no access to MemberData.")
-        check_claimed_person(ident, requester.claimed_ssin)
-        allowed = {ident.nihii}
-        if ident.quality in _ORG_KIND:
-            active_organisation(self.cobrha, ident.nihii, _ORG_KIND[ident.quality], today)
+        if ident.quality.kind is RequesterKind.ORGANISATION:
+            requester.check_claim({ident.nihii})
+            active_organisation(self.cobrha, ident.nihii, ident.quality.organisation_type, today)
         else:
-            profession = checked_profession(self.cobrha, ident, today)
-            allowed |= set(profession.workplaces)
-        if requester.claimed_nihii and requester.claimed_nihii not in allowed:
-            raise AccessDenied("The CommonInput names another care provider than the certificate.")
+            requester.check_claim({ident.nihii, *checked_profession(self.cobrha, ident, today).workplaces})
         return kind
 
     # -- the subject ---------------------------------------------------------------------------------
@@ -325,7 +300,7 @@ class MemberData:
 
     # -- the facets ----------------------------------------------------------------------------------
     @staticmethod
-    def _facets(kind: str, requests: tuple[FacetRequest, ...]
+    def _facets(kind: Quality, requests: tuple[FacetRequest, ...]
                 ) -> tuple[list[tuple[Facet, FacetRequest]], RequestType, ContactType]:
         """The facets asked (checked), and why and in what contact (the insurability facet's dimensions)."""
         seen: set[str] = set()
@@ -361,7 +336,7 @@ class MemberData:
     def consult(self, requester: Requester, query: Query) -> Answer:
         today = self.today()
         kind = self._kind(requester, today)
-        if not same_party(query.issuer_nihii, requester.claimed_nihii or requester.identity.nihii or ""):
+        if not same_party(query.issuer_nihii, requester.claim.nihii or requester.identity.nihii or ""):
             raise AssurabilityError("CROSSCHECK_ISSUER", "crosscheck attributeQuery/Issuer vs. gen(A)Sync:NIHII",
                                     RequestPart.ISSUER)
         ssin, file = self._subject(query.subject)
@@ -391,7 +366,7 @@ class MemberData:
         if not assertions:  # every facet asked, and none has anything to say for this person and period
             warnings.append(Warning("MISSING_FACETS", "Not all the requested facets are available"))
         returned = sorted({_RETURNED[type(a.facts)] for a in assertions})
-        detail = (f"requester={kind} why={why.value} contact={contact.value} "
+        detail = (f"requester={kind.value} why={why.value} contact={contact.value} "
                   f"period={query.start}..{query.end} facets={','.join(f.value for f, _r in facets)} "
                   f"returned={','.join(returned)}" + "".join(f" warning={w.code}" for w in warnings))
         return Answer(ssin, insurer, query.start, query.end, tuple(assertions), tuple(warnings), detail)
@@ -448,7 +423,7 @@ class MemberData:
             now.third_party if now else ThirdPartyRegime.NONE,
             None if asked.pharmacist else file.third_party_ban_exception,
             tuple(sorted(years_in(file.maf_years, start, end), reverse=True)),
-            bool(years_in(file.chronic_flat_fee_years, start, end)) if asked.kind == "hospital" else None))
+            bool(years_in(file.chronic_flat_fee_years, start, end)) if asked.kind is Quality.HOSPITAL else None))
         if asked.pharmacist:
             out.append(InvoicingFacts(status, start, now.end if now else None, file.other_mutualities))
             return out, warnings
@@ -472,7 +447,7 @@ def _dimension_error(code: str, message: str, req: FacetRequest, dimension: str)
     return AssurabilityError(code, message, RequestPart.FACET_DIMENSION, facet=req.id, dimension=dimension)
 
 
-def _insurability_dimensions(kind: str, req: FacetRequest) -> tuple[RequestType, ContactType]:
+def _insurability_dimensions(kind: Quality, req: FacetRequest) -> tuple[RequestType, ContactType]:
     """The insurability facet's requestType (mandatory, once) and contactType (at most once, ``other``
     by default; hospitals only may give another)."""
     kinds, contacts = req.values(REQUEST_TYPE), req.values(CONTACT_TYPE)
@@ -497,7 +472,7 @@ def _insurability_dimensions(kind: str, req: FacetRequest) -> tuple[RequestType,
         raise _dimension_error("UNALLOWED_CONTACTTYPE",
                                "The value of contactType is not in the list of allowed values", req,
                                CONTACT_TYPE) from None
-    if contact is not ContactType.OTHER and kind != "hospital":
+    if contact is not ContactType.OTHER and kind is not Quality.HOSPITAL:
         raise _dimension_error("UNAUTHORIZED_CONTACTTYPE", "The value of contactType is not allowed for the requestor",
                                req, CONTACT_TYPE)
     return why, contact

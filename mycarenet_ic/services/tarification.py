@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from mycarenet_ic.domain.assurability import InsurabilityPeriod, InvoicingStatus, MemberFile
 from mycarenet_ic.domain.identifiers import InvalidIdentifier, parse_niss
-from mycarenet_ic.domain.qualities import CallerIdentity, Quality
+from mycarenet_ic.domain.qualities import CallerIdentity, RequesterKind
 from mycarenet_ic.domain.records import Person
 from mycarenet_ic.domain.tariff import (
     REQUESTABLE,
@@ -37,11 +37,9 @@ from mycarenet_ic.domain.tariff import (
 )
 from mycarenet_ic.errors import AccessDenied
 from mycarenet_ic.services.ports import Cobrha, MemberFiles, NationalRegister
-from mycarenet_ic.services.requesters import check_claimed_person
+from mycarenet_ic.services.requesters import Requester
 
 MAX_DAYS_BACK = 61  # "date inférieure à la date du jour moins 2 mois" (166)
-PROVIDERS = {Quality.DOCTOR, Quality.NURSE, Quality.PHYSIOTHERAPIST, Quality.DENTIST, Quality.MIDWIFE,
-             Quality.LOGOPEDIST}
 GROUP_PRACTICE = "grouppractice"  # CoBrHa organisation type of a group practice (sandbox name)
 MUTUALITY = re.compile(r"[1-69][0-9]{2}")
 MEMBERSHIP = re.compile(r"[0-9A-Za-z]{1,13}")
@@ -135,14 +133,13 @@ class Tarification:
         self.nr = national_register
         self.today = today
 
-    def _check_caller(self, identity: CallerIdentity, claimed_nihii: str | None, claimed_ssin: str | None) -> None:
+    @staticmethod
+    def _check_caller(requester: Requester) -> None:
         """What the platform refuses before any business rule (a SOAP fault): a caller who is no care
-        provider at all, or a CommonInput naming someone else than the certificate."""
-        if identity.quality not in PROVIDERS:
+        provider at all, or a request naming someone else than the caller."""
+        if requester.identity.quality.kind is not RequesterKind.CARE_PROVIDER:
             raise AccessDenied("The caller's quality gives no access to the tariff consultation.")
-        check_claimed_person(identity, claimed_ssin)
-        if claimed_nihii and claimed_nihii != identity.nihii:
-            raise AccessDenied("The CommonInput names another care provider than the certificate.")
+        requester.check_claim({requester.identity.nihii})
 
     def _provider(self, identity: CallerIdentity, today: dt.date, errors: _Errors) -> Provider | None:
         """The author as the insurers know it: 141 when CoBrHa does not know the NIHII (as this holder),
@@ -276,10 +273,9 @@ class Tarification:
                 return None
         return file, when
 
-    def consult(self, identity: CallerIdentity, claimed_nihii: str | None, req: TariffRequest,
-                claimed_ssin: str | None = None) -> TariffAnswer:
-        today = self.today()
-        self._check_caller(identity, claimed_nihii, claimed_ssin)
+    def consult(self, requester: Requester, req: TariffRequest) -> TariffAnswer:
+        today, identity = self.today(), requester.identity
+        self._check_caller(requester)
         answer = TariffAnswer(req, req.patient_ssin.strip())
         provider = self._provider(identity, today, _Errors(answer.errors))
         if provider is None:

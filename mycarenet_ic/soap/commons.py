@@ -12,13 +12,14 @@ import functools
 import secrets
 import zlib
 from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import Any
 
 from lxml import etree
 from spyne import Boolean, ByteArray, ComplexModel, Date, DateTime, Unicode, XmlAttribute, XmlData
 
 from mycarenet_ic.errors import MalformedRequest, MycarenetError, SchemaViolation
 from mycarenet_ic.security.parser import ParseLimits, parse_untrusted
+from mycarenet_ic.services.requesters import Claim
 
 MAX_BLOB = 262_144
 
@@ -126,25 +127,18 @@ def read_detail(blob: Any, limits: ParseLimits) -> tuple[etree._Element, str]:
     return root, "deflate" if encoding == "deflate" else "none"
 
 
-class Claim(NamedTuple):
-    """Who the CommonInput says the care provider is: NIHII, its quality, the person's SSIN."""
-
-    nihii: str | None
-    quality: str | None
-    ssin: str | None
-
-
 def claimed_provider(common: Any) -> Claim:
-    """The care provider as the CommonInput claims it (``CareProvider/Nihii`` and ``…/PhysicalPerson/Ssin``)."""
+    """The care provider as the CommonInput claims it (``CareProvider/Nihii`` and ``…/PhysicalPerson/Ssin``;
+    the NIHII's quality attribute claims nothing the services use: the quality is the certificate's or
+    the STS token's)."""
     provider = common.Origin.CareProvider if common.Origin is not None else None
     if provider is None:
-        return Claim(None, None, None)
+        return Claim()
     nihii = provider.Nihii
     value = nihii.Value.value if nihii is not None and nihii.Value is not None else None
     person = provider.PhysicalPerson
     ssin = person.Ssin.value if person is not None and person.Ssin is not None else None
-    return Claim(value, nihii.Quality if nihii is not None else None,
-                 (str(ssin).strip() or None) if ssin is not None else None)
+    return Claim(value, (str(ssin).strip() or None) if ssin is not None else None)
 
 
 def send_response(models: SimpleNamespace, request: Any, body: bytes, encoding: str) -> Any:

@@ -11,14 +11,14 @@ from mycarenet_ic import ns
 from mycarenet_ic.domain.inclusions import Consent, Inclusion, Status
 from mycarenet_ic.domain.records import Person
 from mycarenet_ic.services.integrated_care import (
-    Caller,
     Declaration,
     IntegratedCare,
     Modification,
     WriteOutcome,
 )
+from mycarenet_ic.services.requesters import Claim, Requester
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
-from mycarenet_ic.soap.service import build_endpoint, call_of, reply_attributes
+from mycarenet_ic.soap.service import build_endpoint, call_of, reply_attributes, requester
 
 NS = ns.INTEGRATED_CARE
 
@@ -153,12 +153,10 @@ class ListProjectPatientsResponse(_Model):
 
 # -- conversions ------------------------------------------------------------------------------------
 
-def _caller(ctx: Any, common: CommonInput) -> Caller:
-    call = call_of(ctx)
+def _caller(ctx: Any, common: CommonInput) -> Requester:
     provider = common.Origin.CareProvider if common.Origin else None
     nihii = provider.Nihii.Value if provider is not None and provider.Nihii is not None else None
-    return Caller(call.identity, call.caller, claimed_nihii=nihii,
-                  claimed_ssin=provider.Ssin if provider is not None else None)
+    return requester(call_of(ctx), Claim(nihii, provider.Ssin if provider is not None else None))
 
 
 def _output(common: CommonInput, answer_id: str) -> CommonOutput:

@@ -31,14 +31,13 @@ from mycarenet_ic.services.memberdata import (
     MemberData,
     PeriodFacts,
     Query,
-    Requester,
     Warning,
 )
 from mycarenet_ic.soap import nippin
 from mycarenet_ic.soap.commons import MAX_BLOB, claimed_provider, commons_models, read_detail, send_response
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 from mycarenet_ic.soap.nippin import TECHNICAL, Attribute
-from mycarenet_ic.soap.service import build_endpoint, call_of
+from mycarenet_ic.soap.service import build_endpoint, call_of, requester
 
 MD = "urn:be:fgov:ehealth:mycarenet:memberdata:protocol:v1"
 CORE = "urn:be:fgov:ehealth:mycarenet:commons:core:v3"
@@ -347,8 +346,7 @@ def make_service(memberdata: MemberData, limits: ParseLimits) -> type[ServiceBas
                 query, name_id = read_query(root)
                 # Only a NISS is a patient for the audit (a registration number is not recorded).
                 call.audit.patient = query.subject.ssin
-                answer = memberdata.consult(
-                    Requester(call.identity, claim.nihii, claim.quality, claim.ssin), query)
+                answer = memberdata.consult(requester(call, claim), query)
             except AssurabilityError as exc:
                 call.audit.detail = f"refused {exc.code}"
                 saml = error_response(query_id, exc)

@@ -11,6 +11,7 @@ from typing import Any
 from lxml import etree
 
 from mycarenet_ic import contract, ns
+from mycarenet_ic.services.requesters import Claim, Requester
 from mycarenet_ic.soap.endpoint import Call, EndpointDeps, SoapEndpoint
 from mycarenet_ic.soap.protocol import SpyneDispatcher, application
 
@@ -40,6 +41,11 @@ def build_element_endpoint(name: str, handler: Callable[[etree._Element, Call], 
                            wsdl_name: str, deps: EndpointDeps) -> SoapEndpoint:
     return SoapEndpoint(name, ElementDispatcher(handler), contract.wsdl_path(wsdl_name), contract.schema(xsd_name),
                         deps)
+
+
+def requester(call: Call, claim: Claim) -> Requester:
+    """The use cases' requester of a call: its verified identity, what the request claims, its audit name."""
+    return Requester(call.identity, claim, call.caller)
 
 
 def call_of(ctx: Any) -> Call:

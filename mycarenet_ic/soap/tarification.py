@@ -30,7 +30,7 @@ from mycarenet_ic.security.parser import ParseLimits
 from mycarenet_ic.services.tarification import RequestPart, TariffAnswer, TariffError, TariffRequest, Tarification
 from mycarenet_ic.soap.commons import MAX_BLOB, claimed_provider, commons_models, read_detail, send_response
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
-from mycarenet_ic.soap.service import build_endpoint, call_of
+from mycarenet_ic.soap.service import build_endpoint, call_of, requester
 
 TARIFICATION = "urn:be:fgov:ehealth:mycarenet:tarification:protocol:v1"
 CORE_V2 = "urn:be:fgov:ehealth:mycarenet:commons:core:v2"
@@ -336,7 +336,7 @@ def make_service(tarification: Tarification, mediprima: bool) -> type[ServiceBas
             tariff_request, where = read_request(root, mediprima)
             call.audit.patient = tariff_request.patient_ssin or None
             claim = claimed_provider(request.CommonInput)
-            answer = tarification.consult(call.identity, claim.nihii, tariff_request, claim.ssin)
+            answer = tarification.consult(requester(call, claim), tariff_request)
             if answer.ssin:
                 call.audit.patient = answer.ssin
             if answer.author_refused:

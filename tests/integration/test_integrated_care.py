@@ -267,6 +267,15 @@ def test_retry_with_the_same_request_id_returns_the_first_answer(sandbox: Sandbo
     assert one.Inclusion.Version == two.Inclusion.Version == 2 and one.Id == two.Id
 
 
+def test_retries_are_told_apart_by_the_holder_stored_only_as_a_pseudonym(sandbox: Sandbox) -> None:
+    # The idempotency key is the holder (who, whatever certificate or token), not the audit's label of them
+    # (which spells a NIHII out): what is stored of it is a pseudonym.
+    with sandbox.platform.engine.connect() as conn:
+        senders = conn.execute(select(ic_request.c.sender)).scalars().all()
+    assert senders, "the fixture declares inclusions"
+    assert all(len(s) == 64 and set(s) <= set("0123456789abcdef") for s in senders), senders[:3]
+
+
 def test_coordinator_lists_the_project_a_page_at_a_time(sandbox: Sandbox, clients: dict[str, IcClient]) -> None:
     page = clients["psi-coordinator"].list(PSI_LEUVEN, 0, 2)
     assert page.Total >= 3 and len(page.ProjectPatient) == 2 and page.MoreAvailable is True

@@ -114,7 +114,7 @@ def test_seed_001_s35_every_cobrha_profession_has_a_quality_with_its_cd_hcparty_
         assert code in by_code, profession
         assert by_code[code].value == profession, profession
     for q in by_code.values():  # and every person quality CoBrHa can record is a MemberData requester
-        assert q.value in FACETS_BY_KIND and Facet.INSURABILITY in FACETS_BY_KIND[q.value], q
+        assert q in FACETS_BY_KIND and Facet.INSURABILITY in FACETS_BY_KIND[q], q
 
 
 def test_seed_001_s35_a_certificate_for_every_requester_quality() -> None:
