@@ -21,7 +21,7 @@ from mycarenet_ic.clients.gateways import (
     ZeepCobrhaGateway,
     ZeepNationalRegisterGateway,
 )
-from mycarenet_ic.config import Settings
+from mycarenet_ic.config import Settings, token_kinds
 from mycarenet_ic.domain.tariff import Nomenclature
 from mycarenet_ic.persistence.affiliations import ScenarioAffiliations
 from mycarenet_ic.persistence.audit import SqlAuditLog
@@ -33,7 +33,8 @@ from mycarenet_ic.persistence.mutation_sink import SqlMutationSink
 from mycarenet_ic.persistence.pseudonym import NissSealer, Pseudonymiser
 from mycarenet_ic.persistence.replay import SqlReplayCache
 from mycarenet_ic.security.pki import Pki
-from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, TrustStore, Verifier, VerifyPolicy
+from mycarenet_ic.security.saml11 import AssertionVerifier
+from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, TokenKind, TrustStore, Verifier, VerifyPolicy
 from mycarenet_ic.services.integrated_care import IntegratedCare
 from mycarenet_ic.services.memberdata import MemberData
 from mycarenet_ic.services.mutations import MutationSync
@@ -96,6 +97,9 @@ class Platform:
             raise NotPrepared(settings, f"no sandbox CA in {self.pki.dir}")
         self.trust = TrustStore.from_pem(self.pki.ca().cert_pem)
         self.policy = VerifyPolicy(settings.clock_skew_seconds, settings.max_timestamp_ttl_seconds)
+        # STS tokens are trusted when the sandbox STS signed them (its certificate pinned, not any the CA issued).
+        self.sts_tokens = AssertionVerifier(self.trust, [self.pki.service("sts").certificate],
+                                            max_clock_skew_seconds=settings.clock_skew_seconds)
         self.engine: Engine = make_engine(settings.effective_database_url)
         try:
             _check_schema(self.engine, settings)
@@ -130,8 +134,16 @@ class Platform:
             self._signers[service] = Signer(self.pki.service(service), self.settings.signature_ttl_seconds)
         return self._signers[service]
 
-    def incoming_verifier(self) -> Verifier:
-        return Verifier(self.trust, self.replay, self.policy)
+    def incoming_verifier(self, service: str) -> Verifier:
+        """What ``service`` accepts: the business services the token kinds of the settings; the STS, as
+        production's, an identity certificate; the other stubs either kind."""
+        if service == "sts":
+            accepted = frozenset({TokenKind.X509})
+        elif service in BUSINESS:
+            accepted = frozenset(TokenKind(kind) for kind in token_kinds(self.settings.accepted_tokens))
+        else:
+            accepted = frozenset(TokenKind)
+        return Verifier(self.trust, self.replay, self.policy, assertions=self.sts_tokens, accepted=accepted)
 
     def answer_verifier(self) -> Verifier:
         # Answers from upstream are checked as strictly; their replay cache is per process.
@@ -140,7 +152,7 @@ class Platform:
     def endpoint_deps(self, service: str) -> EndpointDeps:
         # The business services answer as the platform ("mycarenet"); each stub as itself.
         signer = self.signer("mycarenet" if service in BUSINESS else service)
-        return EndpointDeps(self.incoming_verifier(), signer, self.audit, self.settings.environment,
+        return EndpointDeps(self.incoming_verifier(service), signer, self.audit, self.settings.environment,
                             self.settings.max_body_bytes, self.gate if service in BUSINESS else nullcontext())
 
     def integrated_care(self, gateways: Gateways) -> IntegratedCare:

@@ -10,6 +10,7 @@ import zeep.exceptions
 from lxml import etree
 
 from mycarenet_ic.clients.base import SignedSoapClient
+from mycarenet_ic.clients.sts import StsClient, TokenSource
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.wssec import Signer
@@ -33,11 +34,24 @@ class IcClient:
     """A signed zeep client of the Integrated Care service for one certificate holder."""
 
     def __init__(self, box: Sandbox, quality: Quality, ssin: str | None, nihii: str | None,
-                 url: str | None = None) -> None:
+                 url: str | None = None, sts: bool = False) -> None:
+        """``sts``: as production, an identity certificate without a quality and an STS holder-of-key token
+        for the quality (a PSI staff member or a patient asks as a person; the roles come from the
+        AttributeAuthority); else the sandbox's simple mode, a certificate that says the quality."""
         self.box = box
-        self.holder = box.platform.pki.issue_holder(quality, ssin, nihii)
+        if sts:
+            self.holder = box.platform.pki.issue_identity(quality, ssin, nihii if quality.is_organisation else None)
+            pki = box.platform.pki
+            tokens = TokenSource(StsClient(box.urls["sts"], self.holder, box.platform.trust,
+                                           pki.service("sts").certificate, ca_file=pki.ca_file),
+                                 Quality.CITIZEN if quality is Quality.PSI_STAFF else quality)
+            signer = Signer(self.holder, token=lambda: tokens.token().assertion)
+        else:
+            self.holder = box.platform.pki.issue_holder(quality, ssin, nihii)
+            signer = Signer(self.holder)
+        self.signer = signer
         self.client = SignedSoapClient("mycarenet-integratedcare-v1.wsdl", BINDING, url or box.urls["integrated-care"],
-                                       Signer(self.holder), box.platform.answer_verifier(), timeout=60)
+                                       signer, box.platform.answer_verifier(), timeout=60)
 
     @staticmethod
     def common(**provider: Any) -> dict[str, Any]:

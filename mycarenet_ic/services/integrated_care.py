@@ -171,20 +171,22 @@ class IntegratedCare:
             projects = frozenset({ident.nihii})
             return _Resolved([Actor(Role.PSI_ADMINISTRATIVE, nihii=ident.nihii, projects=projects),
                               Actor(Role.PSI_COORDINATOR, nihii=ident.nihii, projects=projects)])
-        if kind is RequesterKind.PSI_STAFF and ident.ssin:
+        if kind in (RequesterKind.PSI_STAFF, RequesterKind.CITIZEN) and ident.ssin:
+            # A person: staff of the PSIs whose roles the AttributeAuthority gives (CSAM), and, unless the
+            # certificate says "PSI staff" only, a patient of their own file. An STS token certifies no
+            # PSI role: its holder is a person, and the roles decide.
             roles = self.aa.roles(ident.ssin)
             by_role = {
                 Role.PSI_ADMINISTRATIVE: frozenset(r.organisation_nihii for r in roles if r.role == "administrative"),
                 Role.PSI_COORDINATOR: frozenset(r.organisation_nihii for r in roles if r.role == "coordinator"),
             }
             actors = [Actor(role, ssin=ident.ssin, projects=projects) for role, projects in by_role.items() if projects]
+            if kind is RequesterKind.CITIZEN:
+                actors.append(Actor(Role.PATIENT, ssin=ident.ssin))
             if not actors:
                 raise AccessDenied("The caller has no role in an integrated-care project.")
             caller.check_claim(set().union(*by_role.values()))
             return _Resolved(actors)
-        if kind is RequesterKind.CITIZEN and ident.ssin:
-            caller.check_claim(())
-            return _Resolved([Actor(Role.PATIENT, ssin=ident.ssin)])
         raise AccessDenied("The caller's quality gives no access to Integrated Care.")
 
     def _resolve_professional(self, caller: Requester, today: dt.date) -> _Resolved:

@@ -32,10 +32,10 @@ from mycarenet_ic.errors import (
     StorageUnavailable,
     UnknownOperation,
 )
-from mycarenet_ic.persistence.audit import AuditEntry, SqlAuditLog
 from mycarenet_ic.security.callers import caller_of
 from mycarenet_ic.security.parser import ParseLimits, parse_untrusted
 from mycarenet_ic.security.wssec import Signer, VerifiedMessage, Verifier
+from mycarenet_ic.services.ports import AuditEntry, AuditLog
 from mycarenet_ic.soap import faults
 from mycarenet_ic.soap.references import substitute_references
 
@@ -51,7 +51,7 @@ _CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^\";\s]+)", re.IGNORECASE)
 class EndpointDeps:
     verifier: Verifier
     signer: Signer
-    audit: SqlAuditLog
+    audit: AuditLog
     environment: str
     max_body_bytes: int
     # Held while a request is processed (after its body is read): bounds the requests in work at once.

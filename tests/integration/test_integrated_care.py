@@ -59,21 +59,26 @@ def state(box: Sandbox) -> tuple[int, int, int, int]:
     return (*counts, int(versions))  # type: ignore[return-value]
 
 
-@pytest.fixture(scope="module")
-def clients(sandbox: Sandbox) -> dict[str, IcClient]:
+def matrix_clients(sandbox: Sandbox, sts: bool = False) -> dict[str, IcClient]:
+    """The matrix's callers (``sts``: each with an identity certificate and an STS token, as production)."""
     out = {
-        "doctor": IcClient(sandbox, Quality.DOCTOR, support.DOCTOR_SSIN, support.DOCTOR_NIHII),
-        "pharmacist": IcClient(sandbox, Quality.PHARMACIST, support.PHARMACIST_SSIN, PHARMACIST_NIHII),
-        "psi-administrative": IcClient(sandbox, Quality.PSI_STAFF, ADMIN_LEUVEN, None),
-        "psi-coordinator": IcClient(sandbox, Quality.PSI_STAFF, COORD_LEUVEN, None),
-        "patient": IcClient(sandbox, Quality.CITIZEN, A, None),
-        "admin-namur": IcClient(sandbox, Quality.PSI_STAFF, ADMIN_NAMUR, None),
-        "admin-gent": IcClient(sandbox, Quality.PSI_STAFF, ADMIN_GENT, None),
+        "doctor": IcClient(sandbox, Quality.DOCTOR, support.DOCTOR_SSIN, support.DOCTOR_NIHII, sts=sts),
+        "pharmacist": IcClient(sandbox, Quality.PHARMACIST, support.PHARMACIST_SSIN, PHARMACIST_NIHII, sts=sts),
+        "psi-administrative": IcClient(sandbox, Quality.PSI_STAFF, ADMIN_LEUVEN, None, sts=sts),
+        "psi-coordinator": IcClient(sandbox, Quality.PSI_STAFF, COORD_LEUVEN, None, sts=sts),
+        "patient": IcClient(sandbox, Quality.CITIZEN, A, None, sts=sts),
+        "admin-namur": IcClient(sandbox, Quality.PSI_STAFF, ADMIN_NAMUR, None, sts=sts),
+        "admin-gent": IcClient(sandbox, Quality.PSI_STAFF, ADMIN_GENT, None, sts=sts),
     }
     # B and D of the matrix: included without any therapeutic link (declaring needs none).
     assert not isinstance(out["psi-administrative"].declare(B, PSI_LEUVEN), Fault)
     assert not isinstance(out["admin-gent"].declare(D, PSI_GENT), Fault)
     return out
+
+
+@pytest.fixture(scope="module")
+def clients(sandbox: Sandbox) -> dict[str, IcClient]:
+    return matrix_clients(sandbox)
 
 
 # -- the access matrix ---------------------------------------------------------------------------------
@@ -123,6 +128,11 @@ PSI_OF = {"own": PSI_LEUVEN, "other": PSI_GENT}
 @pytest.mark.parametrize("role,operation,where", CELLS, ids=[f"{r}-{o}-{w}" for r, o, w in CELLS])
 def test_access_matrix(sandbox: Sandbox, clients: dict[str, IcClient], role: str, operation: str,
                        where: str) -> None:
+    check_cell(sandbox, clients, role, operation, where)
+
+
+def check_cell(sandbox: Sandbox, clients: dict[str, IcClient], role: str, operation: str, where: str) -> None:
+    """One cell of the matrix: the answer it expects, and for a refusal no change and a DENIED audit row."""
     client = clients[role]
     expected = MATRIX[role][(operation, where)]
     before = state(sandbox)
