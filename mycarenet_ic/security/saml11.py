@@ -320,7 +320,9 @@ class AssertionVerifier:
                 raise AssertionMalformed("statement without a Subject")
             ident = subject.find(_s("NameIdentifier"))
             if ident is not None:
-                names.add(NameIdentifier((ident.text or "").strip(), ident.get("NameQualifier"),
+                # All its text, as the signature's c14n reads it: a comment the holder slips in (not signed)
+                # must not cut the name short (``.text`` would stop at the comment).
+                names.add(NameIdentifier("".join(ident.itertext()).strip(), ident.get("NameQualifier"),
                                          ident.get("Format") or ""))
             for confirmation in subject.findall(_s("SubjectConfirmation")):
                 methods = [(m.text or "").strip() for m in confirmation.findall(_s("ConfirmationMethod"))]

@@ -144,6 +144,20 @@ def test_tampered_attribute_value_is_refused(keys: Keys, verifier: AssertionVeri
         verifier.verify(assertion)
 
 
+def test_a_comment_slipped_into_signed_text_changes_nothing_read(keys: Keys, verifier: AssertionVerifier) -> None:
+    # Exclusive c14n drops comments, so the signature still verifies: what is read must be the signed text
+    # whole, not the part before the comment (the subject names the caller in the audit).
+    assertion = _assertion(keys)
+    for ident in assertion.iter(f"{{{SAML}}}NameIdentifier"):
+        whole = ident.text or ""
+        ident.text = whole[:4]
+        comment = etree.Comment("cut")
+        comment.tail = whole[4:]
+        ident.append(comment)
+    result = verifier.verify(_reparse(assertion))
+    assert result.subject == NameIdentifier.of_certificate(keys.hok.certificate)
+
+
 def test_swapped_holder_of_key_is_refused(keys: Keys, verifier: AssertionVerifier) -> None:
     assertion = _assertion(keys)
     cert = assertion.find(f".//{{{SAML}}}SubjectConfirmation//{{http://www.w3.org/2000/09/xmldsig#}}X509Certificate")
