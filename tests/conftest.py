@@ -96,19 +96,9 @@ def sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     """The stubs running over HTTP on 127.0.0.1, on each backend."""
     tmp = tmp_path_factory.mktemp("sandbox")
     for url in _database(request.param, tmp):
-        # The periodic mutation sync is tested on its own; here it must not race the tests' own syncs.
-        # Upstream timeout: the load tests run 32 signing clients in this process on 2 cores; the timeout
-        # itself is tested with its own servers (test_reliability).
         # HTTPS as production, unless a module tests the HTTP layer itself (SANDBOX_TLS = False).
-        box = Sandbox(Settings(data_dir=tmp / "data", database_url=url, mutation_sync_seconds=3600,
-                               upstream_timeout_seconds=30, tls=getattr(request.module, "SANDBOX_TLS", True)),
-                      reset_scenario=True)
-        box.start(0)
-        support.trust(box.settings.data_dir)
-        try:
+        with support.running_sandbox(tmp / "data", url, tls=getattr(request.module, "SANDBOX_TLS", True)) as box:
             yield box
-        finally:
-            box.stop()
 
 
 def holder(box_or_platform: Sandbox | Platform, quality: Quality = Quality.DOCTOR,

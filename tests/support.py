@@ -10,8 +10,10 @@ import ssl
 import urllib.parse
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import requests
 from lxml import etree
@@ -19,6 +21,9 @@ from lxml import etree
 from mycarenet_ic import ns
 from mycarenet_ic.security.wssec import Signer
 from mycarenet_ic.soap.faults import descriptive_code
+
+if TYPE_CHECKING:  # the sandbox pulls in every service: only the tests that start one import it
+    from mycarenet_ic.sandbox import Sandbox
 
 AA_NS = "urn:be:fgov:ehealth:sandbox:attributeauthority:v1"
 AB_NS = "urn:be:fgov:ehealth:sandbox:addressbook:v1"
@@ -99,6 +104,27 @@ class Answer:
         fields["Code"] = descriptive_code(fields["SoaCode"], fields.get("Message", ""))
         return {"kind": etree.QName(err).localname, "faultcode": fault.findtext("faultcode") or "",
                 "faultstring": fault.findtext("faultstring") or "", **fields}
+
+
+@contextmanager
+def running_sandbox(data_dir: Path, database_url: str | None = None, **settings: Any) -> Iterator[Sandbox]:
+    """A sandbox of the tests on 127.0.0.1 (the demo scenario afresh, its CA trusted), stopped after;
+    ``settings`` on top of the tests' defaults."""
+    from mycarenet_ic.config import Settings
+    from mycarenet_ic.sandbox import Sandbox
+
+    # The periodic mutation sync is tested on its own; here it must not race the tests' own syncs.
+    # Upstream timeout: the load tests run 32 signing clients in this process on 2 cores; the timeout
+    # itself is tested with its own servers (test_reliability).
+    defaults: dict[str, Any] = {"mutation_sync_seconds": 3600, "upstream_timeout_seconds": 30}
+    box = Sandbox(Settings(data_dir=data_dir, database_url=database_url, **{**defaults, **settings}),
+                  reset_scenario=True)
+    box.start(0)
+    trust(box.settings.data_dir)
+    try:
+        yield box
+    finally:
+        box.stop()
 
 
 def trust(data_dir: Path) -> None:
