@@ -47,27 +47,43 @@ def cmd_certs_init(args: argparse.Namespace) -> int:
 
 
 def cmd_certs_issue(args: argparse.Namespace) -> int:
+    """An identity certificate as eHealth issues it (no quality: the STS certifies that), with ``--hok`` a
+    separate holder-of-key certificate for the same holder; ``--with-quality`` the simple X.509 mode's."""
     from mycarenet_ic.security.pki import Pki, write_keypair
 
+    if args.with_quality and (args.identity or args.hok):
+        print(_error("--with-quality is the simple X.509 mode: it takes neither --identity nor --hok"),
+              file=sys.stderr)
+        return 2
     pki = Pki(_settings(args).data_dir)
     if not pki.initialised:
         pki.init()
     quality = Quality(args.quality)
-    issue = pki.issue_identity if args.identity else pki.issue_holder
+    issue = pki.issue_holder if args.with_quality else pki.issue_identity
     try:
-        pair = issue(quality, args.ssin, args.nihii, valid_days=args.days)
+        pairs = {"": issue(quality, args.ssin, args.nihii, valid_days=args.days)}
+        if args.hok:
+            pairs["hok"] = pki.issue_identity(quality, args.ssin, args.nihii, valid_days=args.days)
     except (InvalidIdentifier, ValueError) as exc:
         print(_error(exc), file=sys.stderr)
         return 2
     stem = args.name or f"{quality.value}-{args.ssin or args.nihii}"
-    # A keystore Java's keytool and .NET open: a password (tools refuse an empty one) and the CA in the chain.
-    paths = write_keypair(pair, Path(args.out), stem, args.p12_password.encode(), chain=[pki.ca().certificate])
-    print(printable(f"subject: {pair.certificate.subject.rfc4514_string()}"))
-    for kind, path in paths.items():
-        print(printable(f"{kind}: {path}"))
+    print(printable(f"subject: {pairs[''].certificate.subject.rfc4514_string()}"))
+    for prefix, pair in pairs.items():
+        # A keystore Java's keytool and .NET open: a password (tools refuse an empty one) and the CA in the chain.
+        paths = write_keypair(pair, Path(args.out), f"{stem}-{prefix}" if prefix else stem,
+                              args.p12_password.encode(), chain=[pki.ca().certificate])
+        for kind, path in paths.items():
+            print(printable(f"{prefix + ' ' if prefix else ''}{kind}: {path}"))
     print(printable(f"p12 password: {args.p12_password}" + (" (the default; --p12-password sets another)"
                                                               if args.p12_password == DEFAULT_P12_PASSWORD else "")))
     print(printable(f"trust anchor: {pki.dir / 'ca.cert.pem'}"))
+    if not args.with_quality:
+        from mycarenet_ic.security.sts_attributes import ROLES
+
+        role = quality if quality in ROLES else Quality.CITIZEN  # PSI staff: a person; the roles are the AA's
+        print(printable(f"no quality in the certificate: `mycarenet-ic sts token --as {role.value}` gets a "
+                        "token that certifies it (or issue --with-quality for the simple X.509 mode)"))
     return 0
 
 
@@ -449,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = certs.add_parser("init", parents=[common], help="create the sandbox CA and the service certificates")
     p.add_argument("--force", action="store_true", help="replace an existing CA (invalidates issued certificates)")
     p.set_defaults(func=cmd_certs_init)
-    p = certs.add_parser("issue", parents=[common], help="issue a test certificate for a caller")
+    p = certs.add_parser("issue", parents=[common], help="issue a test identity certificate for a caller")
     p.add_argument("--ssin", help="the holder's NISS/SSIN (persons)")
     p.add_argument("--nihii", help="the holder's NIHII (providers, organisations)")
     p.add_argument("--quality", required=True, choices=[q.value for q in Quality])
@@ -457,7 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="file name stem (default: QUALITY-ID)")
     p.add_argument("--days", type=int, default=730)
     p.add_argument("--identity", action="store_true",
-                   help="an identity certificate as eHealth issues it: no quality in it (the STS certifies that)")
+                   help="(the default) an identity certificate as eHealth issues it: no quality in it, the STS "
+                   "certifies that")
+    p.add_argument("--hok", action="store_true",
+                   help="also a separate holder-of-key certificate for the same holder (STEM-hok.*), as production")
+    p.add_argument("--with-quality", action="store_true",
+                   help="the sandbox's simple X.509 mode instead: a certificate that says the quality itself "
+                   "(OU=QUALITY=...), signing in a BinarySecurityToken, no STS")
     p.add_argument("--p12-password", default=DEFAULT_P12_PASSWORD,
                    help=f"password of the PKCS#12 keystore (default: {DEFAULT_P12_PASSWORD})")
     p.set_defaults(func=cmd_certs_issue)

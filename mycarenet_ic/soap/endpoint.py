@@ -5,7 +5,7 @@
 element is an operation's input and the SOAPAction agrees → commons references and XSD validation →
 dispatch (Spyne calls the use case with a :class:`Call`) → and then, in :meth:`SoapEndpoint._conclude`
 only, the fault mapping, the audit row and the signature. ``GET ?wsdl`` serves the checked-in WSDL with
-the configured address; ``GET ?xsd=<file>`` its schemas.
+the configured address and the policy of the tokens the endpoint accepts; ``GET ?xsd=<file>`` its schemas.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ from mycarenet_ic.errors import (
 )
 from mycarenet_ic.security.callers import caller_of
 from mycarenet_ic.security.parser import ParseLimits, parse_untrusted
-from mycarenet_ic.security.wssec import Signer, VerifiedMessage, Verifier
+from mycarenet_ic.security.wssec import Signer, TokenKind, VerifiedMessage, Verifier
 from mycarenet_ic.services.ports import AuditEntry, AuditLog
 from mycarenet_ic.soap import faults
+from mycarenet_ic.soap.policy import add_token_policy
 from mycarenet_ic.soap.references import substitute_references
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,12 @@ class EndpointDeps:
     gate: AbstractContextManager[Any] = field(default_factory=nullcontext)
 
 
-def render_wsdl(wsdl_file: Path, address: str) -> bytes:
-    """The checked-in WSDL with ``soap:address`` (and schema locations) pointing at ``address``."""
+def render_wsdl(wsdl_file: Path, address: str, accepted: frozenset[TokenKind] | None = None) -> bytes:
+    """The checked-in WSDL with ``soap:address`` (and schema locations) pointing at ``address``; with
+    ``accepted``, the WS-SecurityPolicy of those token kinds on every operation's input (``soap/policy.py``)."""
     tree = etree.parse(str(wsdl_file), parser=etree.XMLParser(no_network=True, resolve_entities=False))
+    if accepted is not None:
+        add_token_policy(tree, accepted)
     for addr in tree.iter(f"{{{ns.WSDL_SOAP}}}address"):
         addr.set("location", address)
     for imp in tree.iter(f"{{{ns.XS}}}import", f"{{{ns.XS}}}include"):
@@ -171,7 +175,8 @@ class SoapEndpoint:
         if query.lower() == "wsdl":
             body = self._wsdl_cache.get(address)
             if body is None:
-                body = self._wsdl_cache.setdefault(address, render_wsdl(self.wsdl_file, address))
+                body = self._wsdl_cache.setdefault(address, render_wsdl(self.wsdl_file, address,
+                                                                             self.deps.verifier.accepted))
         elif query.startswith("xsd="):
             body = render_xsd(query[4:], address)
         if body is None:

@@ -155,6 +155,86 @@ def test_only_contract_files_are_served(sandbox: Sandbox) -> None:
         assert requests.get(f"{url}?xsd={bad}", timeout=10).status_code == 404
 
 
+# -- The served WSDL's WS-SecurityPolicy: the tokens the endpoint accepts ------------------------------------------
+WSP = "http://schemas.xmlsoap.org/ws/2004/09/policy"
+SP = "http://docs.oasis-open.org/ws-sx/ws-securitypolicy/200702"
+WSU_ID = "{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd}Id"
+_KIND_OF_TOKEN = {f"{{{SP}}}SamlToken": "saml-hok", f"{{{SP}}}X509Token": "x509"}
+
+
+def _policy_kinds(root: etree._Element) -> list[set[str]]:
+    """For each binding operation's input: the initiator token kinds of the policy it references (following
+    references inside a policy, as an ExactlyOne of named policies has them)."""
+    policies = {p.get(WSU_ID): p for p in root.findall(f"{{{WSP}}}Policy")}
+
+    def kinds(uri: str | None) -> set[str]:
+        assert uri and uri.startswith("#") and uri[1:] in policies, uri
+        policy = policies[uri[1:]]
+        found = {_KIND_OF_TOKEN[t.tag] for i in policy.iter(f"{{{SP}}}InitiatorToken")
+                 for t in i.iter(*_KIND_OF_TOKEN)}
+        for ref in policy.iter(f"{{{WSP}}}PolicyReference"):
+            found |= kinds(ref.get("URI"))
+        return found
+
+    inputs = root.findall(f"{{{WSDL_NS}}}binding/{{{WSDL_NS}}}operation/{{{WSDL_NS}}}input")
+    assert inputs
+    return [kinds(ref.get("URI")) for i in inputs for ref in i.findall(f"{{{WSP}}}PolicyReference")]
+
+
+@pytest.mark.integration
+def test_served_wsdls_state_the_policy_of_the_tokens_each_endpoint_accepts(sandbox: Sandbox) -> None:
+    services = [name for name in sandbox.urls if name != "scenario-admin"]
+    for name in services:
+        root = etree.fromstring(requests.get(sandbox.urls[name] + "?wsdl", timeout=10).content)
+        accepted = {kind.value for kind in sandbox.platform.incoming_verifier(name).accepted}
+        operations = root.findall(f"{{{WSDL_NS}}}binding/{{{WSDL_NS}}}operation")
+        assert _policy_kinds(root) == [accepted] * len(operations), name
+    # The default: the business services take both (the STS an identity certificate only).
+    memberdata = etree.fromstring(requests.get(sandbox.urls["memberdata"] + "?wsdl", timeout=10).content)
+    assert _policy_kinds(memberdata) == [{"saml-hok", "x509"}]
+    hok = next(p for p in memberdata.findall(f"{{{WSP}}}Policy") if p.get(WSU_ID) == "SAML_HOK")
+    binding = hok.find(f"{{{SP}}}AsymmetricBinding/{{{WSP}}}Policy")
+    assert binding is not None
+    for assertion in ("IncludeTimestamp", "OnlySignEntireHeadersAndBody"):
+        assert binding.find(f"{{{SP}}}{assertion}") is not None
+    assert hok.find(f".//{{{SP}}}SamlToken/{{{WSP}}}Policy/{{{SP}}}WssSamlV11Token10") is not None
+    assert hok.find(f"{{{SP}}}SignedParts/{{{SP}}}Body") is not None
+    sts = etree.fromstring(requests.get(sandbox.urls["sts"] + "?wsdl", timeout=10).content)
+    assert _policy_kinds(sts) == [{"x509"}]
+    # zeep ignores policies: the served WSDLs with them still load and name their operations.
+    for name in ("memberdata", "integrated-care", "tarification"):
+        client = zeep.Client(sandbox.urls[name] + "?wsdl")
+        assert [op for svc in client.wsdl.services.values() for port in svc.ports.values()
+                for op in port.binding._operations]
+    # The checked-in files stay as they are: the policy is the configuration's.
+    assert WSP not in contract.wsdl_path("mycarenet-memberdata-v1.wsdl").read_text()
+
+
+def test_a_sandbox_taking_only_sts_tokens_serves_only_the_saml_policy(tmp_path: pathlib.Path) -> None:
+    from mycarenet_ic.config import Settings
+
+    plat = Platform.prepared(Settings(data_dir=tmp_path / "data", accepted_tokens="saml-hok"))
+    try:
+        gateways = plat.gateways({name: "http://127.0.0.1:9/unused" for name in STUBS})  # nothing is called
+        for name, endpoint in {**business_endpoints(plat, gateways),
+                               **stub_endpoints(plat, Scenario.load(DEMO_FILE))}.items():
+            endpoint.address = f"https://127.0.0.1:9/{name}"
+            status: list[str] = []
+            body = b"".join(endpoint({"REQUEST_METHOD": "GET", "QUERY_STRING": "wsdl"},
+                                     lambda s, headers, status=status: status.append(s)))
+            assert status == ["200 OK"]
+            root = etree.fromstring(body)
+            ids = {p.get(WSU_ID) for p in root.findall(f"{{{WSP}}}Policy")}
+            if name == "sts":  # production's STS takes an identity certificate
+                assert set().union(*_policy_kinds(root)) == {"x509"}
+            elif name in STUBS:  # the other stubs take either kind, whatever the business services take
+                assert set().union(*_policy_kinds(root)) == {"x509", "saml-hok"}
+            else:
+                assert set().union(*_policy_kinds(root)) == {"saml-hok"} and ids == {"SAML_HOK"}, name
+    finally:
+        plat.close()
+
+
 # -- Tarification / Mediprima: the official contract's names ---------------------------------------------------
 WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 TAR_NS = "urn:be:fgov:ehealth:mycarenet:tarification:protocol:v1"

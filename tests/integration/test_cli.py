@@ -25,6 +25,7 @@ from mycarenet_ic.cli import main
 from mycarenet_ic.clients.base import SignedSoapClient
 from mycarenet_ic.config import Settings
 from mycarenet_ic.domain.inclusions import Consent, Inclusion, Status
+from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.persistence.tables import audit_log
 from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.pki import KeyPair, identity_from_certificate
@@ -43,13 +44,56 @@ def test_certs_init_and_issue(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                  "--nihii", "61229665000", "--quality", "pharmacist", "--out", str(out),
                  "--p12-password", "secret"]) == 0
     printed = capsys.readouterr().out
-    assert f"SSIN={support.PHARMACIST_SSIN}" in printed
+    assert f"SSIN={support.PHARMACIST_SSIN}" in printed and "sts token --as pharmacist" in printed
+    # By default an identity certificate as eHealth issues it: the person only, no quality, no NIHII.
     cert = x509.load_pem_x509_certificate((out / f"pharmacist-{support.PHARMACIST_SSIN}.cert.pem").read_bytes())
+    assert "QUALITY=" not in cert.subject.rfc4514_string() and "NIHII=" not in cert.subject.rfc4514_string()
     ident = identity_from_certificate(cert)
-    assert (ident.quality.value, ident.ssin, ident.nihii) == ("pharmacist", support.PHARMACIST_SSIN, "61229665000")
+    assert (ident.quality, ident.ssin, ident.nihii) == (Quality.CITIZEN, support.PHARMACIST_SSIN, None)
     key, p12_cert, _ = pkcs12.load_key_and_certificates(
         (out / f"pharmacist-{support.PHARMACIST_SSIN}.p12").read_bytes(), b"secret")
     assert key is not None and p12_cert == cert
+    assert not list(out.glob("*-hok.*"))
+
+
+def test_certs_issue_with_quality_is_the_simple_x509_mode(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main(["certs", "issue", "--data-dir", str(tmp_path / "data"), "--ssin", support.PHARMACIST_SSIN,
+                 "--nihii", "61229665000", "--quality", "pharmacist", "--with-quality", "--out", str(out)]) == 0
+    assert "sts token" not in capsys.readouterr().out
+    cert = x509.load_pem_x509_certificate((out / f"pharmacist-{support.PHARMACIST_SSIN}.cert.pem").read_bytes())
+    ident = identity_from_certificate(cert)
+    assert (ident.quality.value, ident.ssin, ident.nihii) == ("pharmacist", support.PHARMACIST_SSIN, "61229665000")
+
+
+def test_certs_issue_hok_writes_a_second_key_for_the_same_holder(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main(["certs", "issue", "--data-dir", str(tmp_path / "data"), "--quality", "pharmacy",
+                 "--nihii", support.PHARMACY_NIHII, "--hok", "--out", str(out), "--name", "ph"]) == 0
+    printed = capsys.readouterr().out
+    assert f"hok p12: {out / 'ph-hok.p12'}" in printed
+    identity, hok = (KeyPair((out / f"{s}.key.pem").read_bytes(), (out / f"{s}.cert.pem").read_bytes())
+                     for s in ("ph", "ph-hok"))
+    assert identity.certificate.public_key().public_numbers() != hok.certificate.public_key().public_numbers()  # type: ignore[union-attr]
+    assert identity.certificate.serial_number != hok.certificate.serial_number
+    holders = [identity_from_certificate(c.certificate) for c in (identity, hok)]
+    assert [(h.quality, h.nihii) for h in holders] == [(Quality.PHARMACY, support.PHARMACY_NIHII)] * 2
+    assert "QUALITY=" not in hok.certificate.subject.rfc4514_string()
+    assert (out / "ph-hok.key.pem").stat().st_mode & 0o077 == 0 and (out / "ph-hok.p12").stat().st_mode & 0o077 == 0
+    key, p12_cert, chain = pkcs12.load_key_and_certificates((out / "ph-hok.p12").read_bytes(), b"sandbox")
+    assert key is not None and p12_cert == hok.certificate and len(chain) == 1
+
+
+@pytest.mark.parametrize("extra", [["--with-quality", "--hok"], ["--with-quality", "--identity"]])
+def test_certs_issue_refuses_a_simple_mode_certificate_with_identity_options(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str]) -> None:
+    assert main(["certs", "issue", "--data-dir", str(tmp_path / "data"), "--ssin", support.DOCTOR_SSIN,
+                 "--quality", "doctor", "--out", str(tmp_path / "o"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --with-quality") and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
 
 
 def test_certs_issue_refuses_bad_identifiers(tmp_path: Path) -> None:
@@ -63,7 +107,8 @@ def test_certs_issue_refuses_bad_identifiers(tmp_path: Path) -> None:
 def test_issued_certificate_calls_every_stub_through_zeep(sandbox: Sandbox, tmp_path: Path) -> None:
     data = str(sandbox.settings.data_dir)
     assert main(["certs", "issue", "--data-dir", data, "--ssin", support.DOCTOR_SSIN, "--nihii",
-                 support.DOCTOR_NIHII, "--quality", "doctor", "--out", str(tmp_path), "--name", "me"]) == 0
+                 support.DOCTOR_NIHII, "--quality", "doctor", "--with-quality", "--out", str(tmp_path),
+                 "--name", "me"]) == 0
     me = KeyPair((tmp_path / "me.key.pem").read_bytes(), (tmp_path / "me.cert.pem").read_bytes())
     verifier = sandbox.platform.answer_verifier()
     calls: list[tuple[str, str, str, str, dict[str, Any]]] = [

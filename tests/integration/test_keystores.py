@@ -1,6 +1,6 @@
 """Keystores the vendors' tools read (issue 18, item 3): ``certs issue`` writes a PKCS#12 with a password
 (a printed default, or ``--p12-password``) and the sandbox CA in the chain, which Java's keytool and
-OpenSSL open with that password and refuse without it."""
+OpenSSL open with that password and refuse without it; ``--hok`` writes the holder-of-key's the same way."""
 
 from __future__ import annotations
 
@@ -34,6 +34,19 @@ def test_the_keystore_has_a_printed_password_and_the_ca_in_its_chain(tmp_path: P
     ca = x509.load_pem_x509_certificate((tmp_path / "data" / "pki" / "ca.cert.pem").read_bytes())
     assert key is not None and cert is not None and chain == [ca]
     assert cert.issuer == ca.subject
+
+
+def test_the_holder_of_key_keystore_is_written_the_same_way(tmp_path: Path) -> None:
+    p12, printed = _issue(tmp_path, "--hok")
+    hok = p12.with_name("doctor-74030902123-hok.p12")
+    assert f"hok p12: {hok}" in printed
+    with pytest.raises(ValueError):
+        pkcs12.load_key_and_certificates(hok.read_bytes(), None)
+    key, cert, chain = pkcs12.load_key_and_certificates(hok.read_bytes(), b"sandbox")
+    _, identity, _ = pkcs12.load_key_and_certificates(p12.read_bytes(), b"sandbox")
+    ca = x509.load_pem_x509_certificate((tmp_path / "data" / "pki" / "ca.cert.pem").read_bytes())
+    assert key is not None and cert is not None and chain == [ca]
+    assert identity is not None and cert.subject == identity.subject and cert != identity
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl command here")

@@ -103,7 +103,7 @@ def test_seed_001_s35_certificate_for_every_requester_quality(tmp_path: Path, qu
     out = io.StringIO()
     with redirect_stdout(out):
         code = cli(["certs", "issue", "--data-dir", str(tmp_path / "data"), "--quality", quality, *ident,
-                    "--out", str(tmp_path / "out")])
+                    "--with-quality", "--out", str(tmp_path / "out")])
     assert code == 0 and f"QUALITY={quality}" in out.getvalue()
 
 
