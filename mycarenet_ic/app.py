@@ -21,7 +21,9 @@ from mycarenet_ic.clients.gateways import (
     ZeepCobrhaGateway,
     ZeepNationalRegisterGateway,
 )
+from mycarenet_ic.clients.sts import StsClient, TokenSource
 from mycarenet_ic.config import Settings, token_kinds
+from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.domain.tariff import Nomenclature
 from mycarenet_ic.persistence.affiliations import ScenarioAffiliations
 from mycarenet_ic.persistence.audit import SqlAuditLog
@@ -168,8 +170,19 @@ class Platform:
     def mutation_sync(self, gateways: Gateways) -> MutationSync:
         return MutationSync(gateways.national_register, self.mutation_sink)
 
+    def platform_token(self, sts_url: str) -> TokenSource:
+        """The platform's own STS token (it calls the eHealth services as a platform component does:
+        a holder-of-key token fetched once, renewed before it expires)."""
+        own = self.pki.service("mycarenet")
+        client = StsClient(sts_url, own, self.trust, self.pki.service("sts").certificate, ca_file=self.pki.ca_file,
+                           timeout=self.settings.upstream_timeout_seconds)
+        return TokenSource(client, Quality.PLATFORM)
+
     def gateways(self, urls: dict[str, str]) -> Gateways:
-        signer, verifier = self.signer("mycarenet"), self.answer_verifier()
+        tokens = self.platform_token(urls["sts"])
+        signer = Signer(self.pki.service("mycarenet"), self.settings.signature_ttl_seconds,
+                        token=lambda: tokens.token().assertion)
+        verifier = self.answer_verifier()
         timeout = self.settings.upstream_timeout_seconds
         ca = self.pki.ca_file  # the stubs' TLS certificates chain to the sandbox CA
         direct = ZeepCobrhaGateway(urls["cobrha"], signer, verifier, timeout, ca)
@@ -183,6 +196,7 @@ class Platform:
             ZeepAttributeAuthorityGateway(urls["attribute-authority"], signer, verifier, timeout, ca),
             cobrha,
             nr,
+            tokens,
         )
 
     def close(self) -> None:
@@ -194,6 +208,7 @@ class Gateways:
     attribute_authority: ZeepAttributeAuthorityGateway
     cobrha: ZeepCobrhaGateway | CachingCobrha
     national_register: ZeepNationalRegisterGateway | CachingNationalRegister
+    tokens: TokenSource | None = None  # the platform's STS token, which every gateway call carries
 
 
 def business_endpoints(platform: Platform, gateways: Gateways) -> dict[str, SoapEndpoint]:

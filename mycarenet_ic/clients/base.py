@@ -60,6 +60,7 @@ class SignedSoapClient:
         self._service = self._client.create_service(binding, address)
         self._lock = threading.Lock()
         self.address = address
+        self.signer = signer  # what signs every call (a certificate's, or a holder-of-key with its token)
 
     @staticmethod
     def header() -> dict[str, Any]:
