@@ -77,7 +77,8 @@ def _one_run(database_url: str, count: int, n: int) -> tuple[float, float]:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items()} | {
-            "MYCARENET_DATA_DIR": str(data_dir), "DATABASE_URL": database_url, "MYCARENET_PUBLIC_URL": base}
+            "MYCARENET_DATA_DIR": str(data_dir), "DATABASE_URL": database_url, "MYCARENET_PUBLIC_URL": base,
+            "MYCARENET_TOKENS": "x509,saml-hok"}  # its client signs in the simple mode
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(n), "-k", "gthread", "--threads", "24",
                                  "-b", f"127.0.0.1:{port}", "mycarenet_ic.wsgi:create_app()"],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

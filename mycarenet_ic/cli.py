@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mycarenet_ic.config import DEFAULT_DATA_DIR, Settings
+from mycarenet_ic.config import DEFAULT_DATA_DIR, Settings, token_kinds
 from mycarenet_ic.domain.identifiers import InvalidIdentifier
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.textsafe import printable, printable_json
@@ -33,7 +33,15 @@ def _error(message: object) -> str:
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(data_dir=args.data_dir, host=getattr(args, "host", None),
-                             tls=False if getattr(args, "plain_http", False) else None)
+                             tls=False if getattr(args, "plain_http", False) else None,
+                             accepted_tokens=getattr(args, "tokens", None))
+
+
+def _token_kinds(raw: str) -> str:
+    try:
+        return ",".join(token_kinds(raw))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_certs_init(args: argparse.Namespace) -> int:
@@ -505,6 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reset-scenario", action="store_true", help="start again from the demo scenario")
     p.add_argument("--plain-http", action="store_true",
                    help="serve plain HTTP instead of HTTPS (local debugging only; also MYCARENET_TLS=0)")
+    p.add_argument("--tokens", type=_token_kinds, metavar="KINDS",
+                   help="the WS-Security tokens the business services take: saml-hok (STS tokens, as production; "
+                        f"the default: {Settings.accepted_tokens}), x509 (the simple mode) or x509,saml-hok "
+                        "(also MYCARENET_TOKENS)")
     p.set_defaults(func=cmd_sandbox)
 
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)

@@ -105,9 +105,10 @@ class Settings:
     # (MYCARENET_TLS=0, `sandbox --plain-http`) is for local debugging only.
     tls: bool = True
     # The WS-Security tokens the business services accept: "saml-hok" (an eHealth STS holder-of-key
-    # assertion, as production), "x509" (a bare certificate, the sandbox's simple mode), or both. The stubs
-    # always take both.
-    accepted_tokens: str = "x509,saml-hok"
+    # assertion: production's, the default), "x509" (a bare certificate, the sandbox's simple mode, asked for
+    # explicitly: `sandbox --tokens x509,saml-hok`), or both. The STS takes an identity certificate, the other
+    # stubs either kind.
+    accepted_tokens: str = "saml-hok"
     # How often the National Register's mutation feed is read (also once at start).
     mutation_sync_seconds: float = 60.0
     # How long CoBrHa answers (providers, VISA, organisations) are reused; 0 asks every time.

@@ -116,7 +116,10 @@ def running_sandbox(data_dir: Path, database_url: str | None = None, **settings:
     # The periodic mutation sync is tested on its own; here it must not race the tests' own syncs.
     # Upstream timeout: the load tests run 32 signing clients in this process on 2 cores; the timeout
     # itself is tested with its own servers (test_reliability).
-    defaults: dict[str, Any] = {"mutation_sync_seconds": 3600, "upstream_timeout_seconds": 30}
+    # Tokens: both kinds, so that the suite's simple-mode (X.509) clients and its STS clients both reach the
+    # services; production's default (STS tokens only) has its own tests (test_hok_attacks).
+    defaults: dict[str, Any] = {"mutation_sync_seconds": 3600, "upstream_timeout_seconds": 30,
+                                "accepted_tokens": "x509,saml-hok"}
     box = Sandbox(Settings(data_dir=data_dir, database_url=database_url, **{**defaults, **settings}),
                   reset_scenario=True)
     box.start(0)

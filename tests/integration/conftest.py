@@ -19,7 +19,8 @@ def sandbox_command() -> list[str]:
 
 def sandbox_env() -> dict[str, str]:
     """The tests' environment without their database: the sandbox process uses its data directory's."""
-    return {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    # Both token kinds, as the in-process sandboxes of the tests (support.running_sandbox).
+    return {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"MYCARENET_TOKENS": "x509,saml-hok"}
 
 
 @pytest.fixture

@@ -27,7 +27,8 @@ def gated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     tmp: Path = tmp_path_factory.mktemp("gate")
     # One place, and no cached upstream answers: every consultation calls CoBrHa and the AttributeAuthority.
     box = Sandbox(Settings(data_dir=tmp / "data", max_inflight=1, cobrha_cache_seconds=0, nr_cache_seconds=0,
-                           mutation_sync_seconds=3600, upstream_timeout_seconds=30), reset_scenario=True)
+                           mutation_sync_seconds=3600, upstream_timeout_seconds=30,
+                           accepted_tokens="x509,saml-hok"), reset_scenario=True)
     box.start(0)
     support.trust(box.settings.data_dir)
     try:

@@ -43,6 +43,7 @@ from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, TrustStore, V
 from mycarenet_ic.server import ServedApp, free_port, wait_ready
 from tests import support
 from tests.ic_client import IC_NS, Fault, IcClient
+from tests.integration.conftest import sandbox_env
 
 pytestmark = pytest.mark.integration
 
@@ -264,7 +265,7 @@ def test_a_stub_down_or_slow_is_a_clean_system_error_within_the_timeout(sandbox:
 
 # -- whole processes ---------------------------------------------------------------------------------------
 def _env(data_dir: Path, database_url: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env = sandbox_env()
     env["MYCARENET_DATA_DIR"] = str(data_dir)
     if database_url:
         env["DATABASE_URL"] = database_url

@@ -37,6 +37,13 @@ def test_every_variable_is_read_as_its_field_type(clean_env: pytest.MonkeyPatch)
         cobrha_cache_seconds=0.0, nr_cache_seconds=1.5, accepted_tokens="saml-hok")
 
 
+def test_the_business_services_take_production_s_tokens_unless_told(clean_env: pytest.MonkeyPatch) -> None:
+    # What passes against the sandbox must pass against MyCareNet: STS holder-of-key tokens only, by default.
+    assert Settings().accepted_tokens == Settings.from_env().accepted_tokens == "saml-hok"
+    clean_env.setenv("MYCARENET_TOKENS", " X509 , saml-hok,x509")
+    assert Settings.from_env().accepted_tokens == "x509,saml-hok"
+
+
 @pytest.mark.parametrize("raw", ["saml", "x509,kerberos", ","])
 def test_an_unknown_token_kind_is_refused(clean_env: pytest.MonkeyPatch, raw: str) -> None:
     clean_env.setenv("MYCARENET_TOKENS", raw)
