@@ -70,3 +70,6 @@ SAML11_PROTOCOL = "urn:oasis:names:tc:SAML:1.0:protocol"
 WSSE11 = "http://docs.oasis-open.org/wss/oasis-wss-wssecurity-secext-1.1.xsd"
 SAML_ASSERTION_ID = "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.0#SAMLAssertionID"
 SAML_V11_TOKEN = "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.1#SAMLV1.1"  # noqa: S105 - a URI
+
+# The eHealth SAML 1.1 Token Service (the STS stub has its names).
+STS_PROTOCOL = "urn:be:fgov:ehealth:sts:protocol:v1"

@@ -442,5 +442,8 @@ def build(scenario: Scenario, deps: EndpointDeps, trust: TrustStore, keypair: Ke
     s = settings or Settings()
     handler = StsHandler(scenario, trust, keypair, default_seconds=s.sts_token_seconds,
                          max_seconds=s.sts_max_token_seconds)
-    return build_element_endpoint("sts", handler, "saml-protocol-1.1-subset.xsd", "sandbox-sts-v1.wsdl", deps)
+    # freehealth-connector sends "…:RequestSecureToken" (the WSDL says "…:RequestSecurityToken"); production
+    # answers it, so the sandbox does too.
+    return build_element_endpoint("sts", handler, "saml-protocol-1.1-subset.xsd", "sandbox-sts-v1.wsdl", deps,
+                                  other_actions=(f"{ns.STS_PROTOCOL}:RequestSecureToken",))
 

@@ -47,7 +47,7 @@ from mycarenet_ic.security.saml11 import (
 from mycarenet_ic.security.sts_attributes import identity_of, role
 from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, TrustStore, Verifier, _fmt, _utc_now
 
-SOAP_ACTION = "urn:be:fgov:ehealth:sts:protocol:v1:RequestSecurityToken"
+SOAP_ACTION = f"{ns.STS_PROTOCOL}:RequestSecurityToken"
 _SAML, _SAMLP, _DS = f"{{{SAML}}}", f"{{{SAMLP}}}", f"{{{ns.DS}}}"
 
 

@@ -145,7 +145,9 @@ class SoapEndpoint:
     """One SOAP service on one address."""
 
     def __init__(self, name: str, dispatcher: Dispatcher, wsdl_file: Path, schema: etree.XMLSchema,
-                 deps: EndpointDeps) -> None:
+                 deps: EndpointDeps, other_actions: Iterable[str] = ()) -> None:
+        """``other_actions``: SOAPAction spellings a well-known client sends for the endpoint's one operation
+        that production takes too (beside the WSDL's)."""
         self.name = name
         self.deps = deps
         self.wsdl_file = wsdl_file
@@ -157,6 +159,7 @@ class SoapEndpoint:
         self._wsdl_cache: dict[str, bytes] = {}
         self._limits = ParseLimits(max_bytes=deps.max_body_bytes)
         self._actions = soap_actions(wsdl_file)
+        self._other_actions = frozenset(other_actions)
 
     # -- WSGI ---------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -265,7 +268,7 @@ class SoapEndpoint:
         entry.request_id = payload.get("Id")
         if payload.tag not in self._actions:
             raise UnknownOperation(reason=f"no operation takes {entry.operation}")
-        if sent_action and sent_action != self._actions[payload.tag]:
+        if sent_action and sent_action != self._actions[payload.tag] and sent_action not in self._other_actions:
             raise SoapActionMismatch(reason=f"SOAPAction is not {entry.operation}'s")
         return payload
 

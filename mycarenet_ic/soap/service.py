@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,9 +38,9 @@ class ElementDispatcher:
 
 
 def build_element_endpoint(name: str, handler: Callable[[etree._Element, Call], etree._Element], xsd_name: str,
-                           wsdl_name: str, deps: EndpointDeps) -> SoapEndpoint:
+                           wsdl_name: str, deps: EndpointDeps, other_actions: Iterable[str] = ()) -> SoapEndpoint:
     return SoapEndpoint(name, ElementDispatcher(handler), contract.wsdl_path(wsdl_name), contract.schema(xsd_name),
-                        deps)
+                        deps, other_actions)
 
 
 def requester(call: Call, claim: Claim) -> Requester:

@@ -6,10 +6,11 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+import requests
 from cryptography import x509
 from lxml import etree
 
-from mycarenet_ic import contract
+from mycarenet_ic import contract, ns
 from mycarenet_ic.cli import main
 from mycarenet_ic.clients.sts import StsClient, StsRefused, TokenSource, build_request
 from mycarenet_ic.domain.qualities import Quality
@@ -17,6 +18,7 @@ from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.pki import KeyPair, create_ca, holder_name, issue, write_keypair
 from mycarenet_ic.security.saml11 import CERTIFIED_NAMESPACE, SAML, SAMLP, AssertionVerifier
 from mycarenet_ic.security.sts_attributes import role
+from mycarenet_ic.security.wssec import Signer
 from mycarenet_ic.stubs.sts import same_name
 from tests import support
 
@@ -260,3 +262,27 @@ def test_prepare_gives_an_old_data_directory_its_sts_certificate(tmp_path: Path)
     prepare(settings)
     assert (settings.data_dir / "pki" / "sts.cert.pem").exists()
     assert (settings.data_dir / "pki" / "ca.cert.pem").read_bytes() == ca
+
+
+@pytest.mark.parametrize(("action", "accepted"), [
+    (f"{ns.STS_PROTOCOL}:RequestSecurityToken", True),   # the WSDL's
+    (f"{ns.STS_PROTOCOL}:RequestSecureToken", True),     # what freehealth-connector sends (production takes it)
+    (f"{ns.STS_PROTOCOL}:Issue", False),
+])
+def test_the_soap_action_spellings_clients_send(sandbox: Sandbox, doctor_id: KeyPair, action: str,
+                                                accepted: bool) -> None:
+    client = _client(sandbox, doctor_id)
+    envelope = support.envelope("")
+    body = envelope.find(f"{{{ns.SOAP11_ENV}}}Body")
+    assert body is not None
+    body.append(client.request(Quality.DOCTOR))
+    Signer(doctor_id).sign(envelope)
+    http = requests.post(sandbox.urls["sts"], data=support.to_bytes(envelope), timeout=30,
+                         headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{action}"'})
+    answer = etree.fromstring(http.content)
+    fault = answer.find(f".//{{{ns.SOAP11_ENV}}}Fault")
+    if accepted:
+        assert http.status_code == 200 and fault is None
+        assert answer.find(f".//{{{ns.SAML11_PROTOCOL}}}Response") is not None
+    else:
+        assert http.status_code == 500 and fault is not None and "INVALID_SOAP_ACTION" in http.text
