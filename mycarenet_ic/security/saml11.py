@@ -31,8 +31,8 @@ from mycarenet_ic.errors import SecurityRejected
 from mycarenet_ic.security.pki import KeyPair
 from mycarenet_ic.security.wssec import _ID_ATTRS, Signer, TrustStore, _fmt, _parse_time, _utc_now
 
-SAML = "urn:oasis:names:tc:SAML:1.0:assertion"
-SAMLP = "urn:oasis:names:tc:SAML:1.0:protocol"
+SAML = ns.SAML11_ASSERTION
+SAMLP = ns.SAML11_PROTOCOL
 HOLDER_OF_KEY = "urn:oasis:names:tc:SAML:1.0:cm:holder-of-key"
 X509_SUBJECT_NAME = "urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName"
 AUTHN_X509_PKI = "urn:oasis:names:tc:SAML:1.0:am:X509-PKI"
@@ -41,8 +41,8 @@ IDENTIFICATION_NAMESPACE = "urn:be:fgov:identification-namespace"
 CERTIFIED_NAMESPACE = "urn:be:fgov:certified-namespace:ehealth"
 ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 # How a WS-Security header names the assertion that holds the signing key (SAML token profile).
-SAML_ASSERTION_ID_VALUE_TYPE = "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.0#SAMLAssertionID"
-SAML11_TOKEN_TYPE = "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.1#SAMLV1.1"  # noqa: S105 - a URI
+SAML_ASSERTION_ID_VALUE_TYPE = ns.SAML_ASSERTION_ID
+SAML11_TOKEN_TYPE = ns.SAML_V11_TOKEN
 
 _ID_ATTRIBUTE = "AssertionID"
 # Every attribute an XML signature reference could be made to resolve to.
