@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -231,6 +233,22 @@ class AssertionVerifier:
         self.issuer_name = issuer_name
         self.skew = dt.timedelta(seconds=max_clock_skew_seconds)
         self.clock = clock
+        # Assertions whose STS signature verified, by their exact bytes: a token comes with every message of
+        # its holder for an hour, and identical bytes verify identically (the wrapping, trust and time checks
+        # still run on every message). Bounded; cleared when full.
+        self._verified: set[bytes] = set()
+        self._verified_lock = threading.Lock()
+
+    def _verify_signature(self, assertion: etree._Element, signature: etree._Element,
+                          cert: x509.Certificate) -> None:
+        key = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER) + etree.tostring(assertion)).digest()
+        if key in self._verified:
+            return
+        verify_enveloped_signature(assertion, signature, _ID_ATTRIBUTE, cert)
+        with self._verified_lock:
+            if len(self._verified) >= 4096:
+                self._verified.clear()
+            self._verified.add(key)
 
     def verify(self, assertion: etree._Element) -> VerifiedAssertion:
         if assertion.tag != _s("Assertion"):
@@ -250,7 +268,7 @@ class AssertionVerifier:
         now = self.clock()
         self.trust.check(cert, now)
 
-        verify_enveloped_signature(assertion, signature, _ID_ATTRIBUTE, cert)
+        self._verify_signature(assertion, signature, cert)
 
         not_before, not_on_or_after = self._check_conditions(assertion, now)
         issue_instant = _time(assertion.get("IssueInstant"))
