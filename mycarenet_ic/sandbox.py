@@ -20,6 +20,8 @@ from mycarenet_ic.services.mutations import MutationSync
 from mycarenet_ic.soap.endpoint import SoapEndpoint
 
 log = logging.getLogger(__name__)
+# Served at the root of their own port (the others at /<name>): the admin API and the web application.
+_ROOTED = ("scenario-admin", "web")
 
 
 def seed_demo_inclusions(platform: Platform, records: list[dict[str, Any]]) -> int:
@@ -102,6 +104,9 @@ class Sandbox:
             self._serve(apps, port, 0)
             self.gateways = self.platform.gateways(self.urls)
             self._serve(business_endpoints(self.platform, self.gateways), port, len(apps))
+            from mycarenet_ic.web import create_app  # the Integrated Care web application and the IdP, last
+
+            self._serve({"web": create_app(self.platform, self.gateways)}, port, len(self.served))
             seed_demo_inclusions(self.platform, self.scenario.extra.get("inclusions", []))
             self.follower = MutationFollower(self.platform.mutation_sync(self.gateways),
                                              self.settings.mutation_sync_seconds)
@@ -118,7 +123,7 @@ class Sandbox:
     def _serve(self, apps: dict[str, Any], port: int, first_offset: int) -> None:
         tls = server_tls(*self.platform.pki.tls_server(self.settings.host)) if self.settings.tls else None
         for offset, (name, app) in enumerate(apps.items(), first_offset):
-            path = "/" if name == "scenario-admin" else f"/{name}"
+            path = "/" if name in _ROOTED else f"/{name}"
             served = ServedApp(name, app, self.settings.host, port + offset if port else 0,
                                self.settings.server_threads, path=path,
                                # the front reads a little past the endpoint's cap, so the endpoint answers it
@@ -127,7 +132,7 @@ class Sandbox:
             if isinstance(app, SoapEndpoint):
                 app.address = served.url
         for name in apps:
-            wait_ready(self.served[name].url + ("?wsdl" if name != "scenario-admin" else "health"),
+            wait_ready(self.served[name].url + ("health" if name in _ROOTED else "?wsdl"),
                        ca_file=self.platform.pki.ca_file)
 
     @property
