@@ -40,6 +40,8 @@ def _kill_idle_pooled_backend(engine: Engine, url: str) -> int:
             assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one() is True
             # pg_terminate_backend only signals: wait until the backend is really gone (bounded).
             for _ in range(500):
+                # The view is a snapshot taken once per transaction: drop it, or the backend never leaves it.
+                conn.execute(text("SELECT pg_stat_clear_snapshot()"))
                 alive = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"),
                                      {"p": pid}).scalar_one()
                 if not alive:
