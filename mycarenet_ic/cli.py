@@ -191,6 +191,31 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_idp_enrol(args: argparse.Namespace) -> int:
+    """Enrol a person in the sandbox IdP: a new TOTP secret, printed with its otpauth:// URI and a QR code."""
+    import qrcode
+
+    from mycarenet_ic.persistence.pseudonym import Pseudonymiser
+    from mycarenet_ic.web.idp import TotpSecrets
+
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        enrolment = TotpSecrets(settings.data_dir, Pseudonymiser.from_data_dir(settings.data_dir)).enrol(args.ssin)
+    except InvalidIdentifier as exc:
+        print(_error(f"the NISS is not valid: {exc.reason}"), file=sys.stderr)
+        return 1
+    print(f"secret: {enrolment.secret}")
+    print(f"uri: {enrolment.uri}")
+    if not args.no_qr:
+        qr = qrcode.QRCode(border=1)
+        qr.add_data(enrolment.uri)
+        qr.print_ascii(out=sys.stdout, invert=True)
+    print("Scan it (or type the secret) in an authenticator app; sign in at the sandbox's web URL "
+          "(its READY web line) with this NISS and the app's code. Enrolling again replaces the secret.")
+    return 0
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from mycarenet_ic.persistence.audit import verify_chain
     from mycarenet_ic.persistence.db import make_engine, migrate
@@ -506,6 +531,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true",
                    help="print the assertion as received (pretty printing changes whitespace the signature covers)")
     p.set_defaults(func=cmd_sts_token)
+
+    idp = sub.add_parser("idp", help="the sandbox's eHealth IdP (the web application's sign-in)").add_subparsers(
+        dest="idp_command", required=True)
+    p = idp.add_parser("enrol", parents=[common],
+                       help="give a person a TOTP second factor: prints the secret, its otpauth:// URI and a QR code")
+    p.add_argument("--ssin", required=True, help="the person's NISS")
+    p.add_argument("--no-qr", action="store_true", help="leave the terminal QR code out")
+    p.set_defaults(func=cmd_idp_enrol)
 
     p = sub.add_parser("sandbox", parents=[common], help="start every service and stub with the demo scenario")
     p.add_argument("--host", help=f"the address every port listens on (default: {Settings.host})")

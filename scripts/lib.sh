@@ -56,6 +56,19 @@ _free_port() {
   .venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# ensure_chromium: Debian's headless browser and its driver for the web application's browser tests
+# (tests/integration/test_web.py), installed when missing and running as root. Without them the tests are
+# skipped locally and fail in CI (CI=true).
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then return 0; fi
+  if _as_root && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing chromium and chromium-driver from Debian" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "warning: no chromium/chromedriver here and not root: the browser tests will be skipped" >&2
+  fi
+}
+
 # ensure_postgres: start a throw-away PostgreSQL server on 127.0.0.1 (Debian's postgresql package,
 # installed when missing and running as root) and export MYCARENET_TEST_POSTGRES_URL.
 ensure_postgres() {

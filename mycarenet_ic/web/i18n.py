@@ -49,7 +49,8 @@ def _compile() -> None:
     for language in LANGUAGES:
         po = TRANSLATIONS_DIR / language / "LC_MESSAGES" / "messages.po"
         po.parent.mkdir(parents=True, exist_ok=True)
-        catalog = read_po(po.open("rb"), locale=language) if po.exists() else Catalog(locale=language)
+        catalog = (read_po(io.BytesIO(po.read_bytes()), locale=language) if po.exists()
+                   else Catalog(locale=language))
         catalog.update(template, no_fuzzy_matching=True)
         buf = io.BytesIO()
         write_po(buf, catalog, omit_header=False, width=116, ignore_obsolete=True)

@@ -26,9 +26,11 @@ from cryptography.hazmat.primitives import serialization
 
 from mycarenet_ic.domain.inclusions import Consent, Status
 from mycarenet_ic.domain.qualities import Quality
+from mycarenet_ic.errors import AccessDenied
 from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.services.integrated_care import Declaration
 from mycarenet_ic.web.app import WebApp
+from mycarenet_ic.web.idp import Profile
 from tests import support
 from tests.integration.test_integrated_care import (
     ADMIN_LEUVEN,
@@ -320,8 +322,35 @@ def test_sign_in_is_rate_limited_and_a_code_is_taken_once(sandbox: Sandbox) -> N
 
 def _requester(box: Sandbox, ssin: str) -> Any:
     from mycarenet_ic.services.requesters import Requester
-    from mycarenet_ic.web.idp import Profile
 
     identity = web_of(box).idp.identity(ssin, Profile.PSI_STAFF)
     assert identity.quality is Quality.PSI_STAFF
     return Requester(identity, audit_label=box.platform.audit.caller_label(identity))
+
+
+def test_idp_enrol_prints_a_secret_that_signs_in(sandbox: Sandbox) -> None:
+    import stat
+    import subprocess
+    import sys
+
+    doctor = "80060102221"        # a GP with a valid VISA: enters as a care provider
+    run = subprocess.run([sys.executable, "-m", "mycarenet_ic.cli", "idp", "enrol", "--ssin", doctor,
+                          "--data-dir", str(sandbox.settings.data_dir)], capture_output=True, text=True, timeout=60,
+                         check=True)
+    secret = re.search(r"^secret: ([A-Z2-7]+)$", run.stdout, re.M)
+    assert secret is not None and f"otpauth://totp/MyCareNet%20sandbox:{doctor}?secret={secret.group(1)}" in run.stdout
+    assert "█" in run.stdout                                    # the terminal QR code
+    files = list((sandbox.settings.data_dir / "secrets" / "idp").iterdir())
+    assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+    assert not any(doctor in f.name or doctor in f.read_text() for f in files)
+    s = requests.Session()
+    page = s.get(sandbox.urls["web"] + "signin", timeout=10)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    home = s.post(sandbox.urls["web"] + "signin", timeout=10, data={
+        "csrf": csrf.group(1), "ssin": doctor, "code": pyotp.TOTP(secret.group(1)).now(), "profile": "provider"})
+    assert home.url.endswith("/home") and "Declare an inclusion" in home.text
+    # The same person may not enter as a pharmacist or as PSI staff: the seed does not let them.
+    for profile in (Profile.PHARMACIST, Profile.PSI_STAFF):
+        with pytest.raises(AccessDenied):
+            web_of(sandbox).idp.identity(doctor, profile)
