@@ -482,6 +482,56 @@ def cmd_statistics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_premium(report: Any) -> None:
+    rules = report.rules
+    print(printable(f"Home-nurse premium {rules.year} (seed 002): patient contacts {rules.period_start}.."
+                    f"{rules.period_end} on billing accepted by {rules.billing_accepted_by}, "
+                    f"{rules.contacts_per_fte} contacts = 1 FTE, salaried FTE deducted, at most {rules.max_gross} "
+                    f"EUR gross; bank accounts registered by {report.account_deadline}"))
+    widths = (11, 8, 8, 7, 8, 7, 13, 10, 10)
+    header = ("NIHII", "patients", "contacts", "FTE", "salaried", "due", "independent", "account", "gross EUR")
+    print(" ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    for row in report.rows():
+        cells = [row[k] for k in ("nihii", "patients", "patient_contacts", "theoretical_fte", "salaried_fte",
+                                  "fte_due", "independent")] + [row["account_registered"] or "-"]
+        line = " ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)) + " " + row["gross_eur"].rjust(9)
+        print(printable(line + (f"  refused: {row['reason']}" if row["reason"] else "")))
+    print(printable(f"{len(report.providers)} provider(s), {len(report.paid)} paid, {report.total} EUR gross"))
+
+
+def cmd_premium_nurses(args: argparse.Namespace) -> int:
+    import csv
+
+    from mycarenet_ic.persistence.home_nursing import NoHomeNursingData, ScenarioHomeNursing
+    from mycarenet_ic.services.nurse_premium import CSV_COLUMNS, NursePremium, PremiumError
+    from mycarenet_ic.stubs.scenario import DEMO_FILE
+
+    platform = _platform(args)
+    try:
+        data = ScenarioHomeNursing(platform.settings.data_dir / "scenario.json", default=DEMO_FILE)
+        report = NursePremium(data, platform.audit).run(args.year, args.nurse)
+    except InvalidIdentifier as exc:
+        print(_error(f"--nurse: {exc.reason}"), file=sys.stderr)
+        return 2
+    except PremiumError as exc:
+        print(_error(exc), file=sys.stderr)
+        return 2
+    except NoHomeNursingData as exc:
+        print(_error(exc.args[0]), file=sys.stderr)
+        return 1
+    finally:
+        platform.close()
+    if args.csv:
+        with open(args.csv, "w", newline="", encoding="utf-8") as out:
+            writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(report.rows())
+        print(printable(f"{len(report.providers)} provider(s) -> {args.csv}"))
+    else:
+        _print_premium(report)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mycarenet-ic", description="A local MyCareNet in a box.")
     common = argparse.ArgumentParser(add_help=False)
@@ -585,6 +635,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", help="one project's NIHII (default: every project)")
     p.add_argument("--json", action="store_true", help="the counts as JSON (the export)")
     p.set_defaults(func=cmd_statistics)
+
+    premium = sub.add_parser("premium", help="one-off premiums").add_subparsers(dest="premium_command",
+                                                                             required=True)
+    p = premium.add_parser("nurses", parents=[common],
+                           help="the home-nurse incentive premium (seed 002) per provider, from the billed home "
+                           "nursing of the scenario")
+    p.add_argument("--year", type=int, default=2020, help="the premium's reference year (seed 002: 2020, the default)")
+    p.add_argument("--nurse", metavar="NIHII", help="one provider's NIHII (default: every provider)")
+    p.add_argument("--csv", metavar="FILE", help="write the report as CSV to FILE instead")
+    p.set_defaults(func=cmd_premium_nurses)
 
     scen = sub.add_parser("scenario", help="change the running sandbox's scenario").add_subparsers(
         dest="action", required=True)

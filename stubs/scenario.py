@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mycarenet_ic.domain.identifiers import is_valid_cbe, parse_nihii, parse_niss
+from mycarenet_ic.domain.nurse_premium import activity_from_dict
 
 DEMO_FILE = Path(__file__).parent / "scenarios" / "demo.json"
 
@@ -228,12 +229,26 @@ class Scenario:
                 org = self.organisations.get(r.psi)
                 if org is None or org.type != "psi":
                     raise ScenarioError(f"PSI role for unknown project {r.psi}")
+            if "home_nursing" in self.extra:
+                self._check_home_nursing(self.extra["home_nursing"])
         except (KeyError, TypeError) as exc:
             raise ScenarioError(f"incomplete scenario record: {exc}") from None
         except ValueError as exc:
             if isinstance(exc, ScenarioError):
                 raise
             raise ScenarioError(str(exc)) from None
+
+    def _check_home_nursing(self, part: dict[str, Any]) -> None:
+        """Seed 002's billed home nursing and providers' status: every provider a scenario nurse, every
+        patient a scenario person (the rest: :func:`activity_from_dict`)."""
+        activity = activity_from_dict(part)
+        nurses = {p.nihii for p in self.professionals if p.profession == "nurse"}
+        for nihii in sorted({p.nihii for p in activity.providers} | {s.dispenser for s in activity.services}):
+            if nihii not in nurses:
+                raise ScenarioError(f"home nursing: {nihii} is no scenario nurse")
+        for patient in sorted({s.patient for s in activity.services}):
+            if patient not in self.persons:
+                raise ScenarioError(f"home nursing: patient {patient} has no person record")
 
     def _check_link(self, link: TherapeuticLink) -> None:
         parse_niss(link.patient)
