@@ -25,6 +25,8 @@ from mycarenet_ic.clients.sts import StsClient, TokenSource
 from mycarenet_ic.config import Settings, token_kinds
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.domain.tariff import Nomenclature
+from mycarenet_ic.inspector import NoRecorder, Recorder
+from mycarenet_ic.inspector.store import InspectorStore, QueuedRecorder
 from mycarenet_ic.persistence.affiliations import ScenarioAffiliations
 from mycarenet_ic.persistence.audit import SqlAuditLog
 from mycarenet_ic.persistence.db import alembic_config, make_engine, migrate, reading
@@ -119,6 +121,7 @@ class Platform:
         self.affiliations = ScenarioAffiliations(settings.data_dir / "scenario.json")
         self.nomenclature = Nomenclature.load()
         self._signers: dict[str, Signer] = {}
+        self._recorder: Recorder | None = None
         # One gate for all business endpoints of this process (stubs pass: a business request holding a
         # place may be waiting on a stub served by this same process).
         self.gate: AbstractContextManager[Any] = (
@@ -155,7 +158,17 @@ class Platform:
         # The business services answer as the platform ("mycarenet"); each stub as itself.
         signer = self.signer("mycarenet" if service in BUSINESS else service)
         return EndpointDeps(self.incoming_verifier(service), signer, self.audit, self.settings.environment,
-                            self.settings.max_body_bytes, self.gate if service in BUSINESS else nullcontext())
+                            self.settings.max_body_bytes, self.gate if service in BUSINESS else nullcontext(),
+                            self.recorder)
+
+    @property
+    def recorder(self) -> Recorder:
+        """The inspector's recorder shared by every endpoint (made with the first): a queue and one writer
+        into the data directory's inspector.sqlite3 when ``Settings.inspector``, else nothing recorded."""
+        if self._recorder is None:
+            self._recorder = (QueuedRecorder(InspectorStore.of(self.settings)) if self.settings.inspector
+                              else NoRecorder())
+        return self._recorder
 
     def integrated_care(self, gateways: Gateways) -> IntegratedCare:
         return IntegratedCare(self.inclusions, gateways.attribute_authority, gateways.cobrha,
@@ -200,6 +213,8 @@ class Platform:
         )
 
     def close(self) -> None:
+        if isinstance(self._recorder, QueuedRecorder):
+            self._recorder.close()  # what is queued is stored first
         self.engine.dispose()
 
 

@@ -34,7 +34,7 @@ def _error(message: object) -> str:
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(data_dir=args.data_dir, host=getattr(args, "host", None),
                              tls=False if getattr(args, "plain_http", False) else None,
-                             accepted_tokens=getattr(args, "tokens", None))
+                             accepted_tokens=getattr(args, "tokens", None), inspector=getattr(args, "inspector", None))
 
 
 def _token_kinds(raw: str) -> str:
@@ -278,6 +278,134 @@ def cmd_audit_show(args: argparse.Namespace) -> int:
         print(f"{f['seq']:>7} {f['at']} {f['outcome']:<6} {f['service']:<20} {f['operation']:<36} "
               f"{f['caller']:<28} patient={patient} req={f['request_id'] if row['request_id'] else '-'} "
               f"{f['detail']}")
+    return 0
+
+
+def _inspector(args: argparse.Namespace, what: str) -> Any:
+    """The data directory's inspector store, for its operator (the admin token, as ``audit show``); reading
+    raw traffic is audited (``Inspect…``, who and what)."""
+    from mycarenet_ic.inspector.store import FILE_NAME, InspectorStore
+    from mycarenet_ic.persistence.audit import AuditEntry, SqlAuditLog
+    from mycarenet_ic.persistence.db import make_engine, migrate
+    from mycarenet_ic.persistence.pseudonym import Pseudonymiser
+
+    settings = _settings(args)
+    operator = _operator(args, settings.data_dir)
+    if not (settings.data_dir / FILE_NAME).is_file():
+        raise SystemExit(_error(f"no exchanges recorded in {settings.data_dir}: the sandbox records them "
+                                "(unless --no-inspector), a WSGI deployment with MYCARENET_INSPECTOR=1"))
+    engine = make_engine(settings.effective_database_url)
+    try:
+        migrate(engine)
+        SqlAuditLog(engine, Pseudonymiser.from_data_dir(settings.data_dir)).append(
+            AuditEntry("cli", f"Inspect{args.inspect_command.capitalize()}", caller=operator, detail=what))
+    finally:
+        engine.dispose()
+    return InspectorStore.of(settings)
+
+
+def _since(raw: str) -> Any:
+    """A time: ISO 8601 (a date, or a date and time, UTC unless it says), or an age: 90s, 10m, 2h, 1d."""
+    import datetime as dt
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+    try:
+        if raw[-1:] in units and raw[:-1].isdigit():
+            return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=int(raw[:-1]) * units[raw[-1]])
+        moment = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time (ISO 8601) or an age (90s, 10m, 2h, 1d): {raw!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _filters(args: argparse.Namespace) -> Any:
+    from mycarenet_ic.inspector.store import Filters
+
+    return Filters(service=args.service, caller=args.caller, outcome=args.outcome, since=args.since)
+
+
+def cmd_inspect_list(args: argparse.Namespace) -> int:
+    from mycarenet_ic.inspector import views
+
+    store = _inspector(args, f"limit={args.limit}")
+    try:
+        found = store.list(_filters(args), limit=args.limit)
+    finally:
+        store.close()
+    if args.json:
+        print(printable_json([views.summary(e) for e in found]))
+    for exchange in [] if args.json else found:
+        print(printable(views.line(exchange)))
+    return 0
+
+
+def _exchange(store: Any, exchange_id: int) -> Any:
+    found = store.get(exchange_id)
+    if found is None:
+        store.close()
+        raise SystemExit(_error(f"no exchange {exchange_id} (the inspector keeps the newest "
+                                f"{store.max_exchanges}, none older than {store.max_age})"))
+    return found
+
+
+def cmd_inspect_show(args: argparse.Namespace) -> int:
+    from mycarenet_ic.config import owner_only_dir, write_owner_only
+    from mycarenet_ic.inspector import views
+
+    store = _inspector(args, f"id={args.id}")
+    try:
+        exchange = _exchange(store, args.id)
+    finally:
+        store.close()
+    if args.out is None:
+        for text in views.full_text(exchange).splitlines():
+            print(printable(text))
+        return 0
+    out = owner_only_dir(Path(args.out))  # the messages hold NISS: 0700, files 0600
+    for name, data in views.files(exchange).items():
+        print(printable(str(write_owner_only(out / f"{args.id}-{name}", data))))
+    return 0
+
+
+def cmd_inspect_diff(args: argparse.Namespace) -> int:
+    from mycarenet_ic.inspector import views
+
+    store = _inspector(args, f"ids={args.first},{args.second}")
+    try:
+        first, second = _exchange(store, args.first), _exchange(store, args.second)
+    finally:
+        store.close()
+    text = views.diff(first, second)
+    for line in text.splitlines():
+        print(printable(line))
+    return 1 if text else 0  # as diff(1): 0 alike, 1 different
+
+
+def cmd_inspect_tail(args: argparse.Namespace) -> int:
+    """The last exchanges, then (``-f``) each new one as it is stored, until Ctrl-C or SIGTERM (or ``--count``)."""
+    from mycarenet_ic.inspector import views
+
+    store = _inspector(args, f"follow={args.follow}")
+    done = threading.Event()
+    previous = {signum: signal.signal(signum, lambda *_: done.set()) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        shown = list(reversed(store.list(_filters(args), limit=args.lines))) if args.lines else []
+        last = shown[-1].id if shown else store.newest_id()
+        for exchange in shown:
+            print(printable(views.line(exchange)), flush=True)
+        followed = 0
+        while args.follow and not done.is_set() and (args.count is None or followed < args.count):
+            new = store.list(_filters(args), limit=max(1, (args.count or 500) - followed), after=last)
+            for exchange in new:
+                print(printable(views.line(exchange)), flush=True)
+                last, followed = exchange.id, followed + 1
+            if not new:
+                last = max(last, store.newest_id())  # filtered out or pruned: do not read them again
+                done.wait(args.interval)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        store.close()
     return 0
 
 
@@ -600,6 +728,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the WS-Security tokens the business services take: saml-hok (STS tokens, as production; "
                         f"the default: {Settings.accepted_tokens}), x509 (the simple mode) or x509,saml-hok "
                         "(also MYCARENET_TOKENS)")
+    p.add_argument("--no-inspector", dest="inspector", action="store_false", default=None,
+                   help="record no exchanges (the inspector is on by default in the sandbox; MYCARENET_INSPECTOR=0)")
     p.set_defaults(func=cmd_sandbox)
 
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
@@ -611,6 +741,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", help="the data directory's admin token (default: read secrets/admin.token, "
                                     "owner only; or MYCARENET_ADMIN_TOKEN)")
     p.set_defaults(func=cmd_audit_show)
+
+    inspect = sub.add_parser("inspect", help="the inspector: every exchange recorded, with the true reason of a "
+                             "refusal (a sandbox tool: raw traffic)").add_subparsers(dest="inspect_command",
+                                                                                     required=True)
+    token = argparse.ArgumentParser(add_help=False, parents=[common])
+    token.add_argument("--token", help="the data directory's admin token (default: read secrets/admin.token, "
+                                        "owner only; or MYCARENET_ADMIN_TOKEN)")
+    filters = argparse.ArgumentParser(add_help=False)
+    filters.add_argument("--service", help="one service (memberdata, integrated-care, sts, …)")
+    filters.add_argument("--caller", help="one caller, as the audit names it (quality:NIHII, quality:ssin#…)")
+    filters.add_argument("--outcome", choices=["OK", "DENIED", "ERROR"])
+    filters.add_argument("--since", type=_since, help="from this time (ISO 8601, UTC unless it says) or age (10m, 2h)")
+    p = inspect.add_parser("list", parents=[token, filters], help="the newest exchanges, one line each")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true", help="as JSON (the fields, without the messages)")
+    p.set_defaults(func=cmd_inspect_list)
+    p = inspect.add_parser("show", parents=[token], help="one exchange: request, answer, true reason, decoded blobs")
+    p.add_argument("id", type=int)
+    p.add_argument("--out", help="write it as files into this directory (request.xml and answer.xml as sent)")
+    p.set_defaults(func=cmd_inspect_show)
+    p = inspect.add_parser("diff", parents=[token], help="what differs between two exchanges (exit 1 if anything)")
+    p.add_argument("first", type=int)
+    p.add_argument("second", type=int)
+    p.set_defaults(func=cmd_inspect_diff)
+    p = inspect.add_parser("tail", parents=[token, filters], help="the last exchanges; -f: then each new one")
+    p.add_argument("-f", "--follow", action="store_true", help="follow new exchanges until Ctrl-C or SIGTERM")
+    p.add_argument("-n", "--lines", type=int, default=10, help="how many of the last to show first (default 10)")
+    p.add_argument("--count", type=int, help="with -f: stop after this many new exchanges")
+    p.add_argument("--interval", type=float, default=0.5, help="with -f: seconds between looks (default 0.5)")
+    p.set_defaults(func=cmd_inspect_tail)
 
     muts = sub.add_parser("mutations", help="the National Register's mutation feed").add_subparsers(
         dest="mutations_command", required=True)

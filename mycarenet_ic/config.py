@@ -119,6 +119,12 @@ class Settings:
     # clients ask for 24 hours).
     sts_token_seconds: int = 3600
     sts_max_token_seconds: int = 86_400
+    # The inspector (a sandbox tool: it keeps every exchange's raw request and answer, NISS in clear, in the
+    # owner-only inspector.sqlite3 of the data directory): on in the sandbox, off in the WSGI entry unless
+    # MYCARENET_INSPECTOR=1; at most this many exchanges, none older than this.
+    inspector: bool = True
+    inspector_max_exchanges: int = 5000
+    inspector_max_age_seconds: int = 86_400
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -170,4 +176,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "mutation_sync_seconds": ("MYCARENET_MUTATION_SYNC_SECONDS", float),
     "cobrha_cache_seconds": ("MYCARENET_COBRHA_CACHE_SECONDS", float),
     "nr_cache_seconds": ("MYCARENET_NR_CACHE_SECONDS", float),
+    "inspector": ("MYCARENET_INSPECTOR", _flag),
+    "inspector_max_exchanges": ("MYCARENET_INSPECTOR_MAX_EXCHANGES", int),
+    "inspector_max_age_seconds": ("MYCARENET_INSPECTOR_MAX_AGE_SECONDS", int),
 }

@@ -4,7 +4,8 @@
 ``MYCARENET_PUBLIC_URL`` (the address clients use, for ``?wsdl``). The business services reach the
 stubs at ``MYCARENET_UPSTREAM_URL`` (default: the public URL), i.e. through the same server: give
 each worker more threads than the requests it serves at once, or they may all wait on upstream
-calls. The mutation feed is read by ``mycarenet-ic mutations sync`` (a cron job), not by workers.
+calls. The mutation feed is read by ``mycarenet-ic mutations sync`` (a cron job), not by workers. The
+inspector (raw traffic recorded) is off here unless ``MYCARENET_INSPECTOR=1``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,16 @@ from mycarenet_ic.app import STUBS, Platform, business_endpoints, stub_endpoints
 from mycarenet_ic.config import Settings
 
 
+def wsgi_settings() -> Settings:
+    """The environment's settings, the inspector off unless ``MYCARENET_INSPECTOR`` asks for it: it keeps
+    raw traffic (NISS in clear), a sandbox tool."""
+    return Settings.from_env(inspector=None if os.environ.get("MYCARENET_INSPECTOR") else False)
+
+
 def create_app() -> Any:
     from mycarenet_ic.stubs.scenario import Scenario
 
-    settings = Settings.from_env()
+    settings = wsgi_settings()
     platform = Platform.prepared(settings)
     scenario = Scenario.for_data_dir(settings.data_dir)
     public = os.environ.get("MYCARENET_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")

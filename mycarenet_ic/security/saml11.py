@@ -31,7 +31,7 @@ from lxml import etree
 from mycarenet_ic import ns
 from mycarenet_ic.errors import SecurityRejected
 from mycarenet_ic.security.pki import KeyPair
-from mycarenet_ic.security.wssec import _ID_ATTRS, Signer, TrustStore, _fmt, _parse_time, _utc_now
+from mycarenet_ic.security.wssec import _ID_ATTRS, Signer, TrustStore, _fmt, _parse_time, _utc_now, describe
 
 SAML = ns.SAML11_ASSERTION
 SAMLP = ns.SAML11_PROTOCOL
@@ -260,7 +260,7 @@ class AssertionVerifier:
             raise AssertionMalformed("assertion without AssertionID")
         issuer = assertion.get("Issuer") or ""
         if self.issuer_name is not None and issuer != self.issuer_name:
-            raise AssertionUntrusted("assertion from another issuer")
+            raise AssertionUntrusted(f"assertion from another issuer: {issuer[:200]!r}, not {self.issuer_name!r}")
 
         signature = self._signature(assertion, assertion_id)
         self._check_signed_info(signature, assertion_id)
@@ -309,7 +309,7 @@ class AssertionVerifier:
             raise AssertionUntrusted("the signature must name exactly one certificate")
         cert = _certificate(texts[0].text, AssertionUntrusted)
         if cert.public_bytes(serialization.Encoding.DER) not in self._issuers:
-            raise AssertionUntrusted("assertion not signed by a trusted issuer")
+            raise AssertionUntrusted(f"assertion not signed by a trusted issuer: {describe(cert)}")
         return cert
 
     def _check_conditions(self, assertion: etree._Element, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -321,9 +321,11 @@ class AssertionVerifier:
         if not_on_or_after <= not_before:
             raise AssertionMalformed("empty validity window")
         if now + self.skew < not_before:
-            raise AssertionExpired("assertion not yet valid")
+            raise AssertionExpired(f"assertion not yet valid: valid from {_fmt(not_before)}, "
+                                   f"{(not_before - now).total_seconds():.0f} s from now")
         if now - self.skew >= not_on_or_after:
-            raise AssertionExpired("assertion expired")
+            raise AssertionExpired(f"assertion expired: {(now - not_on_or_after).total_seconds():.0f} s ago "
+                                   f"(NotOnOrAfter {_fmt(not_on_or_after)})")
         return not_before, not_on_or_after
 
     @staticmethod

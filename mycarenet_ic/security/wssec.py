@@ -228,6 +228,33 @@ class MemoryReplayCache:
             return True
 
 
+def describe(cert: x509.Certificate) -> str:
+    """A certificate as a refusal's true reason names it (never sent to the client)."""
+    return f"subject {cert.subject.rfc4514_string()}, issuer {cert.issuer.rfc4514_string()}"
+
+
+def _seconds(delta: dt.timedelta) -> str:
+    return f"{delta.total_seconds():.0f} s"
+
+
+def why_not_verified(signature: etree._Element, signed: dict[str, etree._Element]) -> str:
+    """Why a signature whose algorithms passed did not verify (worked out only then, for the true reason):
+    the first reference whose digest no longer matches the element it names, else the signature value."""
+    for ref in signature.iterfind(f"{_q(ns.DS, 'SignedInfo')}/{_q(ns.DS, 'Reference')}"):
+        element = signed.get(ref.get("URI") or "")
+        if element is None:
+            continue
+        inclusive = ref.find(f".//{{{ns.EXC_C14N}}}InclusiveNamespaces")
+        prefixes = (inclusive.get("PrefixList") or "").split() if inclusive is not None else []
+        c14n = etree.tostring(element, method="c14n", exclusive=True, with_comments=False,
+                              inclusive_ns_prefixes=prefixes or None)
+        digest = base64.b64encode(hashlib.sha256(c14n).digest()).decode()
+        if digest != "".join((ref.findtext(_q(ns.DS, "DigestValue")) or "").split()):
+            name = etree.QName(element).localname
+            return f"the digest of {name} ({ref.get('URI')}) does not match: changed after signing"
+    return "the references match, the signature value does not (signed with another key, or SignedInfo changed)"
+
+
 class TrustStore:
     """Certificates are trusted only when issued directly by one of these CAs."""
 
@@ -246,7 +273,7 @@ class TrustStore:
         der = cert.public_bytes(serialization.Encoding.DER)
         if der in self._checked:
             if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
-                raise SecurityRejected("certificate outside its validity period")
+                raise SecurityRejected(f"certificate outside its validity period: {describe(cert)}")
             return
         self._check(cert, now)
         with self._lock:
@@ -257,11 +284,11 @@ class TrustStore:
     def _check(self, cert: x509.Certificate, now: dt.datetime) -> None:
         ca = self._cas.get(cert.issuer.public_bytes())
         if ca is None:
-            raise SecurityRejected("certificate from an unknown issuer")
+            raise SecurityRejected(f"certificate from an unknown issuer: {describe(cert)}")
         try:
             cert.verify_directly_issued_by(ca)
         except Exception:  # noqa: BLE001 - any failure here means "not issued by this CA"
-            raise SecurityRejected("certificate not issued by the trusted CA") from None
+            raise SecurityRejected(f"certificate not issued by the trusted CA: {describe(cert)}") from None
         self.check_key(cert, now)
 
     @staticmethod
@@ -269,17 +296,17 @@ class TrustStore:
         """What any signing certificate must be, whoever vouches for it: in its validity period, not a CA,
         an RSA key of 2048 bits or more (a holder-of-key certificate is vouched for by the STS's token)."""
         if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
-            raise SecurityRejected("certificate outside its validity period")
+            raise SecurityRejected(f"certificate outside its validity period: {describe(cert)}")
         try:
             constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
             if constraints.ca:
-                raise SecurityRejected("a CA certificate may not sign messages")
+                raise SecurityRejected(f"a CA certificate may not sign messages: {describe(cert)}")
         except x509.ExtensionNotFound:
             pass
         if not isinstance(cert.public_key(), rsa.RSAPublicKey):
             raise SecurityRejected("only RSA keys are accepted")
         if cert.public_key().key_size < 2048:  # type: ignore[union-attr]
-            raise SecurityRejected("key too short")
+            raise SecurityRejected(f"key too short: {cert.public_key().key_size} bits, {describe(cert)}")  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)
@@ -394,7 +421,8 @@ class Verifier:
         try:
             ctx.verify(signature)
         except xmlsec.Error:
-            raise SecurityRejected("signature does not verify") from None
+            signed = {f"#{body_id}": body, f"#{stamp_id}": stamp, f"#{token_id}": token}
+            raise SecurityRejected(f"signature does not verify: {why_not_verified(signature, signed)}") from None
 
         if not self.replay.check_and_store(self.replay_key(signature, cert), expires):
             raise SecurityRejected("message replayed")
@@ -503,11 +531,13 @@ class Verifier:
         expires = _parse_time(stamp.findtext(_q(ns.WSU, "Expires")))
         skew = dt.timedelta(seconds=self.policy.max_clock_skew_seconds)
         if created > now + skew:
-            raise SecurityRejected("timestamp in the future")
+            raise SecurityRejected(f"timestamp in the future: created {_seconds(created - now)} ahead of this "
+                                   f"service's clock (skew allowed: {_seconds(skew)})")
         if expires <= now:
-            raise SecurityRejected("timestamp expired")
+            raise SecurityRejected(f"timestamp expired: {_seconds(now - expires)} ago")
         if expires <= created or expires - created > dt.timedelta(seconds=self.policy.max_ttl_seconds):
-            raise SecurityRejected("timestamp lifetime out of bounds")
+            raise SecurityRejected(f"timestamp lifetime out of bounds: {_seconds(expires - created)} "
+                                   f"(at most {self.policy.max_ttl_seconds} s)")
         return expires
 
     def _key_for(self, cert: x509.Certificate) -> xmlsec.Key:

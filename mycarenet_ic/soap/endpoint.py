@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 from cryptography import x509
 from lxml import etree
 
-from mycarenet_ic import contract, ns
+from mycarenet_ic import contract, inspector, ns
 from mycarenet_ic.domain.qualities import CallerIdentity
 from mycarenet_ic.errors import (
     HeaderNotUnderstood,
@@ -57,6 +58,8 @@ class EndpointDeps:
     max_body_bytes: int
     # Held while a request is processed (after its body is read): bounds the requests in work at once.
     gate: AbstractContextManager[Any] = field(default_factory=nullcontext)
+    # The inspector's: every concluded exchange, as it was (a sandbox tool; by default nothing is recorded).
+    recorder: inspector.Recorder = field(default_factory=inspector.NoRecorder)
 
 
 def render_wsdl(wsdl_file: Path, address: str, accepted: frozenset[TokenKind] | None = None) -> bytes:
@@ -220,15 +223,16 @@ class SoapEndpoint:
     def _post(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         sent_action = environ.get("HTTP_SOAPACTION", "").strip().strip('"').strip()
         entry = AuditEntry(service=self.name, operation=sent_action[:128] or "?")
+        started = time.monotonic()
         try:
             data = self._read_request(environ)
         except Exception as exc:  # noqa: BLE001 - every failure gets a clean, signed fault
-            return self._respond(self._conclude(entry, exc), start_response)
+            return self._respond(self._conclude(entry, exc, b"", started), start_response)
         # Reading the body waits on the client; what follows is this process's own work.
         with self.deps.gate:
-            return self._respond(self._handle(data, sent_action, entry), start_response)
+            return self._respond(self._handle(data, sent_action, entry, started), start_response)
 
-    def _handle(self, data: bytes, sent_action: str, entry: AuditEntry) -> tuple[str, bytes]:
+    def _handle(self, data: bytes, sent_action: str, entry: AuditEntry, started: float) -> tuple[str, bytes]:
         """One request, top to bottom: parse → verify → who calls → which operation → validate →
         dispatch (the use case runs) → answer; then :meth:`_conclude` audits and signs."""
         try:
@@ -240,8 +244,8 @@ class SoapEndpoint:
             self._validate(payload)
             answer = self._dispatcher.dispatch(payload, call)
         except Exception as exc:  # noqa: BLE001 - every failure gets a clean, signed fault
-            return self._conclude(entry, exc)
-        return self._conclude(entry, answer)
+            return self._conclude(entry, exc, data, started)
+        return self._conclude(entry, answer, data, started)
 
     def _read_request(self, environ: dict[str, Any]) -> bytes:
         content_type = environ.get("CONTENT_TYPE", "")
@@ -279,9 +283,11 @@ class SoapEndpoint:
             raise SchemaViolation.from_validator("The request does not follow the service's XML schema",
                                                  self._schema.error_log.last_error)
 
-    def _conclude(self, entry: AuditEntry, outcome: etree._Element | BaseException) -> tuple[str, bytes]:
+    def _conclude(self, entry: AuditEntry, outcome: etree._Element | BaseException, request: bytes = b"",
+                  started: float | None = None) -> tuple[str, bytes]:
         """The one place a request ends: its error mapped to a fault, its audit row written (an answer
-        that cannot be audited is not given), the answer signed. Returns (HTTP status, signed bytes)."""
+        that cannot be audited is not given), the answer signed, the exchange handed to the inspector.
+        Returns (HTTP status, signed bytes)."""
         error = None if isinstance(outcome, etree._Element) else faults.as_mycarenet_error(outcome)
         if error is not None:
             if entry.outcome == "OK":
@@ -297,7 +303,10 @@ class SoapEndpoint:
         assert isinstance(answer, etree._Element)
         self.deps.signer.sign(answer)
         status = "200 OK" if error is None else faults.http_status(error)
-        return status, etree.tostring(answer, encoding="UTF-8", xml_declaration=True)
+        body = etree.tostring(answer, encoding="UTF-8", xml_declaration=True)
+        # The inspector: the exchange as it was, with the true reason (never raises).
+        inspector.record(self.deps.recorder, self.name, entry, error, status, request, body, started)
+        return status, body
 
     @staticmethod
     def _respond(answer: tuple[str, bytes], start_response: StartResponse) -> Iterable[bytes]:

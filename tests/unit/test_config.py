@@ -27,14 +27,16 @@ def test_every_variable_is_read_as_its_field_type(clean_env: pytest.MonkeyPatch)
     given = {"MYCARENET_DATA_DIR": "/srv/box", "DATABASE_URL": "postgresql://db/x", "MYCARENET_MAX_BODY_BYTES": "2048",
              "MYCARENET_UPSTREAM_TIMEOUT": "2.5", "MYCARENET_SERVER_THREADS": "4", "MYCARENET_MAX_INFLIGHT": "0",
              "MYCARENET_TLS": "off", "MYCARENET_MUTATION_SYNC_SECONDS": "7", "MYCARENET_COBRHA_CACHE_SECONDS": "0",
-             "MYCARENET_NR_CACHE_SECONDS": "1.5", "MYCARENET_TOKENS": "saml-hok"}
+             "MYCARENET_NR_CACHE_SECONDS": "1.5", "MYCARENET_TOKENS": "saml-hok", "MYCARENET_INSPECTOR": "0",
+             "MYCARENET_INSPECTOR_MAX_EXCHANGES": "10", "MYCARENET_INSPECTOR_MAX_AGE_SECONDS": "60"}
     assert set(given) == {variable for variable, _ in ENVIRONMENT.values()}
     for variable, value in given.items():
         clean_env.setenv(variable, value)
     assert Settings.from_env() == dataclasses.replace(
         Settings(), data_dir=Path("/srv/box"), database_url="postgresql://db/x", max_body_bytes=2048,
         upstream_timeout_seconds=2.5, server_threads=4, max_inflight=0, tls=False, mutation_sync_seconds=7.0,
-        cobrha_cache_seconds=0.0, nr_cache_seconds=1.5, accepted_tokens="saml-hok")
+        cobrha_cache_seconds=0.0, nr_cache_seconds=1.5, accepted_tokens="saml-hok", inspector=False,
+        inspector_max_exchanges=10, inspector_max_age_seconds=60)
 
 
 def test_the_business_services_take_production_s_tokens_unless_told(clean_env: pytest.MonkeyPatch) -> None:
