@@ -19,6 +19,7 @@ from mycarenet_ic.clients.gateways import (
     CachingNationalRegister,
     ZeepAttributeAuthorityGateway,
     ZeepCobrhaGateway,
+    ZeepCodingGateway,
     ZeepNationalRegisterGateway,
 )
 from mycarenet_ic.clients.sts import StsClient, TokenSource
@@ -45,7 +46,7 @@ from mycarenet_ic.services.mutations import MutationSync
 from mycarenet_ic.services.tarification import Tarification
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 
-STUBS = ("attribute-authority", "cobrha", "national-register", "sts")
+STUBS = ("attribute-authority", "cobrha", "national-register", "sts", "coding")
 BUSINESS = ("integrated-care", "memberdata", "tarification", "mediprima")
 
 
@@ -212,6 +213,15 @@ class Platform:
             tokens,
         )
 
+    def coding(self, urls: dict[str, str]) -> ZeepCodingGateway:
+        """The intermediary's coding service (seed 003), called as the insurers are, which the platform
+        plays in the sandbox: signed as its holder-of-key with its own STS token."""
+        tokens = self.platform_token(urls["sts"])
+        signer = Signer(self.pki.service("mycarenet"), self.settings.signature_ttl_seconds,
+                        token=lambda: tokens.token().assertion)
+        return ZeepCodingGateway(urls["coding"], signer, self.answer_verifier(),
+                                 self.settings.upstream_timeout_seconds, self.pki.ca_file)
+
     def close(self) -> None:
         if isinstance(self._recorder, QueuedRecorder):
             self._recorder.close()  # what is queued is stored first
@@ -240,7 +250,7 @@ def business_endpoints(platform: Platform, gateways: Gateways) -> dict[str, Soap
 
 
 def stub_endpoints(platform: Platform, scenario: Any) -> dict[str, SoapEndpoint]:
-    from mycarenet_ic.stubs import attribute_authority, cobrha, national_register, sts
+    from mycarenet_ic.stubs import attribute_authority, cobrha, coding, national_register, sts
 
     return {
         "attribute-authority": attribute_authority.build(scenario, platform.endpoint_deps("attribute-authority")),
@@ -249,4 +259,6 @@ def stub_endpoints(platform: Platform, scenario: Any) -> dict[str, SoapEndpoint]
         # The STS signs its answers and its assertions with its own key ("sts"); callers pin that certificate.
         "sts": sts.build(scenario, platform.endpoint_deps("sts"), platform.trust, platform.pki.service("sts"),
                          platform.settings),
+        # The intermediary's second coding (seed 003), with its own key in the data directory.
+        "coding": coding.build(platform.settings.data_dir, platform.endpoint_deps("coding")),
     }

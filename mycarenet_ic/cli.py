@@ -531,6 +531,63 @@ def cmd_export_insurers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_research(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from mycarenet_ic.persistence.research import SqlResearchJournal, consenting_patients
+    from mycarenet_ic.sandbox import read_running
+    from mycarenet_ic.services.research import InsurerCoding, ResearchExport, check_project, check_purpose
+
+    try:
+        purpose = check_purpose(args.purpose)
+        project = check_project(args.project) if args.project else None
+    except ValueError as exc:
+        print(_error(exc), file=sys.stderr)
+        return 2
+    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else dt.date.today()
+    settings = _settings(args)
+    operator = _operator(args, settings.data_dir)  # the journal names who ran it
+    platform = _platform(args)
+    try:
+        try:
+            urls = read_running(platform.settings.data_dir)
+        except FileNotFoundError as exc:
+            print(_error(f"{exc}: the second coding needs the coding service (start the sandbox)"), file=sys.stderr)
+            return 2
+
+        def insurer_of(ssin: str, day: dt.date) -> str | None:
+            aff = platform.affiliations.affiliation(ssin, day)
+            return aff.insurer if aff else None
+
+        export = ResearchExport(lambda: consenting_patients(platform.engine, platform.sealer), insurer_of,
+                                platform.affiliations.postal_code, InsurerCoding.from_data_dir(settings.data_dir),
+                                platform.coding(urls), SqlResearchJournal(platform.engine, platform.audit))
+        report = export.run(Path(args.out), purpose=purpose, as_of=as_of, caller=operator, project=project,
+                            progress=ProgressBar("research export"))
+    finally:
+        platform.close()
+    print(printable(f"extraction {report.extraction} (project {report.project}): {report.patients} patient(s), "
+                    f"{report.rows} row(s) -> {report.file}"))
+    return 0
+
+
+def cmd_purge_research(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from mycarenet_ic.persistence.research import SqlResearchJournal
+    from mycarenet_ic.services.research import purge_research
+
+    on = dt.date.fromisoformat(args.as_of) if args.as_of else dt.date.today()
+    operator = _operator(args, _settings(args).data_dir)
+    platform = _platform(args)
+    try:
+        due = purge_research(SqlResearchJournal(platform.engine, platform.audit), on, caller=operator)
+    finally:
+        platform.close()
+    print(f"destroyed {len(due)} research sample(s) whose 30 years were over on {on}")
+    return 0
+
+
 def cmd_purge(args: argparse.Namespace) -> int:
     import datetime as dt
 
@@ -783,6 +840,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory for the XML files")
     p.add_argument("--since", help="re-export everything from this date (YYYY-MM-DD); the cursor is not moved")
     p.set_defaults(func=cmd_export_insurers)
+    p = export.add_parser("research", parents=[common],
+                          help="the consenting patients' inclusions for research: double-coded, wide classes, "
+                          "journaled (seeds 003, 004)")
+    p.add_argument("--purpose", required=True, help="why this extraction is made (written to the access journal)")
+    p.add_argument("--out", required=True, help="directory for the CSV file")
+    p.add_argument("--project", help="the research project the codes are for (default: this extraction alone)")
+    p.add_argument("--as-of", help="the day the data are taken on (default: today)")
+    p.add_argument("--token", help="the data directory's admin token (default: $MYCARENET_ADMIN_TOKEN)")
+    p.set_defaults(func=cmd_export_research)
+    p = export.add_parser("research-purge", parents=[common],
+                          help="destroy the research samples whose 30 years are over (seed 003 art. 4)")
+    p.add_argument("--as-of", help="the day the retention is counted on (default: today)")
+    p.add_argument("--token", help="the data directory's admin token (default: $MYCARENET_ADMIN_TOKEN)")
+    p.set_defaults(func=cmd_purge_research)
 
     p = sub.add_parser("purge", parents=[common], help="delete inclusions that ended more than 10 years ago")
     p.add_argument("--as-of", help="the date the 10 years are counted back from (default: today)")

@@ -56,6 +56,7 @@ KMEHR = "http://www.ehealth.fgov.be/standards/kmehr/schema/v1"
 SANDBOX_ATTRIBUTE_AUTHORITY = "urn:be:fgov:ehealth:sandbox:attributeauthority:v1"
 SANDBOX_COBRHA = "urn:be:fgov:ehealth:sandbox:addressbook:v1"
 SANDBOX_NATIONAL_REGISTER = "urn:be:fgov:ehealth:sandbox:rn:v1"
+SANDBOX_CODING = "urn:be:fgov:ehealth:sandbox:coding:v1"  # the intermediary's second coding (seed 003)
 
 # WSDL 1.1 and its SOAP 1.1 binding; XML Schema; the SOAP 1.1 "next" actor.
 WSDL = "http://schemas.xmlsoap.org/wsdl/"

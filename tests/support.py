@@ -7,6 +7,8 @@ import os
 import secrets
 import socket
 import ssl
+import subprocess
+import sys
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -204,3 +206,12 @@ def postgres_database() -> Iterator[str]:
         yield url
     finally:
         drop_postgres_database(base, name)
+
+
+def sandbox_cli(sandbox: Sandbox, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """``mycarenet-ic <args>`` run as its own process on the sandbox's data directory and database."""
+    env = {"PATH": "/usr/bin:/bin", "MYCARENET_DATA_DIR": str(sandbox.settings.data_dir)}
+    if sandbox.settings.database_url:
+        env["DATABASE_URL"] = sandbox.settings.database_url
+    return subprocess.run([sys.executable, "-m", "mycarenet_ic.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, check=False)

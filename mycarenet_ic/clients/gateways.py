@@ -1,11 +1,12 @@
-"""Gateways to AttributeAuthority, CoBrHa and the National Register, returning domain records."""
+"""Gateways to AttributeAuthority, CoBrHa, the National Register and the coding service, returning domain
+records."""
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from mycarenet_ic.domain.records import (
     Professional,
     TherapeuticLink,
 )
+from mycarenet_ic.errors import UpstreamFault
 from mycarenet_ic.security.wssec import Signer, Verifier
 
 
@@ -113,6 +115,32 @@ class ZeepNationalRegisterGateway:
             for m in ((answer.MutationList.Mutation if answer.MutationList else None) or [])
         )
         return MutationBatch(mutations, answer.Header.SequenceNumber, bool(answer.MoreAvailable))
+
+
+class ZeepCodingGateway:
+    """The intermediary's second coding (seed 003 art. 1): insurer-coded values in, one meaningless number
+    each out, per research project; at most ``BATCH`` values a call (the schema's bound)."""
+
+    BATCH = 1000
+
+    def __init__(self, address: str, signer: Signer, verifier: Verifier,
+                 timeout: float = Settings.upstream_timeout_seconds, ca_file: Path | None = None) -> None:
+        self._client = SignedSoapClient(
+            "sandbox-coding-v1.wsdl", f"{{{ns.SANDBOX_CODING}}}CodingSoapBinding",
+            address, signer, verifier, timeout, ca_file=ca_file)
+
+    def encode(self, project: str, values: Sequence[str]) -> list[str]:
+        """The codes of ``values``, in their order."""
+        if len(values) > self.BATCH:
+            raise ValueError(f"at most {self.BATCH} values a call")
+        if not values:
+            return []
+        answer = self._client.call("encode", ProjectName=project,
+                                   Value=[{"Id": str(n), "_value_1": v} for n, v in enumerate(values)])
+        coded = {c.Id: c._value_1 for c in (answer.CodedValue or [])}
+        if answer.ProjectName != project or set(coded) != {str(n) for n in range(len(values))}:
+            raise UpstreamFault(reason=f"{self._client.address} encode: the answer does not code each value once")
+        return [coded[str(n)] for n in range(len(values))]
 
 
 class CachingCobrha:

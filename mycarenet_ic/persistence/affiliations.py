@@ -6,8 +6,8 @@ union is its first digit + "00" —, registration number, start, end and why it 
 third-party-payer regime; a ``communication_date`` key is ignored: the answer's communication date is the
 day of the query). ``member_facts``: per NISS, what else the insurers
 know (MAF years, care trajectories, chronic-condition years, chronic-care flat-fee years, reference pharmacy,
-medical house, hospitalisation, GMD, palliative status, CPAS decision, …). Shared by Integrated Care (export),
-MemberData and Tarification.
+medical house, hospitalisation, GMD, palliative status, CPAS decision, the domicile's postal code, …). Shared
+by Integrated Care (export, research export), MemberData and Tarification.
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ class ScenarioAffiliations:
         self._mtime: float | None = None
         self._files: dict[str, MemberFile] = {}
         self._by_registration: dict[tuple[str, str], str] = {}
+        self._postal_codes: dict[str, str] = {}
 
     def _load(self) -> dict[str, MemberFile]:
         with self._lock:
@@ -104,6 +105,7 @@ class ScenarioAffiliations:
                                for ssin in set(periods) | set(facts)}
                 self._by_registration = {(p.mutuality, p.registration_number): ssin
                                          for ssin, f in self._files.items() for p in f.periods}
+                self._postal_codes = {ssin: str(f["postal_code"]) for ssin, f in facts.items() if f.get("postal_code")}
                 self._mtime = mtime
             return self._files
 
@@ -113,6 +115,11 @@ class ScenarioAffiliations:
     def ssin_of(self, mutuality: str, registration_number: str) -> str | None:
         self._load()
         return self._by_registration.get((mutuality, registration_number))
+
+    def postal_code(self, ssin: str) -> str | None:
+        """The member's domicile postal code as the insurer knows it (``member_facts`` ``postal_code``)."""
+        self._load()
+        return self._postal_codes.get(ssin)
 
     def affiliation(self, ssin: str, on: dt.date) -> InsurabilityPeriod | None:
         file = self.member_file(ssin)

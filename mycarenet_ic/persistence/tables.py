@@ -110,3 +110,26 @@ ic_request = Table(
     Column("answer", Text, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
 )
+
+# -- Research export (seeds 003, 004) ---------------------------------------------------------------
+# The access journal (seed 003 art. 2 and 6): who ran which extraction, when, on which data, for what
+# purpose; no content (no code, no patient), and when the sample's files were destroyed (art. 4: 30 years
+# after its reference year).
+research_journal = Table(
+    "research_journal",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("extraction", String(32), nullable=False, unique=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("caller", String(256), nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("project", String(64), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("reference_year", Integer, nullable=False),
+    Column("fields", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("file", Text, nullable=False),
+    Column("file_sha256", String(64), nullable=False),
+    Column("destroy_after", Date, nullable=False, index=True),
+    Column("purged_at", DateTime(timezone=True), nullable=True),
+)

@@ -33,6 +33,8 @@ EXPECTED_OPERATIONS = {
     "mycarenet-tarification-v1.wsdl": {"tarificationConsultation"},
     "mycarenet-mediprima-tarification-v1.wsdl": {"tarificationConsultation"},
     "sandbox-sts-v1.wsdl": {"RequestSecurityToken"},
+    # Encode only: the intermediary's second coding has no way back (seed 003).
+    "sandbox-coding-v1.wsdl": {"encode"},
 }
 
 
@@ -92,6 +94,7 @@ def endpoints(tmp_path_factory: pytest.TempPathFactory):
     ("attribute-authority", "sandbox-attributeauthority-v1.xsd"),
     ("cobrha", "sandbox-cobrha-v1.xsd"),
     ("national-register", "sandbox-nationalregister-v1.xsd"),
+    ("coding", "sandbox-coding-v1.xsd"),
     ("integrated-care", "mycarenet-integratedcare-v1.xsd"),
     ("memberdata", "mycarenet-memberdata-v1.xsd mycarenet-commons-protocol-v3.xsd mycarenet-commons-core-v3.xsd"),
     ("tarification", "mycarenet-tarification-v1.xsd mycarenet-commons-protocol-v2.xsd mycarenet-commons-core-v2.xsd"),
@@ -130,7 +133,7 @@ def test_migrations_match_the_tables(tmp_path: pathlib.Path) -> None:
 
 @pytest.mark.integration
 def test_wsdl_is_served_with_the_configured_address_not_the_host_header(sandbox: Sandbox) -> None:
-    for name in ("attribute-authority", "cobrha", "national-register", "sts"):
+    for name in ("attribute-authority", "cobrha", "national-register", "sts", "coding"):
         url = sandbox.urls[name]
         resp = requests.get(url + "?wsdl", headers={"Host": "evil.example:666"}, timeout=10)
         assert resp.status_code == 200

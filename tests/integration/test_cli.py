@@ -210,7 +210,7 @@ def test_sandbox_command_prints_ready_lines_serves_and_stops_on_sigterm(tmp_path
         lines = _read_lines_until(proc, lambda ls: any(x.startswith("Ctrl-C") for x in ls), 90)
         ready = dict(line.split()[1:3] for line in lines if line.startswith("READY "))
         support.trust(tmp_path / "d")
-        assert set(ready) == {"attribute-authority", "cobrha", "national-register", "sts", "scenario-admin",
+        assert set(ready) == {"attribute-authority", "cobrha", "national-register", "sts", "coding", "scenario-admin",
                               "integrated-care", "memberdata", "tarification", "mediprima"}
         for name, url in ready.items():
             assert url.startswith("https://127.0.0.1:")  # HTTPS, as production

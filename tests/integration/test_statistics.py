@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import re
 import subprocess
-import sys
 
 import pytest
 
@@ -27,11 +26,7 @@ DEMO_NAMUR = {("information", "agree", "75-84", "100"), ("principal", "refuse", 
 
 
 def _cli(sandbox: Sandbox, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "MYCARENET_DATA_DIR": str(sandbox.settings.data_dir)}
-    if sandbox.settings.database_url:
-        env["DATABASE_URL"] = sandbox.settings.database_url
-    return subprocess.run([sys.executable, "-m", "mycarenet_ic.cli", "statistics", *args], capture_output=True,
-                          text=True, env=env, timeout=120, check=False)
+    return support.sandbox_cli(sandbox, "statistics", *args, timeout=120)
 
 
 def _statistics_rows(sandbox: Sandbox) -> list[dict[str, object]]:
