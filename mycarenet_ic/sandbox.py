@@ -139,6 +139,11 @@ class Sandbox:
     def urls(self) -> dict[str, str]:
         return {name: s.url for name, s in self.served.items()}
 
+    @property
+    def soap_urls(self) -> dict[str, str]:
+        """The SOAP services (each serves its WSDL): every URL but the scenario admin's and the web's."""
+        return {name: url for name, url in self.urls.items() if name not in _ROOTED}
+
     def stop(self) -> None:
         if getattr(self, "follower", None) is not None:
             self.follower.stop()

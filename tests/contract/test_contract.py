@@ -186,7 +186,7 @@ def _policy_kinds(root: etree._Element) -> list[set[str]]:
 
 @pytest.mark.integration
 def test_served_wsdls_state_the_policy_of_the_tokens_each_endpoint_accepts(sandbox: Sandbox) -> None:
-    services = [name for name in sandbox.urls if name != "scenario-admin"]
+    services = list(sandbox.soap_urls)
     for name in services:
         root = etree.fromstring(requests.get(sandbox.urls[name] + "?wsdl", timeout=10).content)
         accepted = {kind.value for kind in sandbox.platform.incoming_verifier(name).accepted}

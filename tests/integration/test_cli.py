@@ -31,6 +31,7 @@ from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.pki import KeyPair, identity_from_certificate
 from mycarenet_ic.security.wssec import Signer
 from tests import support
+from tests.integration.test_sandbox_process import SERVICES
 
 pytestmark = pytest.mark.integration
 
@@ -210,11 +211,10 @@ def test_sandbox_command_prints_ready_lines_serves_and_stops_on_sigterm(tmp_path
         lines = _read_lines_until(proc, lambda ls: any(x.startswith("Ctrl-C") for x in ls), 90)
         ready = dict(line.split()[1:3] for line in lines if line.startswith("READY "))
         support.trust(tmp_path / "d")
-        assert set(ready) == {"attribute-authority", "cobrha", "national-register", "sts", "coding", "scenario-admin",
-                              "integrated-care", "memberdata", "tarification", "mediprima"}
+        assert set(ready) == SERVICES
         for name, url in ready.items():
             assert url.startswith("https://127.0.0.1:")  # HTTPS, as production
-            if name != "scenario-admin":
+            if name not in ("scenario-admin", "web"):
                 wsdl = requests.get(url + "?wsdl", timeout=10)
                 assert wsdl.status_code == 200 and url.encode() in wsdl.content
         # the scenario command reaches the running sandbox

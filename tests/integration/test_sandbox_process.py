@@ -24,7 +24,7 @@ from tests import support
 pytestmark = pytest.mark.integration
 
 SERVICES = {"attribute-authority", "cobrha", "national-register", "sts", "coding", "scenario-admin",
-            "integrated-care", "memberdata", "tarification", "mediprima"}
+            "integrated-care", "memberdata", "tarification", "mediprima", "web"}
 START_DEADLINE = 90.0  # the first start creates a PKI; the test machine may be busy
 STOP_DEADLINE = 30.0
 

@@ -95,6 +95,18 @@ def browser(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Itera
         driver.quit()
 
 
+def _gone(element: Any) -> bool:
+    """Whether ``element``'s page has been replaced (Chromium says so as "stale" or as a node that no longer
+    belongs to the document)."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        element.is_enabled()
+    except WebDriverException:  # StaleElementReferenceException is one
+        return True
+    return False
+
+
 def web_of(box: Sandbox) -> WebApp:
     web: WebApp = box.served["web"].server.app.extensions["mycarenet-web"]
     return web
@@ -120,9 +132,27 @@ class Web:
     def open(self, path: str) -> None:
         self.driver.get(self.url + path.lstrip("/"))
 
+    def go(self, element: Any, submit: bool = False) -> None:
+        """Click (or submit) what leaves the page, and wait until the next page has replaced it (reading the
+        old page's elements after a click is a race)."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        old = self.by("html")
+        if submit:
+            element.submit()
+        else:
+            element.click()
+        wait = WebDriverWait(self.driver, 20)
+        wait.until(lambda _driver: _gone(old))
+        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
     def shot(self, name: str) -> None:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+        """Every page a scenario reaches, as a PNG: into docs/screenshots/ (what the README shows) when
+        MYCARENET_SCREENSHOTS=1, else next to the test's data (a test run leaves the checkout as it was)."""
+        folder = SCREENSHOTS if os.environ.get("MYCARENET_SCREENSHOTS") == "1" else self.box.settings.data_dir.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        self.driver.save_screenshot(str(folder / f"{name}.png"))
+        assert (folder / f"{name}.png").stat().st_size > 1000
 
     def main(self) -> str:
         return str(self.by("main").text)
@@ -136,16 +166,16 @@ class Web:
         self.by(f"#profile-{profile}").click()
         if shot:
             self.shot(shot)
-        self.by("form.stack button[type=submit]").click()
+        self.go(self.by("form.stack button[type=submit]"))
         assert self.all("form.logout"), self.main()
 
     def consult(self, ssin: str) -> None:
         self.open("/home")
         self.by("#consult-ssin").send_keys(ssin)
-        self.by("#consult-ssin").submit()
+        self.go(self.by("#consult-ssin"), submit=True)
 
     def sign_out(self) -> None:
-        self.by("form.logout button").click()
+        self.go(self.by("form.logout button"))
 
 
 @pytest.fixture
@@ -175,7 +205,7 @@ def test_patient_signs_in_with_totp_and_changes_consent(web: Web) -> None:
     section = web.all("section.inclusion")[0]
     assert "Zorgzaam Leuven" in section.text
     section.find_element("css selector", "input[value=refuse]").click()
-    section.find_element("css selector", "button[type=submit]").click()
+    web.go(section.find_element("css selector", "button[type=submit]"))
     assert "The change is saved." in web.main()
     after = in_project(web.box, A, PSI_LEUVEN)
     assert after.consent is Consent.REFUSE and after.version == before.version + 1
@@ -195,7 +225,7 @@ def test_psi_administrative_declares_and_another_psis_patient_is_refused_as_not_
     web.by("#ssin").send_keys(C)      # principal in Gent: declared here as information
     web.by("#status-information").click()
     web.shot("05-psi-administrative-declare")
-    web.by("#ssin").submit()
+    web.go(web.by("#ssin"), submit=True)
     assert "The inclusion is declared." in web.main(), web.main()
     assert in_project(web.box, C, PSI_LEUVEN).status is Status.INFORMATION
     # The principal inclusion elsewhere is shown without naming the PSI.
@@ -225,16 +255,16 @@ def test_coordinator_pages_through_the_list(web: Web) -> None:
     assert total > web_of(web.box).page_size
     web.sign_in(COORD_LEUVEN, "psi-staff")
     assert not web.all("a[href='/declare']")  # a coordinator declares nothing
-    web.by("a[href='/projects/91000153']").click()
+    web.go(web.by("a[href='/projects/91000153']"))
     assert f"{total} patients · page 1 of 2" in web.by("#summary").text
     first = [r.text for r in web.all("tbody tr")]
     assert len(first) == web_of(web.box).page_size
     web.shot("08-coordinator-list")
-    web.by("a[rel=next]").click()
+    web.go(web.by("a[rel=next]"))
     second = [r.text for r in web.all("tbody tr")]
     assert len(second) == total - len(first) and not set(first) & set(second)
     assert "page 2 of 2" in web.by("#summary").text and not web.all("a[rel=next]")
-    web.by("a[rel=prev]").click()
+    web.go(web.by("a[rel=prev]"))
     assert [r.text for r in web.all("tbody tr")] == first
 
 
@@ -258,7 +288,7 @@ def test_a_forged_form_post_without_csrf_token_is_refused(web: Web) -> None:
               '<input name="consent" value="agree"><input name="consent_date" value="2026-01-01">'
               '<input name="request_id" value="forged-request-0001"><button id="go">go</button></form>')
     web.driver.get("data:text/html;base64," + base64.b64encode(forged.encode()).decode())
-    web.by("#go").click()
+    web.go(web.by("#go"))
     assert "This form has expired or was not sent from this site." in web.main()
     web.shot("10-forged-post-refused")
     # The same post with the session's own cookie but no token: refused too.
