@@ -57,6 +57,11 @@ class NoRecorder:
         return None
 
 
+# Of a request refused before its sender was identified, only this much is kept: enough to see why, and no way
+# for anyone who can reach a port to fill the disk with megabyte bodies.
+UNVERIFIED_KEPT_BYTES = 16_384
+
+
 def record(recorder: Recorder, service: str, entry: AuditEntry, error: MycarenetError | None, status: str,
            request: bytes, answer: bytes, started: float | None) -> None:
     """Hand one concluded exchange to ``recorder``; whatever goes wrong is logged, never raised: recording
@@ -64,6 +69,8 @@ def record(recorder: Recorder, service: str, entry: AuditEntry, error: Mycarenet
     if isinstance(recorder, NoRecorder):
         return
     try:
+        if entry.caller == "unknown":  # refused before anyone was identified: anyone can send that much
+            request = request[:UNVERIFIED_KEPT_BYTES]
         elapsed = time.monotonic() - started if started is not None else 0.0
         recorder.record(Exchange(
             at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=elapsed), service=service,

@@ -73,6 +73,8 @@ PROFILE_NAMES = {Profile.CITIZEN: N_("Citizen (patient)"), Profile.PROVIDER: N_(
                  Profile.PHARMACIST: N_("Pharmacist"), Profile.PSI_STAFF: N_("Integrated-care project staff")}
 
 
+_OWN_PATH = re.compile(r"/[A-Za-z0-9/_.-]*")
+
 class Refusal(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -316,7 +318,9 @@ def _routes(app: Flask, web: WebApp) -> None:  # noqa: C901 - the routes of one 
     @app.get("/language/<language>")
     def language(language: str) -> Response:
         target = request.args.get("next", "/")
-        if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        # Back to one of this application's own paths, nothing else: browsers drop tabs and line breaks
+        # from a URL, so "/<TAB>/elsewhere" would become "//elsewhere", another site.
+        if not _OWN_PATH.fullmatch(target) or target.startswith("//"):
             target = "/"
         resp = redirect(target)
         if language in i18n.LANGUAGES:
@@ -455,7 +459,7 @@ def _routes(app: Flask, web: WebApp) -> None:  # noqa: C901 - the routes of one 
     def project_patients(project: str) -> Response:
         session = signed_in()
         try:
-            number = max(1, int(request.args.get("page", "1")))
+            number = min(max(1, int(request.args.get("page", "1"))), 1_000_000)
         except ValueError:
             number = 1
         offset = (number - 1) * web.page_size

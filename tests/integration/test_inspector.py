@@ -23,7 +23,7 @@ from lxml import etree
 
 from mycarenet_ic import cli, ns
 from mycarenet_ic.clients.messages import attribute_query
-from mycarenet_ic.inspector import Exchange, views
+from mycarenet_ic.inspector import UNVERIFIED_KEPT_BYTES, Exchange, views
 from mycarenet_ic.inspector.store import InspectorStore, QueuedRecorder
 from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security import pki
@@ -106,8 +106,19 @@ def test_the_inspector_shows_the_true_reason_the_client_does_not_get(
     assert re.search(TRUE_REASONS[name], f"{exchange.code}: {exchange.reason}"), exchange.reason
     assert exchange.reason not in err["Message"] and exchange.reason.encode() not in answer.body
     assert exchange.answer == answer.body
-    # What the endpoint read is what was sent (a body over the cap is refused by its length, unread).
-    assert exchange.request == (b"" if exchange.code == "REQUEST_TOO_LARGE" else sent)
+    # What the endpoint read is what was sent (a body over the cap is refused by its length, unread), of a
+    # sender nobody identified only its first UNVERIFIED_KEPT_BYTES.
+    assert exchange.caller == "unknown"
+    assert exchange.request == (b"" if exchange.code == "REQUEST_TOO_LARGE" else sent[:UNVERIFIED_KEPT_BYTES])
+
+
+def test_an_unidentified_sender_cannot_fill_the_disk(sandbox: Sandbox, store: InspectorStore) -> None:
+    newest = store.newest_id()
+    big = (b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><a>'
+           + b"x" * 900_000 + b"</a></soap:Body></soap:Envelope>")
+    assert support.post(sandbox.urls["cobrha"], big).status == 500
+    (exchange,) = recorded_since(sandbox, store, newest)
+    assert exchange.caller == "unknown" and exchange.request == big[:UNVERIFIED_KEPT_BYTES]
 
 
 def _memberdata(signer: Signer, patient: str = support.PATIENT_LINKED) -> bytes:

@@ -266,6 +266,18 @@ def test_coordinator_pages_through_the_list(web: Web) -> None:
     assert "page 2 of 2" in web.by("#summary").text and not web.all("a[rel=next]")
     web.go(web.by("a[rel=prev]"))
     assert [r.text for r in web.all("tbody tr")] == first
+    web.open("/projects/91000153?page=99999999999999999999")  # past any page, past any integer: no 500
+    assert web.all("#summary") and not web.all("tbody tr")
+
+
+@pytest.mark.parametrize("target", ["/%09/evil.example", "/%0d%0a/evil.example", "//evil.example",
+                                    "https://evil.example/", "/\\evil.example"])
+def test_the_language_switch_goes_back_only_to_this_application(web: Web, target: str) -> None:
+    # A browser drops tabs and line breaks from a URL: "/<TAB>/evil.example" would be "//evil.example".
+    answer = requests.get(f"{web.url}language/fr?next={target}", allow_redirects=False, timeout=10)
+    assert answer.status_code == 302 and answer.headers["Location"] == "/", answer.headers.get("Location")
+    own = requests.get(f"{web.url}language/fr?next=/signin", allow_redirects=False, timeout=10)
+    assert own.headers["Location"] == "/signin"
 
 
 def test_pharmacist_consults_through_the_pharmacys_link(web: Web) -> None:
