@@ -361,7 +361,12 @@ def cmd_inspect_show(args: argparse.Namespace) -> int:
         for text in views.full_text(exchange).splitlines():
             print(printable(text))
         return 0
-    out = owner_only_dir(Path(args.out))  # the messages hold NISS: 0700, files 0600
+    out = Path(args.out)
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise SystemExit(_error(f"--out {out}: give a directory (not a link, not a file)"))
+    if not out.exists():  # a new one only its owner enters; an existing one keeps its mode and its files
+        owner_only_dir(out)
+    # the messages hold NISS: each file 0600
     for name, data in views.files(exchange).items():
         print(printable(str(write_owner_only(out / f"{args.id}-{name}", data))))
     return 0

@@ -38,18 +38,33 @@ class Session:
 
 class SessionStore:
     def __init__(self, idle_seconds: float = 900.0, max_seconds: float = 8 * 3600.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_sessions: int = 10_000) -> None:
         self.idle_seconds, self.max_seconds, self.clock = idle_seconds, max_seconds, clock
+        # Anyone can open a session (the sign-in page does): bounded, the oldest not signed in go first.
+        self.max_sessions = max_sessions
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
+        self._swept = float("-inf")
 
     def new(self) -> Session:
         now = self.clock()
         session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), now, now)
         with self._lock:
-            self._drop_expired(now)
+            if now - self._swept >= 1.0 or len(self._sessions) >= self.max_sessions:
+                self._drop_expired(now)
+                self._swept = now
+            if len(self._sessions) >= self.max_sessions:
+                self._evict()
             self._sessions[session.id] = session
         return session
+
+    def _evict(self) -> None:
+        """Room for one more: the oldest session not signed in, else the oldest of all (insertion order)."""
+        victim = next((sid for sid, s in self._sessions.items() if s.identity is None), None)
+        del self._sessions[victim if victim is not None else next(iter(self._sessions))]
+
+    def __len__(self) -> int:
+        return len(self._sessions)
 
     def get(self, session_id: str | None) -> Session | None:
         """The live session of ``session_id`` (its idle clock restarted), None if there is none."""

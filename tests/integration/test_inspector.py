@@ -282,6 +282,18 @@ def test_inspect_show_and_its_files(capsys: pytest.CaptureFixture[str], sandbox:
                           f"{md.id}-request-blob-0.xml", f"{md.id}-answer-blob-0.xml"} <= written
     assert (tmp_path / "out" / f"{md.id}-request.xml").read_bytes() == md.request
     assert stat.S_IMODE(os.stat(tmp_path / "out" / f"{md.id}-request.xml").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "out").st_mode) == 0o700  # a new directory: the owner's only
+    # An existing directory is written into as it is (its mode and its other files untouched); a link is refused.
+    shared, other = tmp_path / "shared", tmp_path / "shared" / "notes.txt"
+    shared.mkdir(mode=0o755)
+    other.write_text("mine")
+    other.chmod(0o644)
+    assert _cli(capsys, sandbox, "show", str(md.id), "--out", str(shared))[0] == 0
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755 and stat.S_IMODE(other.stat().st_mode) == 0o644
+    (tmp_path / "link").symlink_to(shared)
+    with pytest.raises(SystemExit) as linked:
+        _cli(capsys, sandbox, "show", str(md.id), "--out", str(tmp_path / "link"))
+    assert "not a link" in str(linked.value.code)
     with pytest.raises(SystemExit) as missing:
         _cli(capsys, sandbox, "show", "999999")
     assert re.fullmatch(r"error: no exchange 999999 \(the inspector keeps the newest 5000, none older than 1 day.*\)",

@@ -98,3 +98,13 @@ def test_throttle_blocks_after_the_limit_until_the_window_passes() -> None:
     assert throttle.blocked("k") and not throttle.blocked("other")
     clock.now += 301
     assert not throttle.blocked("k")
+
+
+def test_anyone_opening_sessions_cannot_grow_the_store_nor_push_out_signed_in_people() -> None:
+    store = SessionStore(max_sessions=50)
+    doctor = CallerIdentity(Quality.DOCTOR, "74030902123", "11200035003", "CN=SSIN=74030902123", "f")
+    kept = store.signed_in(store.new(), doctor, "provider")
+    opened = [store.new() for _ in range(500)]  # the sign-in page, fetched without a cookie, again and again
+    assert len(store) == 50
+    assert store.get(kept.id) is kept  # the signed-in session survives
+    assert store.get(opened[-1].id) is not None and store.get(opened[0].id) is None  # the oldest went first
