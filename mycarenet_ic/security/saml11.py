@@ -48,7 +48,7 @@ SAML11_TOKEN_TYPE = ns.SAML_V11_TOKEN
 
 _ID_ATTRIBUTE = "AssertionID"
 # Every attribute an XML signature reference could be made to resolve to.
-_ID_LIKE = (*_ID_ATTRS, _ID_ATTRIBUTE, "RequestID", "ResponseID")
+_ID_LIKE = (*_ID_ATTRS, "RequestID", "ResponseID")  # _ID_ATTRS has AssertionID
 
 
 def _s(local: str) -> str:

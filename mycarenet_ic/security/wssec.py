@@ -381,7 +381,7 @@ class Verifier:
         stamps = envelope.findall(f".//{_q(ns.WSU, 'Timestamp')}")
         if len(stamps) != 1 or stamps[0].getparent() is not security:
             raise SecurityRejected("exactly one Timestamp in the Security header is required")
-        self._unique_ids(envelope)
+        self._check_unique_ids(envelope)
         kind, token = self._token(security)
         # One message signature, in the Security header; the only other one the Header may hold is the STS's
         # own, inside the token (the assertion verifier checks it). Signatures inside the Body are content.
@@ -485,8 +485,10 @@ class Verifier:
         return hashlib.sha256(fingerprint + raw).hexdigest()
 
     @staticmethod
-    def _unique_ids(root: etree._Element) -> dict[str, etree._Element]:
-        seen: dict[str, etree._Element] = {}
+    def _check_unique_ids(root: etree._Element) -> None:
+        """No two elements answer to one Id, whatever attribute carries it (the token is found by structure,
+        the signed parts by their wsu:Id: a second element with the same Id is a wrapping attempt)."""
+        seen: set[str] = set()
         for el in root.iter():
             if not isinstance(el.tag, str):
                 continue
@@ -496,8 +498,7 @@ class Verifier:
                     continue
                 if value in seen:
                     raise SecurityRejected("duplicate Id")
-                seen[value] = el
-        return seen
+                seen.add(value)
 
     @staticmethod
     def _check_signed_info(signature: etree._Element, expected_uris: set[str], token_uri: str | None = None) -> None:
