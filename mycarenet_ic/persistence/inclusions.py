@@ -212,8 +212,9 @@ class SqlInclusionStore:
 
     # -- writes ----------------------------------------------------------------------------------------
     def write(self, *, ssin: str, sender: str, request_id: str, operation: str, request_hash: str,
-              operator: str | None, change: ChangeFn) -> WriteOutcome:
-        """Lock the patient, let ``change`` decide on the current inclusions, store it all or nothing."""
+              operator: str | None, change: ChangeFn, audit: AuditEntry | None = None) -> WriteOutcome:
+        """Lock the patient, let ``change`` decide on the current inclusions, store it all or nothing:
+        with ``audit``, the request's audit row too (last, so the chain's head is held only to the commit)."""
         patient = self.key(ssin)
         operator_key = self.pseudonymiser.pseudonym(operator, "operator") if operator else "-"
         for _attempt in range(3):
@@ -241,6 +242,10 @@ class SqlInclusionStore:
                     conn.execute(insert(ic_request).values(
                         sender=self._sender(sender), request_id=request_id, operation=operation,
                         request_hash=request_hash, answer=json.dumps(answer), at=at))
+                    seq = (self.audit.append(replace(audit, detail=outcome.audit_detail), conn)
+                           if audit is not None and self.audit is not None else None)
+                if audit is not None and seq is not None:  # committed: the request's row is written
+                    audit.detail, audit.seq = outcome.audit_detail, seq
                 return outcome
             except IntegrityError:
                 # The same request Id won a race with this one: answer what it answered.

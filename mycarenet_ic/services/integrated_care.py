@@ -408,7 +408,8 @@ class IntegratedCare:
                 raise _rule(exc) from None
 
         return self.store.write(ssin=ssin, sender=caller.identity.holder, request_id=request_id, operation=operation,
-                                request_hash=request_hash, operator=caller.identity.ssin, change=guarded)
+                                request_hash=request_hash, operator=caller.identity.ssin, change=guarded,
+                                audit=caller.audit)
 
     # -- list ------------------------------------------------------------------------------------------
     def list_patients(self, caller: Requester, project: str, offset: int = 0, limit: int = 20) -> ProjectPage:

@@ -57,6 +57,13 @@ class WriteOutcome:
     answered_at: dt.datetime
     replayed: bool = False
 
+    @property
+    def audit_detail(self) -> str:
+        """What the request's audit row says of it."""
+        inc = self.inclusion
+        return (f"inclusion={inc.id} project={inc.project} status={inc.status.value} v{inc.version}"
+                + (" (retry: first answer)" if self.replayed else ""))
+
 
 # Decides, on the patient's current inclusions, what to store: (the inclusion, the event's kind).
 ChangeFn = Callable[[list[Inclusion]], tuple[Inclusion, str]]
@@ -75,7 +82,8 @@ class InclusionStore(Protocol):
     def replayed(self, sender: str, request_id: str, request_hash: str) -> WriteOutcome | None: ...
 
     def write(self, *, ssin: str, sender: str, request_id: str, operation: str, request_hash: str,
-              operator: str | None, change: ChangeFn) -> WriteOutcome: ...
+              operator: str | None, change: ChangeFn, audit: AuditEntry | None = None) -> WriteOutcome:
+        """``audit``: the request's row, written in the write's own transaction (both or neither)."""
 
     def close_project(self, project: str, day: dt.date, detail: str) -> int: ...
 
@@ -126,6 +134,9 @@ class AuditEntry:
     patient: str | None = None
     request_id: str | None = None
     detail: str = ""
+    # Its number once written: a writing request's row is written in the write's transaction, and the
+    # endpoint then writes no second one.
+    seq: int | None = None
 
 
 class AuditLog(Protocol):

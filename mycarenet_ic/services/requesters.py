@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from mycarenet_ic.domain.qualities import CallerIdentity
 from mycarenet_ic.domain.records import Organisation, Profession
 from mycarenet_ic.errors import AccessDenied
-from mycarenet_ic.services.ports import Cobrha
+from mycarenet_ic.services.ports import AuditEntry, Cobrha
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,12 @@ class Claim:
 class Requester:
     """The caller of one request: the verified identity (from the certificate or the STS token), what the
     request claims, and how the audit names them. Retries are recognised by ``identity.holder``, never by
-    the audit label."""
+    the audit label. ``audit``: the request's audit row, which a write stores in its own transaction."""
 
     identity: CallerIdentity
     claim: Claim = field(default_factory=Claim)
     audit_label: str = ""
+    audit: AuditEntry | None = None
 
     def check_claim(self, may_act_for: Iterable[str | None]) -> None:
         """The one claim check: a claimed person must be the holder, a claimed NIHII one the holder may act

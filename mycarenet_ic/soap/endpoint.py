@@ -286,15 +286,18 @@ class SoapEndpoint:
     def _conclude(self, entry: AuditEntry, outcome: etree._Element | BaseException, request: bytes = b"",
                   started: float | None = None) -> tuple[str, bytes]:
         """The one place a request ends: its error mapped to a fault, its audit row written (an answer
-        that cannot be audited is not given), the answer signed, the exchange handed to the inspector.
+        that cannot be audited is not given; a write's row is already in, committed with the write), the
+        answer signed, the exchange handed to the inspector.
         Returns (HTTP status, signed bytes)."""
         error = None if isinstance(outcome, etree._Element) else faults.as_mycarenet_error(outcome)
         if error is not None:
             if entry.outcome == "OK":
                 entry.outcome = error.audit_outcome
-            entry.detail = entry.detail or f"{error.code}: {error.reason}"
+            reason = f"{error.code}: {error.reason}"
+            entry.detail = f"after row {entry.seq}, no answer: {reason}" if entry.seq else entry.detail or reason
         try:
-            self.deps.audit.append(entry)
+            if entry.seq is None or error is not None:  # a write's row went in with the write (one transaction)
+                self.deps.audit.append(entry)
         except Exception:  # noqa: BLE001
             log.exception("audit write failed")
             if error is None:

@@ -188,10 +188,7 @@ def _consent(model: ConsentInput | None) -> tuple[Consent | None, Any]:
 
 
 def _written(ctx: Any, outcome: WriteOutcome) -> None:
-    call = call_of(ctx)
-    inc = outcome.inclusion
-    call.audit.detail = (f"inclusion={inc.id} project={inc.project} status={inc.status.value} v{inc.version}"
-                         + (" (retry: first answer)" if outcome.replayed else ""))
+    call_of(ctx).audit.detail = outcome.audit_detail
 
 
 def make_service(ic: IntegratedCare) -> type[ServiceBase]:

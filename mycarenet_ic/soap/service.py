@@ -45,7 +45,7 @@ def build_element_endpoint(name: str, handler: Callable[[etree._Element, Call], 
 
 def requester(call: Call, claim: Claim) -> Requester:
     """The use cases' requester of a call: its verified identity, what the request claims, its audit name."""
-    return Requester(call.identity, claim, call.caller)
+    return Requester(call.identity, claim, call.caller, call.audit)
 
 
 def call_of(ctx: Any) -> Call:
