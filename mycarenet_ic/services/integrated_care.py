@@ -157,6 +157,16 @@ class IntegratedCare:
 
     # -- who is calling ------------------------------------------------------------------------------
     def _resolve(self, caller: Requester) -> _Resolved:
+        """Who ``caller`` is to the access policy: the actors of their identity, only those of the roles
+        they chose to act in (``caller.acting_as``) if they chose."""
+        resolved = self._resolve_identity(caller)
+        if caller.acting_as is not None:
+            resolved.actors = [actor for actor in resolved.actors if actor.role in caller.acting_as]
+            if not resolved.actors:
+                raise AccessDenied("The caller has no role in Integrated Care in the profile they signed in with.")
+        return resolved
+
+    def _resolve_identity(self, caller: Requester) -> _Resolved:
         ident, today = caller.identity, self.today()
         kind = ident.quality.kind
         if kind in (RequesterKind.CARE_PROVIDER, RequesterKind.PHARMACIST):

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from mycarenet_ic.domain.inclusions import Role
 from mycarenet_ic.domain.qualities import CallerIdentity
 from mycarenet_ic.domain.records import Organisation, Profession
 from mycarenet_ic.errors import AccessDenied
@@ -35,6 +36,9 @@ class Requester:
     claim: Claim = field(default_factory=Claim)
     audit_label: str = ""
     audit: AuditEntry | None = None
+    # The roles the caller chose to act in (the web's sign-in profile: a PSI administrative who signs in as
+    # a citizen is a patient there, nothing more); None: every role the identity gives.
+    acting_as: frozenset[Role] | None = None
 
     def check_claim(self, may_act_for: Iterable[str | None]) -> None:
         """The one claim check: a claimed person must be the holder, a claimed NIHII one the holder may act

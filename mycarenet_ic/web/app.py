@@ -123,7 +123,8 @@ class WebApp:
 
     def requester(self, session: Session) -> Requester:
         assert session.identity is not None
-        return Requester(session.identity, audit_label=self.audit.caller_label(session.identity))
+        return Requester(session.identity, audit_label=self.audit.caller_label(session.identity),
+                         acting_as=Profile(session.profile).roles if session.profile else frozenset())
 
     def project_name(self, nihii: str) -> str:
         try:

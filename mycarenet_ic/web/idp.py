@@ -10,8 +10,8 @@ AttributeAuthority, the National Register) through the same checks (:mod:`mycare
 
 A person is enrolled once (``mycarenet-ic idp enrol --ssin …``): a random TOTP secret, kept in the data
 directory's ``secrets/idp/`` (0600 files in a 0700 directory, named by a keyed pseudonym, not the NISS). A
-code is taken once (the same code twice is refused), a few wrong ones in a row lock the NISS and the
-client address for a while, and every sign-in, taken or refused, is audited (service ``idp``).
+code is taken once (the same code twice is refused), wrong ones are throttled (:class:`Throttle`, the bounds
+in :meth:`IdentityProvider.throttle_keys`), and every sign-in, taken or refused, is audited (service ``idp``).
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import enum
+import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import pyotp
 
 from mycarenet_ic.config import owner_only_dir, write_owner_only
 from mycarenet_ic.domain.identifiers import InvalidIdentifier, parse_niss
+from mycarenet_ic.domain.inclusions import Role
 from mycarenet_ic.domain.qualities import CallerIdentity, Quality
 from mycarenet_ic.errors import AccessDenied
 from mycarenet_ic.persistence.pseudonym import Pseudonymiser
@@ -48,6 +50,20 @@ class Profile(enum.Enum):
     PROVIDER = "provider"
     PHARMACIST = "pharmacist"
     PSI_STAFF = "psi-staff"
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        """The roles a session of this profile acts in, and no other: the profile is a boundary (a PSI
+        administrative signed in as a citizen is only a patient; as PSI staff, never a patient)."""
+        return _PROFILE_ROLES[self]
+
+
+_PROFILE_ROLES = {
+    Profile.CITIZEN: frozenset({Role.PATIENT}),
+    Profile.PROVIDER: frozenset({Role.PROVIDER}),
+    Profile.PHARMACIST: frozenset({Role.PHARMACIST}),
+    Profile.PSI_STAFF: frozenset({Role.PSI_ADMINISTRATIVE, Role.PSI_COORDINATOR}),
+}
 
 
 class SignInRefused(Exception):
@@ -89,32 +105,59 @@ class TotpSecrets:
         return path.read_text().strip() if path.exists() else None
 
 
-class Throttle:
-    """At most ``limit`` failures per key within ``window`` seconds; past that, the key waits."""
+@dataclass(frozen=True)
+class Attempt:
+    """One sign-in attempt as the throttle counted it: against ``keys``, unless ``blocked_by`` names the
+    bound (a key kind) that was already reached, in which case nothing was counted and nothing may be tried."""
 
-    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit, self.window, self.clock = limit, window, clock
-        self._failures: dict[str, collections.deque[float]] = {}
+    id: int
+    keys: tuple[str, ...]
+    blocked_by: str | None = None
+
+
+class Throttle:
+    """Sign-in attempts counted per key within ``window`` seconds, each kind of key with its own limit.
+
+    :meth:`attempt` checks every key of an attempt and, when none is at its limit, counts the attempt against
+    all of them, in one step under one lock: a burst of parallel attempts gets exactly ``limit`` through,
+    never one more (checking then recording in two steps let several pass the check before any was
+    recorded). An attempt counts as a failure until :meth:`forgive` takes it back (its code was right)."""
+
+    def __init__(self, limits: Mapping[str, int], window: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits, self.window, self.clock = dict(limits), window, clock
+        self._counted: dict[str, collections.deque[tuple[float, int]]] = {}
+        self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
-    def _recent(self, key: str) -> collections.deque[float]:
-        now = self.clock()
-        failures = self._failures.setdefault(key, collections.deque())
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        return failures
-
-    def blocked(self, key: str) -> bool:
+    def attempt(self, keys: Mapping[str, str]) -> Attempt:
+        """``keys``: kind (one of ``limits``) → key. Blocked by the first kind at its limit, else counted."""
         with self._lock:
-            return len(self._recent(key)) >= self.limit
+            now = self.clock()
+            for kind, key in keys.items():
+                if len(self._recent(f"{kind}|{key}", now)) >= self.limits[kind]:
+                    return Attempt(0, (), blocked_by=kind)
+            attempt = Attempt(next(self._ids), tuple(f"{kind}|{key}" for kind, key in keys.items()))
+            for key in attempt.keys:
+                self._counted.setdefault(key, collections.deque()).append((now, attempt.id))
+            return attempt
 
-    def fail(self, key: str) -> None:
+    def forgive(self, attempt: Attempt) -> None:
+        """Take ``attempt`` back: it was no failure."""
         with self._lock:
-            self._recent(key).append(self.clock())
+            for key in attempt.keys:
+                kept = [entry for entry in self._counted.get(key, ()) if entry[1] != attempt.id]
+                if kept:
+                    self._counted[key] = collections.deque(kept)
+                else:
+                    self._counted.pop(key, None)
 
-    def clear(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
+    def _recent(self, key: str, now: float) -> collections.deque[tuple[float, int]]:
+        counted = self._counted.get(key, collections.deque())
+        while counted and counted[0][0] <= now - self.window:
+            counted.popleft()
+        if not counted:
+            self._counted.pop(key, None)
+        return counted
 
 
 class IdentityProvider:
@@ -127,9 +170,8 @@ class IdentityProvider:
         self.audit = audit
         self.today = today
         self.clock = clock
-        # Per NISS, and (more loosely: several people may share an address) per client address.
-        self.throttle = Throttle(max_failures, lockout_seconds)
-        self.client_throttle = Throttle(max_failures * 4, lockout_seconds)
+        self.throttle = Throttle({"address+account": max_failures, "account": max_failures * 2,
+                                  "all": max_failures * 20}, lockout_seconds)
         self._last_step: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -193,24 +235,37 @@ class IdentityProvider:
         self.audit.append(entry)
         return identity
 
+    def throttle_keys(self, ssin: str, client: str) -> dict[str, str]:
+        """What a sign-in attempt counts against (failures within ``lockout_seconds``):
+
+        - ``address+account``: this NISS from this client address (5): the person mistyping, or someone
+          guessing their code from one place, waits; nobody else does;
+        - ``account``: this NISS from anywhere (10): guesses spread over many addresses stop too (a
+          six-digit code with two valid at a time: at most 20 in a million per window);
+        - ``all``: every attempt that failed, whoever and wherever (100): a spray over many accounts.
+
+        Not per client address alone: every user of a local sandbox comes from 127.0.0.1, and one of them
+        getting their code wrong a few times must not lock out all the others. The last bound does lock
+        everyone out for the window: it is reached only by an attack, far above honest mistakes."""
+        account = self.secrets.pseudonymiser.pseudonym(ssin, "idp-throttle")
+        return {"address+account": self.secrets.pseudonymiser.pseudonym(f"{client}|{account}", "idp-throttle"),
+                "account": account, "all": "*"}
+
     def _sign_in(self, ssin: str, code: str, profile: Profile, client: str, entry: AuditEntry) -> CallerIdentity:
-        if self.client_throttle.blocked(client):
-            raise SignInRefused("too many failed sign-ins from this address", throttled=True)
         try:
             ssin = parse_niss(ssin).value
         except InvalidIdentifier:
-            self.client_throttle.fail(client)
-            raise SignInRefused("not a valid NISS") from None
-        if self.throttle.blocked(ssin):
-            raise SignInRefused("too many failed sign-ins for this NISS", throttled=True)
+            raise SignInRefused("not a valid NISS") from None   # no code was tried: nothing to count
         entry.patient = None
         entry.caller = self.audit.caller_label(CallerIdentity(Quality.CITIZEN, ssin, None, "", ""))
+        attempt = self.throttle.attempt(self.throttle_keys(ssin, client))
+        if attempt.blocked_by is not None:
+            raise SignInRefused(f"too many failed sign-ins ({attempt.blocked_by})", throttled=True)
         secret = self.secrets.secret(ssin)
         step = self._step(secret, code)
         if step is None:
-            self.client_throttle.fail(client)
-            self.throttle.fail(ssin)
             raise SignInRefused("not enrolled" if secret is None else "wrong or expired code")
+        self.throttle.forgive(attempt)   # the code was right (taken already or not): no guess to count
         with self._lock:
             if self._last_step.get(ssin, -1) >= step:
                 raise SignInRefused("code already used")
@@ -219,7 +274,6 @@ class IdentityProvider:
             identity = self.identity(ssin, profile)
         except AccessDenied as exc:
             raise SignInRefused(f"may not enter as {profile.value}: {exc.reason}") from None
-        self.throttle.clear(ssin)
         return identity
 
     def _step(self, secret: str | None, code: str) -> int | None:

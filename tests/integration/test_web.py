@@ -354,10 +354,11 @@ def test_sign_in_is_rate_limited_and_a_code_is_taken_once(sandbox: Sandbox) -> N
     assert attempt(good).url.endswith("/home")
     assert attempt(good).status_code == 401          # the same code again
     wrong = f"{(int(good) + 1) % 1_000_000:06d}"
-    assert [attempt(wrong).status_code for _ in range(idp.throttle.limit)] == [401] * idp.throttle.limit
+    bound = idp.throttle.limits["address+account"]
+    assert [attempt(wrong).status_code for _ in range(bound)] == [401] * bound
     locked = attempt(good)
     assert locked.status_code == 429 and "Too many failed sign-ins" in locked.text
-    rows = web_audit(sandbox, idp.throttle.limit + 2)
+    rows = web_audit(sandbox, bound + 2)
     assert all(r["outcome"] == "DENIED" and r["operation"] == "SignIn" for r in rows)
     assert not any(person in str(r) for r in rows)    # the NISS is never in the audit, only its pseudonym
 
