@@ -25,12 +25,12 @@ a generic ``SystemError``.
     │   ├── NotFound
     │   │   └── ConcealedNotFound        same fault as NotFound; audited as DENIED
     │   ├── AccessDenied
-    │   ├── SealRejected                 a sealed (ETEE) blob that cannot be opened
     │   └── BusinessRuleViolation
     └── ServerError                      soap:Server / SystemError
         ├── UpstreamUnavailable          retry
         ├── UpstreamFault
         ├── StorageUnavailable           retry
+        ├── TemporarilyUnavailable       retry (the sandbox's injected SystemError)
         └── InternalError
 """
 
@@ -155,16 +155,6 @@ class AccessDenied(ClientError):
     message = "The caller may not perform this operation."
 
 
-class SealRejected(ClientError):
-    """A sealed (ETEE) business blob that cannot be opened: sealed for another recipient, broken, naming an
-    encryption token (ETK) the depot does not know. Its text says which; the audit the details."""
-
-    audit_outcome = "DENIED"
-    code = "INVALID_SEAL"
-    soa_code = "SOA-03007"  # message content validation failure
-    message = "The sealed Detail blob cannot be opened."
-
-
 class BusinessRuleViolation(ClientError):
     code = "BUSINESS_RULE"
     soa_code = None
@@ -198,6 +188,16 @@ class StorageUnavailable(ServerError):
     soa_code = "SOA-02002"
     retry = True
     message = "The storage is temporarily unavailable."
+
+
+class TemporarilyUnavailable(ServerError):
+    """The service itself cannot answer now (production's overload or maintenance; in the sandbox, a fault
+    injected by the scenario: ``services/fault_injection.py``)."""
+
+    code = "TEMPORARILY_UNAVAILABLE"
+    soa_code = "SOA-02002"
+    retry = True
+    message = "The service is temporarily unavailable; try again later."
 
 
 class InternalError(ServerError):

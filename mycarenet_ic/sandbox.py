@@ -16,6 +16,7 @@ from mycarenet_ic.config import Settings
 from mycarenet_ic.domain.inclusions import Consent, Inclusion, Status, check_no_conflict
 from mycarenet_ic.persistence.db import reading
 from mycarenet_ic.server import FrontLimits, ServedApp, server_tls, wait_ready
+from mycarenet_ic.services.fault_injection import FaultInjector
 from mycarenet_ic.services.mutations import MutationSync
 from mycarenet_ic.soap.endpoint import SoapEndpoint
 
@@ -98,8 +99,10 @@ class Sandbox:
 
         self.platform = Platform.prepared(self.settings)
         self.scenario = Scenario.for_data_dir(self.settings.data_dir, reset=self.reset_scenario)
+        # The scenario's injected faults, on every endpoint made from here on (a sandbox tool).
+        self.platform.faults = faults = FaultInjector(self.scenario)
         apps: dict[str, Any] = dict(stub_endpoints(self.platform, self.scenario))
-        apps["scenario-admin"] = ScenarioAdmin(self.scenario, admin_token(self.settings.data_dir))
+        apps["scenario-admin"] = ScenarioAdmin(self.scenario, admin_token(self.settings.data_dir), faults)
         try:
             self._serve(apps, port, 0)
             self.gateways = self.platform.gateways(self.urls)

@@ -45,6 +45,7 @@ import logging
 import re
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -127,6 +128,16 @@ class _Gone(Exception):
     """The client closed its side (or nothing came at all before the idle deadline)."""
 
 
+class HttpEffect(Exception):
+    """Raised by an app for an answer below SOAP (the sandbox's injected faults): ``status`` with ``body`` as
+    plain text and the connection closed, or with ``status`` None no answer at all (a TCP reset)."""
+
+    def __init__(self, message: str = "", *, status: str | None = None, body: bytes = b"") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
 @dataclass
 class _Request:
     method: str
@@ -148,6 +159,9 @@ class _Answer:
     status: str
     headers: list[tuple[str, str]]
     body: bytes
+
+
+_NO_ANSWER = _Answer(0, "", [], b"")  # the connection is reset instead
 
 
 def _plain(code: int, text: str | None = None) -> _Answer:
@@ -591,6 +605,11 @@ class HttpFront:
             self._quiet.clear()  # type: ignore[union-attr]
             try:
                 answer = await self._in_worker(self._environ(request, conn))
+                if answer is _NO_ANSWER:  # an app's HttpEffect without a status: reset, as a cut connection
+                    conn.transport.get_extra_info("socket").setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    conn.transport.abort()
+                    return
                 conn.state = _WRITING
                 close = (not request.keep_alive or request.oversize or self._stopping
                          or any(n.lower() == "connection" and "close" in v.lower() for n, v in answer.headers))
@@ -815,6 +834,11 @@ class HttpFront:
         """Run the app (in a worker thread); any failure is a plain 500, logged, without details."""
         try:
             return self._run_app(environ)
+        except HttpEffect as effect:
+            if effect.status is None:
+                return _NO_ANSWER
+            return _Answer(int(effect.status[:3]), effect.status, [("Content-Type", "text/plain; charset=utf-8"),
+                                                                   ("Connection", "close")], effect.body)
         except Exception:  # noqa: BLE001 - the client gets a bare 500, the log gets the traceback
             log.exception("%s: %s %s failed", self.name, environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
             return _plain(500)

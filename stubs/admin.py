@@ -2,7 +2,9 @@
 
 ``GET /scenario`` returns the running scenario; ``POST /scenario/changes`` with
 ``{"action": "add-link" | "remove-links" | "death" | "replace-ssin" | "add-person" | "add-persons", …}``
-changes it for every stub at once. ``mycarenet-ic scenario …`` is its client.
+changes it for every stub at once. ``GET``/``POST``/``DELETE /scenario/faults`` list, add and clear the
+injected faults (``services/fault_injection.py``). ``GET /openapi.json`` describes every route (OpenAPI 3).
+``mycarenet-ic scenario …`` is its client.
 
 A body that is not a change (not a number of bytes, not UTF-8 JSON, not an object, nested too deep, a
 lone surrogate, NaN) is a 400 with a JSON ``{"error": …}`` before the scenario sees it; anything the
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mycarenet_ic.config import secret_file
+from mycarenet_ic.services.fault_injection import FaultInjector
 
 from .scenario import Scenario, ScenarioError
 
@@ -88,10 +91,46 @@ def read_change(environ: dict[str, Any]) -> dict[str, Any]:
     return change
 
 
+def route_of(routes: tuple[tuple[str, str, str, bool], ...], method: str,
+             path: str) -> tuple[str, bool, dict[str, str]] | None:
+    """The handler of ``method path`` in ``routes``, whether it needs the token, and its path parameters."""
+    parts = path.split("/")
+    for r_method, template, handler, needs_token in routes:
+        wanted = template.split("/")
+        if r_method != method or len(wanted) != len(parts):
+            continue
+        params: dict[str, str] = {}
+        for want, got in zip(wanted, parts, strict=True):
+            if want.startswith("{"):
+                if not got:
+                    break
+                params[want[1:-1]] = got
+            elif want != got:
+                break
+        else:
+            return handler, needs_token, params
+    return None
+
+
 class ScenarioAdmin:
-    def __init__(self, scenario: Scenario, token: str) -> None:
+    # Every route: (method, path; "{id}" one segment, what it does, whether the bearer token is needed). The
+    # OpenAPI document (``GET /openapi.json``, stubs/admin_openapi.py) describes exactly these.
+    ROUTES: tuple[tuple[str, str, str, bool], ...] = (
+        ("GET", "/", "_health", False),
+        ("GET", "/health", "_health", False),
+        ("GET", "/openapi.json", "_openapi", False),
+        ("GET", "/scenario", "_show", True),
+        ("POST", "/scenario/changes", "_change", True),
+        ("GET", "/scenario/faults", "_faults", True),
+        ("POST", "/scenario/faults", "_inject", True),
+        ("DELETE", "/scenario/faults", "_clear_faults", True),
+        ("DELETE", "/scenario/faults/{id}", "_clear_faults", True),
+    )
+
+    def __init__(self, scenario: Scenario, token: str, faults: FaultInjector | None = None) -> None:
         self.scenario = scenario
         self._token = token
+        self.faults = faults if faults is not None else FaultInjector(scenario)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         try:
@@ -102,23 +141,47 @@ class ScenarioAdmin:
                               {"error": "internal error in the scenario admin; see the sandbox's log"})
 
     def _route(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "/").rstrip("/")
-        if method == "GET" and path in ("", "/health"):
-            return self._json(start_response, "200 OK", {"status": "ok"})
+        method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "/").rstrip("/") or "/"
+        found = route_of(self.ROUTES, str(method), path)
+        if found is None:
+            return self._json(start_response, "404 Not Found", {"error": "unknown admin path"})
+        handler, needs_token, params = found
         auth = environ.get("HTTP_AUTHORIZATION", "")
-        if not hmac.compare_digest(auth.encode(), f"Bearer {self._token}".encode()):
+        if needs_token and not hmac.compare_digest(auth.encode(), f"Bearer {self._token}".encode()):
             return self._json(start_response, "401 Unauthorized", {"error": "bearer token required"})
-        if method == "GET" and path == "/scenario":
-            return self._json(start_response, "200 OK", self.scenario.to_dict())
-        if method == "POST" and path == "/scenario/changes":
-            try:
-                result = self.scenario.apply(read_change(environ))
-            except RecursionError:
-                return self._json(start_response, "400 Bad Request", {"error": "change nested too deeply"})
-            except (BadChange, ScenarioError, ValueError) as exc:  # UnicodeDecodeError is a ValueError too
-                return self._json(start_response, "400 Bad Request", {"error": str(exc)})
-            return self._json(start_response, "200 OK", result)
-        return self._json(start_response, "404 Not Found", {"error": "unknown admin path"})
+        try:
+            status, payload = getattr(self, handler)(environ, **params)
+        except RecursionError:
+            return self._json(start_response, "400 Bad Request", {"error": "change nested too deeply"})
+        except (BadChange, ScenarioError, ValueError) as exc:  # UnicodeDecodeError and FaultRuleError too
+            return self._json(start_response, "400 Bad Request", {"error": str(exc)})
+        return self._json(start_response, status, payload)
+
+    def _health(self, environ: dict[str, Any]) -> tuple[str, Any]:
+        return "200 OK", {"status": "ok"}
+
+    def _openapi(self, environ: dict[str, Any]) -> tuple[str, Any]:
+        from .admin_openapi import document
+
+        return "200 OK", document(environ)
+
+    def _show(self, environ: dict[str, Any]) -> tuple[str, Any]:
+        return "200 OK", self.scenario.to_dict()
+
+    def _change(self, environ: dict[str, Any]) -> tuple[str, Any]:
+        return "200 OK", self.scenario.apply(read_change(environ))
+
+    def _faults(self, environ: dict[str, Any]) -> tuple[str, Any]:
+        return "200 OK", {"faults": [rule.to_dict() for rule in self.faults.rules()]}
+
+    def _inject(self, environ: dict[str, Any]) -> tuple[str, Any]:
+        return "201 Created", {"fault": self.faults.add(read_change(environ)).to_dict()}
+
+    def _clear_faults(self, environ: dict[str, Any], id: str | None = None) -> tuple[str, Any]:
+        removed = self.faults.clear(id)
+        if id is not None and not removed:
+            return "404 Not Found", {"error": f"no fault rule {id}"}
+        return "200 OK", {"removed": removed}
 
     @staticmethod
     def _json(start_response: Any, status: str, payload: Any) -> list[bytes]:

@@ -79,7 +79,9 @@ def record(recorder: Recorder, service: str, entry: AuditEntry, error: Mycarenet
             outcome=error.audit_outcome if error is not None and entry.outcome == "OK" else entry.outcome,
             status=int(status.split()[0]),
             duration_ms=elapsed * 1000, request=request, answer=answer,
-            code=error.code if error is not None else None, reason=error.reason if error is not None else None,
+            code=error.code if error is not None else None,
+            # an answer delayed on purpose (the sandbox's fault injection) says so, as the audit row does
+            reason=error.reason if error is not None else entry.detail if "[injected " in entry.detail else None,
             request_id=entry.request_id))
     except Exception:  # noqa: BLE001 - the inspector is a debugging aid: the exchange goes on
         log.exception("the inspector could not record an exchange of %s", service)

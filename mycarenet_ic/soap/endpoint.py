@@ -36,6 +36,8 @@ from mycarenet_ic.errors import (
 from mycarenet_ic.security.callers import caller_of
 from mycarenet_ic.security.parser import ParseLimits, parse_untrusted
 from mycarenet_ic.security.wssec import Signer, TokenKind, VerifiedMessage, Verifier
+from mycarenet_ic.server import HttpEffect
+from mycarenet_ic.services.fault_injection import Faults, NoFaults
 from mycarenet_ic.services.ports import AuditEntry, AuditLog
 from mycarenet_ic.soap import faults
 from mycarenet_ic.soap.policy import add_token_policy
@@ -60,6 +62,8 @@ class EndpointDeps:
     gate: AbstractContextManager[Any] = field(default_factory=nullcontext)
     # The inspector's: every concluded exchange, as it was (a sandbox tool; by default nothing is recorded).
     recorder: inspector.Recorder = field(default_factory=inspector.NoRecorder)
+    # The sandbox's injected faults (services/fault_injection.py; by default none).
+    faults: Faults = field(default_factory=NoFaults)
 
 
 def render_wsdl(wsdl_file: Path, address: str, accepted: frozenset[TokenKind] | None = None) -> bytes:
@@ -242,7 +246,10 @@ class SoapEndpoint:
             call = self._call(verified, entry)
             payload = self._operation_input(verified.body, sent_action, entry)
             self._validate(payload)
+            fault = self.deps.faults.decide(self.name, entry.operation, call.identity, payload)
+            fault.before()  # an injected wait, SystemError, 503 or dropped connection (the sandbox's)
             answer = self._dispatcher.dispatch(payload, call)
+            fault.after(entry)  # an injected delay is said in the audit row
         except Exception as exc:  # noqa: BLE001 - every failure gets a clean, signed fault
             return self._conclude(entry, exc, data, started)
         return self._conclude(entry, answer, data, started)
@@ -308,7 +315,11 @@ class SoapEndpoint:
         status = "200 OK" if error is None else faults.http_status(error)
         body = etree.tostring(answer, encoding="UTF-8", xml_declaration=True)
         # The inspector: the exchange as it was, with the true reason (never raises).
+        if isinstance(error, HttpEffect):  # an injected 503 or dropped connection: the HTTP front makes it
+            status, body = error.status or "000 no answer", error.body
         inspector.record(self.deps.recorder, self.name, entry, error, status, request, body, started)
+        if isinstance(error, HttpEffect):
+            raise error
         return status, body
 
     @staticmethod
