@@ -37,6 +37,8 @@ from mycarenet_ic.persistence.inclusions import SqlInclusionStore
 from mycarenet_ic.persistence.mutation_sink import SqlMutationSink
 from mycarenet_ic.persistence.pseudonym import NissSealer, Pseudonymiser
 from mycarenet_ic.persistence.replay import SqlReplayCache
+from mycarenet_ic.security.etee import TrustCheck
+from mycarenet_ic.security.etk import EtkRegistry
 from mycarenet_ic.security.pki import Pki
 from mycarenet_ic.security.saml11 import AssertionVerifier
 from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, TokenKind, TrustStore, Verifier, VerifyPolicy
@@ -46,8 +48,9 @@ from mycarenet_ic.services.memberdata import MemberData
 from mycarenet_ic.services.mutations import MutationSync
 from mycarenet_ic.services.tarification import Tarification
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
+from mycarenet_ic.soap.sealed import Etee
 
-STUBS = ("attribute-authority", "cobrha", "national-register", "sts", "coding")
+STUBS = ("attribute-authority", "cobrha", "national-register", "sts", "coding", "etk-depot")
 BUSINESS = ("integrated-care", "memberdata", "tarification", "mediprima")
 
 
@@ -68,6 +71,7 @@ def prepare(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     pki = Pki(settings.data_dir)
     pki.init()  # writes only what is missing: the CA once, a service certificate added since (the STS's)
+    EtkRegistry(pki).ensure_sandbox_parties()  # the platform's and the insurers' ETKs (ETEE), once
     engine = make_engine(settings.effective_database_url)
     try:
         migrate(engine)
@@ -122,6 +126,7 @@ class Platform:
         self.mutation_sink = SqlMutationSink(self.inclusions)
         self.affiliations = ScenarioAffiliations(settings.data_dir / "scenario.json")
         self.nomenclature = Nomenclature.load()
+        self.etks = EtkRegistry(self.pki)  # the ETK depot's registry: the keys that open sealed requests
         self._signers: dict[str, Signer] = {}
         self._recorder: Recorder | None = None
         # Injected faults: none, unless the sandbox gives the scenario's (services/fault_injection.py).
@@ -173,6 +178,11 @@ class Platform:
             self._recorder = (QueuedRecorder(InspectorStore.of(self.settings)) if self.settings.inspector
                               else NoRecorder())
         return self._recorder
+
+    def etee(self) -> Etee:
+        """Opening sealed (ETEE) requests with the keys of the platform's and the insurers' ETKs; answers
+        sealed by the platform."""
+        return Etee(self.etks, TrustCheck([self.pki.ca().certificate]), self.pki.service("mycarenet"))
 
     def integrated_care(self, gateways: Gateways) -> IntegratedCare:
         return IntegratedCare(self.inclusions, gateways.attribute_authority, gateways.cobrha,
@@ -245,7 +255,8 @@ def business_endpoints(platform: Platform, gateways: Gateways) -> dict[str, Soap
     return {
         "integrated-care": integrated_care.build(platform.integrated_care(gateways),
                                                  platform.endpoint_deps("integrated-care")),
-        "memberdata": memberdata.build(platform.memberdata(gateways), platform.endpoint_deps("memberdata")),
+        "memberdata": memberdata.build(platform.memberdata(gateways), platform.endpoint_deps("memberdata"),
+                                       platform.etee()),
         "tarification": tarification.build(platform.tarification(gateways), platform.endpoint_deps("tarification")),
         "mediprima": tarification.build(platform.tarification(gateways), platform.endpoint_deps("mediprima"),
                                         mediprima=True),
@@ -253,7 +264,7 @@ def business_endpoints(platform: Platform, gateways: Gateways) -> dict[str, Soap
 
 
 def stub_endpoints(platform: Platform, scenario: Any) -> dict[str, SoapEndpoint]:
-    from mycarenet_ic.stubs import attribute_authority, cobrha, coding, national_register, sts
+    from mycarenet_ic.stubs import attribute_authority, cobrha, coding, etk_depot, national_register, sts
 
     return {
         "attribute-authority": attribute_authority.build(scenario, platform.endpoint_deps("attribute-authority")),
@@ -264,4 +275,6 @@ def stub_endpoints(platform: Platform, scenario: Any) -> dict[str, SoapEndpoint]
                          platform.settings),
         # The intermediary's second coding (seed 003), with its own key in the data directory.
         "coding": coding.build(platform.settings.data_dir, platform.endpoint_deps("coding")),
+        # The ETK depot (ETEE): the encryption tokens of the platform, the insurers and the issued holders.
+        "etk-depot": etk_depot.build(platform.etks, platform.endpoint_deps("etk-depot")),
     }

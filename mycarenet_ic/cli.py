@@ -72,6 +72,10 @@ def cmd_certs_issue(args: argparse.Namespace) -> int:
         pairs = {"": issue(quality, args.ssin, args.nihii, valid_days=args.days)}
         if args.hok:
             pairs["hok"] = pki.issue_identity(quality, args.ssin, args.nihii, valid_days=args.days)
+        if args.etk:  # an encryption key pair, its ETK registered in the sandbox's ETK depot
+            from mycarenet_ic.security.etk import issue_etk
+
+            pairs["etk"], etk = issue_etk(pki, quality, args.ssin, args.nihii, valid_days=args.days)
     except (InvalidIdentifier, ValueError) as exc:
         print(_error(exc), file=sys.stderr)
         return 2
@@ -83,6 +87,9 @@ def cmd_certs_issue(args: argparse.Namespace) -> int:
                               args.p12_password.encode(), chain=[pki.ca().certificate])
         for kind, path in paths.items():
             print(printable(f"{prefix + ' ' if prefix else ''}{kind}: {path}"))
+    if args.etk:
+        (Path(args.out) / f"{stem}.etk").write_bytes(etk)
+        print(printable(f"etk: {Path(args.out) / f'{stem}.etk'} (in the ETK depot)"))
     print(printable(f"p12 password: {args.p12_password}" + (" (the default; --p12-password sets another)"
                                                               if args.p12_password == DEFAULT_P12_PASSWORD else "")))
     print(printable(f"trust anchor: {pki.dir / 'ca.cert.pem'}"))
@@ -750,6 +757,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "certifies that")
     p.add_argument("--hok", action="store_true",
                    help="also a separate holder-of-key certificate for the same holder (STEM-hok.*), as production")
+    p.add_argument("--etk", action="store_true",
+                   help="also an encryption key pair (STEM-etk.*) and its ETK (STEM.etk), registered in the sandbox's "
+                        "ETK depot: for sealed (ETEE) requests and answers")
     p.add_argument("--with-quality", action="store_true",
                    help="the sandbox's simple X.509 mode instead: a certificate that says the quality itself "
                    "(OU=QUALITY=...), signing in a BinarySecurityToken, no STS")

@@ -25,6 +25,7 @@ a generic ``SystemError``.
     │   ├── NotFound
     │   │   └── ConcealedNotFound        same fault as NotFound; audited as DENIED
     │   ├── AccessDenied
+    │   ├── SealRejected                 a sealed (ETEE) blob that cannot be opened
     │   └── BusinessRuleViolation
     └── ServerError                      soap:Server / SystemError
         ├── UpstreamUnavailable          retry
@@ -153,6 +154,16 @@ class AccessDenied(ClientError):
     code = "ACCESS_DENIED"
     soa_code = "SOA-01002"  # service call not authorized
     message = "The caller may not perform this operation."
+
+
+class SealRejected(ClientError):
+    """A sealed (ETEE) business blob that cannot be opened: sealed for another recipient, broken, naming an
+    encryption token (ETK) the depot does not know. Its text says which; the audit the details."""
+
+    audit_outcome = "DENIED"
+    code = "INVALID_SEAL"
+    soa_code = "SOA-03007"  # message content validation failure
+    message = "The sealed Detail blob cannot be opened."
 
 
 class BusinessRuleViolation(ClientError):

@@ -28,7 +28,7 @@ from mycarenet_ic.config import OWNER_DIR, tighten, write_owner_only
 from mycarenet_ic.domain.identifiers import parse_nihii, parse_niss
 from mycarenet_ic.domain.qualities import CallerIdentity, Quality
 
-SERVICE_NAMES = ("mycarenet", "attribute-authority", "cobrha", "national-register", "sts", "coding")
+SERVICE_NAMES = ("mycarenet", "attribute-authority", "cobrha", "national-register", "sts", "coding", "etk-depot")
 CA_CN = "MyCareNet sandbox CA"
 _OU_PLATFORM = "eHealth-platform Belgium"
 

@@ -33,7 +33,7 @@ from mycarenet_ic.services.memberdata import (
     Query,
     Warning,
 )
-from mycarenet_ic.soap import nippin
+from mycarenet_ic.soap import nippin, sealed
 from mycarenet_ic.soap.commons import MAX_BLOB, claimed_provider, commons_models, read_detail, send_response
 from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
 from mycarenet_ic.soap.nippin import TECHNICAL, Attribute
@@ -332,14 +332,15 @@ def answer_response(in_response_to: str, answer: Answer, name_id: NameId,
 
 
 # -- the service ------------------------------------------------------------------------------------
-def make_service(memberdata: MemberData, limits: ParseLimits) -> type[ServiceBase]:
+def make_service(memberdata: MemberData, limits: ParseLimits, etee: sealed.Etee | None = None) -> type[ServiceBase]:
     class MemberDataService(ServiceBase):
         @rpc(SendRequestType, _body_style="bare", _returns=SendResponseType,
              _in_message_name="MemberDataConsultationRequest", _out_message_name="MemberDataConsultationResponse")
         def memberDataConsultation(ctx, request):  # noqa: N805
             """Handles ``MemberDataConsultationRequest`` (SAML AttributeQuery in Detail)."""
             call = call_of(ctx)
-            root, encoding = read_detail(request.Detail, limits)
+            detail, reply_to = sealed.open_detail(etee, request.Detail, call)  # a sealed (ETEE) blob opened
+            root, encoding = read_detail(detail, limits)
             query_id = root.get("ID") or ""
             claim = claimed_provider(request.CommonInput)
             try:
@@ -354,13 +355,13 @@ def make_service(memberdata: MemberData, limits: ParseLimits) -> type[ServiceBas
                 call.audit.patient = answer.ssin
                 call.audit.detail = answer.audit_detail
                 saml = answer_response(query_id, answer, name_id, query.facets)
-            return send_response(COMMONS, request, etree.tostring(saml, encoding="UTF-8", xml_declaration=True),
-                                 encoding)
+            body = etree.tostring(saml, encoding="UTF-8", xml_declaration=True)
+            return sealed.answer(etee, send_response(COMMONS, request, body, encoding), body, reply_to, COMMONS)
 
     return MemberDataService
 
 
-def build(memberdata: MemberData, deps: EndpointDeps) -> SoapEndpoint:
+def build(memberdata: MemberData, deps: EndpointDeps, etee: sealed.Etee | None = None) -> SoapEndpoint:
     limits = ParseLimits(max_bytes=MAX_BLOB)
-    return build_endpoint("memberdata", [make_service(memberdata, limits)], MD,
+    return build_endpoint("memberdata", [make_service(memberdata, limits, etee)], MD,
                           "mycarenet-memberdata-v1.xsd", "mycarenet-memberdata-v1.wsdl", deps)

@@ -35,6 +35,8 @@ EXPECTED_OPERATIONS = {
     "sandbox-sts-v1.wsdl": {"RequestSecurityToken"},
     # Encode only: the intermediary's second coding has no way back (seed 003).
     "sandbox-coding-v1.wsdl": {"encode"},
+    # The eHealth ETK depot's one operation (ETEE).
+    "sandbox-etkdepot-v1.wsdl": {"GetEtk"},
 }
 
 
@@ -133,7 +135,7 @@ def test_migrations_match_the_tables(tmp_path: pathlib.Path) -> None:
 
 @pytest.mark.integration
 def test_wsdl_is_served_with_the_configured_address_not_the_host_header(sandbox: Sandbox) -> None:
-    for name in ("attribute-authority", "cobrha", "national-register", "sts", "coding"):
+    for name in ("attribute-authority", "cobrha", "national-register", "sts", "coding", "etk-depot"):
         url = sandbox.urls[name]
         resp = requests.get(url + "?wsdl", headers={"Host": "evil.example:666"}, timeout=10)
         assert resp.status_code == 200

@@ -20,22 +20,23 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 SECTION = "## Authenticating as in production"
 
 
-def _section() -> str:
+def _section(title: str = SECTION) -> str:
     text = README.read_text()
-    start = text.index(SECTION)
-    end = text.find("\n## ", start + len(SECTION))
+    start = text.index(title)
+    end = text.find("\n## ", start + len(title))
     return text[start:end if end != -1 else len(text)]
 
 
-def example() -> str:
-    found = re.search(r"<!-- example: sts -->\n```python\n(.*?)\n```\n", _section(), re.DOTALL)
-    assert found, "README: no ```python block after <!-- example: sts -->"
+def example(marker: str = "sts", title: str = SECTION) -> str:
+    """The ```python block after ``<!-- example: <marker> -->`` in the README section ``title``."""
+    found = re.search(rf"<!-- example: {marker} -->\n```python\n(.*?)\n```\n", _section(title), re.DOTALL)
+    assert found, f"README: no ```python block after <!-- example: {marker} -->"
     return found.group(1)
 
 
-def command(name: str) -> list[str]:
+def command(name: str, title: str = SECTION) -> list[str]:
     """The arguments of the section's ``mycarenet-ic <name> …`` command (continued lines joined)."""
-    block = re.search(r"\n```\n(.*?)\n```\n", _section(), re.DOTALL)
+    block = re.search(r"\n```\n(.*?)\n```\n", _section(title), re.DOTALL)
     assert block, "README: no command block in the section"
     lines = block.group(1).replace("\\\n", " ").splitlines()
     words = shlex.split(next(line for line in lines if f"mycarenet-ic {name} " in line))
