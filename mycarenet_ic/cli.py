@@ -14,7 +14,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mycarenet_ic.config import DEFAULT_DATA_DIR, Settings, token_kinds
+from mycarenet_ic.cli_support import CliError, iso_date, service_url
+from mycarenet_ic.config import Settings, token_kinds
 from mycarenet_ic.domain.identifiers import InvalidIdentifier
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.textsafe import printable, printable_json
@@ -108,8 +109,7 @@ def cmd_sts_token(args: argparse.Namespace) -> int:
     from lxml import etree
 
     from mycarenet_ic.clients.sts import StsClient
-    from mycarenet_ic.errors import MycarenetError
-    from mycarenet_ic.sandbox import read_running
+    from mycarenet_ic.errors import MycarenetError, UpstreamUnavailable
     from mycarenet_ic.security.pki import KeyPair, Pki
     from mycarenet_ic.security.wssec import TrustStore
 
@@ -124,10 +124,12 @@ def cmd_sts_token(args: argparse.Namespace) -> int:
     try:
         identity = KeyPair(Path(args.key).read_bytes(), Path(args.cert).read_bytes())
         hok = KeyPair(Path(args.hok_key).read_bytes(), Path(args.hok_cert).read_bytes()) if args.hok_cert else None
-        url = args.url or read_running(settings.data_dir)["sts"]
+        url = service_url(args.url, settings.data_dir, "sts")
         client = StsClient(url, identity, TrustStore.from_pem(pki.ca().cert_pem), pki.service("sts").certificate,
                            holder_of_key=hok, ca_file=pki.ca_file, timeout=settings.upstream_timeout_seconds)
         token = client.token(Quality(args.quality))
+    except UpstreamUnavailable as exc:
+        raise CliError(f"{exc.reason}: the STS did not answer: is the sandbox running? (or check --url)") from None
     except MycarenetError as exc:
         print(_error(exc.reason), file=sys.stderr)
         return 1
@@ -180,8 +182,11 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         try:
             urls = sandbox.start(args.port)
         except Exception as exc:  # noqa: BLE001 - one line, not a traceback; the finally stops what started
-            print(_error(f"the sandbox did not start: {exc}"), file=sys.stderr)
-            return 1
+            from mycarenet_ic.cli_support import start_failure
+
+            message, code = start_failure(exc, sandbox.settings.host, args.port)
+            print(_error(message), file=sys.stderr)
+            return code
         _say(printable(f"data directory: {sandbox.settings.data_dir.resolve()}"))
         _say(printable(f"database: {sandbox.settings.effective_database_url.split('@')[-1]}"))
         _say(printable(f"trust anchor (TLS and signatures): {sandbox.platform.pki.ca_file}"))
@@ -428,7 +433,7 @@ def _admin_call(data_dir: Path, method: str, path: str, payload: dict[str, Any] 
     try:
         base = read_running(data_dir)["scenario-admin"].rstrip("/")
     except (FileNotFoundError, KeyError, ValueError) as exc:
-        raise SystemExit(_error(f"no running sandbox found: {exc}")) from None
+        raise CliError(f"{exc}: start it (mycarenet-ic sandbox), or give the running sandbox's --data-dir") from None
     data = json.dumps(payload).encode() if payload is not None else None
     req = urllib.request.Request(base + path, data=data, method=method,  # noqa: S310 - loopback URL we wrote
                                  headers={"Authorization": f"Bearer {admin_token(data_dir)}",
@@ -448,7 +453,8 @@ def _admin_call(data_dir: Path, method: str, path: str, payload: dict[str, Any] 
             message = f"{exc.code} {exc.reason}"
         raise SystemExit(_error(message)) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise SystemExit(_error(f"the sandbox's admin endpoint {base} did not answer: {exc}")) from None
+        raise CliError(f"the sandbox's admin endpoint {base} did not answer ({exc}): is the sandbox still running? "
+                       "start it again") from None
 
 
 def cmd_scenario(args: argparse.Namespace) -> int:
@@ -730,11 +736,11 @@ def cmd_premium_nurses(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mycarenet-ic", description="A local MyCareNet in a box.")
+    from mycarenet_ic.cli_support import Parser, add_global_options
+
+    parser: argparse.ArgumentParser = Parser(prog="mycarenet-ic", description="A local MyCareNet in a box.")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", default=None,
-                        help="certificates, database, scenario state "
-                        f"(default: $MYCARENET_DATA_DIR or {DEFAULT_DATA_DIR})")
+    add_global_options(parser, common)  # --data-dir, --verbose, --log-level: before the subcommand or after
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", parents=[common],
@@ -844,10 +850,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=0.5, help="with -f: seconds between looks (default 0.5)")
     p.set_defaults(func=cmd_inspect_tail)
 
-    from mycarenet_ic.conformance import cli as conformance
-
-    conformance.register(sub, common)
-
     muts = sub.add_parser("mutations", help="the National Register's mutation feed").add_subparsers(
         dest="mutations_command", required=True)
     p = muts.add_parser("sync", parents=[common], help="apply new NISS changes and deaths to the inclusions now")
@@ -857,7 +859,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = export.add_parser("insurers", parents=[common],
                           help="write, per insurer, the declarations and modifications not yet exported")
     p.add_argument("--out", required=True, help="directory for the XML files")
-    p.add_argument("--since", help="re-export everything from this date (YYYY-MM-DD); the cursor is not moved")
+    p.add_argument("--since", type=iso_date,
+                   help="re-export everything from this date (YYYY-MM-DD); the cursor is not moved")
     p.set_defaults(func=cmd_export_insurers)
     p = export.add_parser("research", parents=[common],
                           help="the consenting patients' inclusions for research: double-coded, wide classes, "
@@ -865,23 +868,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--purpose", required=True, help="why this extraction is made (written to the access journal)")
     p.add_argument("--out", required=True, help="directory for the CSV file")
     p.add_argument("--project", help="the research project the codes are for (default: this extraction alone)")
-    p.add_argument("--as-of", help="the day the data are taken on (default: today)")
+    p.add_argument("--as-of", type=iso_date, help="the day the data are taken on (default: today)")
     p.add_argument("--token", help="the data directory's admin token (default: $MYCARENET_ADMIN_TOKEN)")
     p.set_defaults(func=cmd_export_research)
     p = export.add_parser("research-purge", parents=[common],
                           help="destroy the research samples whose 30 years are over (seed 003 art. 4)")
-    p.add_argument("--as-of", help="the day the retention is counted on (default: today)")
+    p.add_argument("--as-of", type=iso_date, help="the day the retention is counted on (default: today)")
     p.add_argument("--token", help="the data directory's admin token (default: $MYCARENET_ADMIN_TOKEN)")
     p.set_defaults(func=cmd_purge_research)
 
     p = sub.add_parser("purge", parents=[common], help="delete inclusions that ended more than 10 years ago")
-    p.add_argument("--as-of", help="the date the 10 years are counted back from (default: today)")
+    p.add_argument("--as-of", type=iso_date, help="the date the 10 years are counted back from (default: today)")
     p.set_defaults(func=cmd_purge)
 
     p = sub.add_parser("statistics", parents=[common],
                        help="Integrated Care patients per project, status, consent, age band and insurer "
                        "(aggregates only, small cells suppressed)")
-    p.add_argument("--as-of", help="count the inclusions in effect on this date (default: today)")
+    p.add_argument("--as-of", type=iso_date, help="count the inclusions in effect on this date (default: today)")
     p.add_argument("--project", help="one project's NIHII (default: every project)")
     p.add_argument("--json", action="store_true", help="the counts as JSON (the export)")
     p.set_defaults(func=cmd_statistics)
@@ -926,11 +929,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
+    from mycarenet_ic.cli_support import start_command
+
     args = build_parser().parse_args(argv)
     try:
+        start_command(args)  # logging; the data directory checked (and named); DATABASE_URL checked
         code = int(args.func(args))
         sys.stdout.flush()  # here, where a closed pipe is handled, not at exit
         return code
+    except CliError as exc:  # something the person can fix: what and how, in one line
+        print(_error(exc), file=sys.stderr)
+        return 2
     except BrokenPipeError:  # ``… | head``: the reader has what it wanted
         _silence_stdout()
         return 1

@@ -7,10 +7,10 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_DATA_DIR = Path("var") / "sandbox"
+from mycarenet_ic.datadir import default_data_dir
 
 # Keys, secrets and the database are the owner's only (files 0600, directories 0700), whatever the umask,
 # and files an older version left wider are tightened when they are next opened.
@@ -84,7 +84,9 @@ def secret_file(path: Path, make: Callable[[], bytes]) -> bytes:
 
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = DEFAULT_DATA_DIR
+    # One per user wherever a command is run (datadir.default_data_dir); MYCARENET_DATA_DIR or --data-dir
+    # name another.
+    data_dir: Path = field(default_factory=default_data_dir)
     # None: a SQLite file in the data directory.
     database_url: str | None = None
     host: str = "127.0.0.1"

@@ -94,9 +94,13 @@ class Sandbox:
     stopped: threading.Event = field(default_factory=threading.Event)
 
     def start(self, port: int = 0) -> dict[str, str]:
+        from mycarenet_ic.config import owner_only_dir
+        from mycarenet_ic.datadir import SandboxLock
         from mycarenet_ic.stubs.admin import ScenarioAdmin, admin_token
         from mycarenet_ic.stubs.scenario import Scenario
 
+        # One sandbox per data directory: a second is refused before it changes anything of the first's.
+        self.lock = SandboxLock(owner_only_dir(self.settings.data_dir)).acquire()
         self.platform = Platform.prepared(self.settings)
         self.scenario = Scenario.for_data_dir(self.settings.data_dir, reset=self.reset_scenario)
         # The scenario's injected faults, on every endpoint made from here on (a sandbox tool).
@@ -159,13 +163,21 @@ class Sandbox:
         self.served.clear()
         if hasattr(self, "platform"):
             self.platform.close()
-        (self.settings.data_dir / "sandbox.json").unlink(missing_ok=True)
+        lock = getattr(self, "lock", None)
+        if lock is not None and lock.held:  # only the sandbox serving the directory removes its state
+            (self.settings.data_dir / "sandbox.json").unlink(missing_ok=True)
+            lock.release()
         self.stopped.set()
 
 
 def read_running(data_dir: Path) -> dict[str, str]:
     """The URLs of the sandbox running on ``data_dir`` (written by :meth:`Sandbox.start`)."""
+    from mycarenet_ic.datadir import sandbox_is_running
+
     state = Path(data_dir) / "sandbox.json"
     if not state.exists():
         raise FileNotFoundError(f"no sandbox is running on {data_dir} (no {state})")
+    if not sandbox_is_running(data_dir):
+        raise FileNotFoundError(f"no sandbox is running on {data_dir} (its {state.name} was left by one that "
+                                "is gone)")
     return dict(json.loads(state.read_text())["services"])

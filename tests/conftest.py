@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +22,13 @@ from mycarenet_ic.security.wssec import MemoryReplayCache, Signer, Verifier
 from tests import support
 
 BACKENDS = ["sqlite", "postgres"]
+
+# No test uses the per-user data directory (mycarenet_ic.datadir.default_data_dir: a person's real sandbox):
+# a command or Settings given none uses this run's own, removed at the end (subprocesses inherit both).
+_OWN_DATA = Path(tempfile.mkdtemp(prefix="mycarenet-tests-"))
+atexit.register(shutil.rmtree, _OWN_DATA, ignore_errors=True)
+os.environ["MYCARENET_DATA_DIR"] = str(_OWN_DATA / "data")
+os.environ["XDG_DATA_HOME"] = str(_OWN_DATA / "xdg")
 KINDS = ("unit", "contract", "integration")
 
 

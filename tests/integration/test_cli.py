@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import pty
 import queue
 import signal
 import subprocess
@@ -260,3 +262,104 @@ def test_export_and_purge_audit_rows_name_the_command_that_ran_them(
     batch = [(r["operation"], r["caller"]) for r in platform.audit.rows()
              if r["operation"] in ("ExportInsurers", "Purge")]
     assert batch == [("ExportInsurers", "platform:export"), ("Purge", "platform:purge")]
+
+
+def _cli(*args: str, cwd: Path, env: dict[str, str], stderr: Any = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mycarenet_ic", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=stderr, text=True, timeout=120, check=False)
+
+
+def test_one_data_directory_wherever_the_command_is_run(tmp_path: Path) -> None:
+    """Given none, every command of a user takes the same per-user directory and says so: ``certs issue`` run
+    elsewhere issues from the CA ``certs init`` made, and no ./var/sandbox appears where they ran."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MYCARENET_DATA_DIR", "DATABASE_URL")}
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+    own = tmp_path / "xdg" / "mycarenet-ic"
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    there.mkdir()
+    made = _cli("certs", "init", cwd=here, env=env)
+    assert made.returncode == 0 and made.stderr.startswith(f"data directory: {own} (the default;"), made.stderr
+    issued = _cli("certs", "issue", "--quality", "doctor", "--ssin", support.DOCTOR_SSIN, "--out", "me",
+                  "--name", "me", cwd=there, env=env)
+    assert issued.returncode == 0 and f"data directory: {own} (the default;" in issued.stderr, issued.stderr
+    ca = x509.load_pem_x509_certificate((own / "pki" / "ca.cert.pem").read_bytes())
+    cert = x509.load_pem_x509_certificate((there / "me" / "me.cert.pem").read_bytes())
+    cert.verify_directly_issued_by(ca)  # raises unless the one CA signed it
+    assert not (here / "var").exists() and not (there / "var").exists()
+    assert sorted(p.name for p in (tmp_path / "xdg").iterdir()) == ["mycarenet-ic"]
+
+
+def test_global_options_before_or_after_the_subcommand_and_the_directory_named(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    before = _cli("--data-dir", str(tmp_path / "a"), "--log-level", "info", "certs", "init", cwd=tmp_path, env=env)
+    after = _cli("certs", "init", "--data-dir", str(tmp_path / "b"), "--verbose", cwd=tmp_path, env=env)
+    both = _cli("--data-dir", str(tmp_path / "ignored"), "certs", "init", "--data-dir", str(tmp_path / "c"),
+                cwd=tmp_path, env=env)
+    for done, name in ((before, "a"), (after, "b"), (both, "c")):
+        assert done.returncode == 0 and f"sandbox PKI in {tmp_path / name}/pki" in done.stdout, done
+        assert done.stderr == ""  # named by the caller and not on a terminal: nothing to say
+    assert not (tmp_path / "ignored").exists()
+    # On a terminal the directory is always named (stderr), whoever named it.
+    primary, secondary = pty.openpty()
+    try:
+        shown = _cli("certs", "init", "--data-dir", str(tmp_path / "a"), cwd=tmp_path, env=env, stderr=secondary)
+        os.close(secondary)
+        secondary = -1
+        said = b""
+        with contextlib.suppress(OSError):  # EIO once the child's end is closed and everything read
+            while chunk := os.read(primary, 4096):
+                said += chunk
+    finally:
+        os.close(primary)
+        if secondary != -1:
+            os.close(secondary)
+    assert shown.returncode == 0 and said.decode().strip() == f"data directory: {tmp_path / 'a'}"
+
+
+def test_a_second_sandbox_on_a_data_directory_is_refused_a_crashed_one_does_not_block(tmp_path: Path) -> None:
+    from mycarenet_ic.sandbox import read_running
+
+    data = tmp_path / "data"
+    data.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    # A sandbox killed outright (no stop, no cleanup): its lock file and sandbox.json stay behind.
+    crash = ("import json, os, signal, sys; from pathlib import Path; from mycarenet_ic.datadir import SandboxLock;"
+             "d = Path(sys.argv[1]); SandboxLock(d).acquire();"
+             "(d / 'sandbox.json').write_text(json.dumps({'services': {'sts': 'https://127.0.0.1:1/sts'}}));"
+             "os.kill(os.getpid(), signal.SIGKILL)")
+    assert subprocess.run([sys.executable, "-c", crash, str(data)], env=env, timeout=60).returncode == -signal.SIGKILL
+    assert (data / "sandbox.lock").exists() and (data / "sandbox.json").exists()
+    with pytest.raises(FileNotFoundError, match="was left by one that is gone"):
+        read_running(data)
+    with support.running_sandbox(data) as box:  # the dead one's lock does not block
+        state = (data / "sandbox.json").read_text()
+        assert read_running(data) == box.urls
+        second = _cli("sandbox", "--data-dir", str(data), "--port", "0", cwd=tmp_path, env=env)
+        assert second.returncode == 2 and second.stdout == "", second
+        assert second.stderr == (f"error: a sandbox is already running on {data} (process {os.getpid()}; its "
+                                 "addresses are in sandbox.json): use that one, stop it first, or give --data-dir "
+                                 "(or MYCARENET_DATA_DIR) for a second sandbox\n")
+        assert (data / "sandbox.json").read_text() == state  # the running one's state untouched
+        assert requests.get(box.urls["sts"] + "?wsdl", timeout=10).status_code == 200
+    assert not (data / "sandbox.json").exists()
+    with pytest.raises(FileNotFoundError, match="no sandbox is running"):
+        read_running(data)
+
+
+@pytest.mark.parametrize(("url", "extras"), [("postgresql://me@127.0.0.1:5432/db", "postgres"),
+                                             ("postgresql+psycopg://me@127.0.0.1/db", "postgres"), ("", "")])
+def test_scripts_sandbox_installs_the_postgresql_driver_when_the_database_is_postgresql(
+        tmp_path: Path, url: str, extras: str) -> None:
+    """scripts/sandbox as it is, beside a lib.sh that records what it is asked to install and a stand-in command."""
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "sandbox").write_bytes((root / "scripts" / "sandbox").read_bytes())
+    (tmp_path / "scripts" / "lib.sh").write_text('ensure_venv() { echo "extras=[$1]" > asked; }\n')
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "mycarenet-ic").write_text('#!/bin/sh\necho "ran $*"\n')
+    (tmp_path / ".venv" / "bin" / "mycarenet-ic").chmod(0o755)
+    done = subprocess.run(["bash", str(tmp_path / "scripts" / "sandbox"), "--port", "0"], capture_output=True,
+                          text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "DATABASE_URL": url}, check=False)
+    assert done.returncode == 0 and done.stdout == "ran sandbox --port 0\n", done
+    assert (tmp_path / "asked").read_text() == f"extras=[{extras}]\n"

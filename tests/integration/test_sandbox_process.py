@@ -137,7 +137,7 @@ def test_a_sandbox_that_cannot_start_says_so_in_one_line_and_leaves_no_port_serv
         assert proc.stdout is not None
         out = proc.stdout.read()
         stderr = err.read_text()
-        assert code == 1, (out, stderr)
+        assert code == 2, (out, stderr)  # a port in use: something the person can fix (cli_support.start_failure)
         assert b"READY" not in out
         lines = [line for line in stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error: "), stderr
