@@ -850,6 +850,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=0.5, help="with -f: seconds between looks (default 0.5)")
     p.set_defaults(func=cmd_inspect_tail)
 
+    from mycarenet_ic.conformance import cli as conformance
+
+    conformance.register(sub, common)
+
     muts = sub.add_parser("mutations", help="the National Register's mutation feed").add_subparsers(
         dest="mutations_command", required=True)
     p = muts.add_parser("sync", parents=[common], help="apply new NISS changes and deaths to the inclusions now")

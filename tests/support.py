@@ -21,6 +21,8 @@ import requests
 from lxml import etree
 
 from mycarenet_ic import ns
+from mycarenet_ic.clients.raw import envelope as envelope  # the tests use them from here
+from mycarenet_ic.clients.raw import to_bytes as to_bytes
 from mycarenet_ic.security.wssec import Signer
 from mycarenet_ic.soap.faults import descriptive_code
 
@@ -67,19 +69,8 @@ def commons_request(element: str, ns: str, version: int, blob: bytes, patient: s
     return build(element, ns, version, blob, patient, day, reference, DOCTOR_NIHII, DOCTOR_SSIN)
 
 
-def envelope(body_xml: str) -> etree._Element:
-    return etree.fromstring(
-        f'<soap:Envelope xmlns:soap="{ns.SOAP11_ENV}"><soap:Header/><soap:Body>{body_xml}</soap:Body></soap:Envelope>'
-        .encode()
-    )
-
-
 def signed(signer: Signer, body_xml: str, when: dt.datetime | None = None) -> etree._Element:
     return signer.sign(envelope(body_xml), now=when)
-
-
-def to_bytes(root: etree._Element) -> bytes:
-    return etree.tostring(root, encoding="UTF-8", xml_declaration=True)
 
 
 @dataclass

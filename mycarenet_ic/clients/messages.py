@@ -51,11 +51,12 @@ def attribute_query(issuer: str, subject: str, start: dt.date, end: dt.date,
 
 def tariff_request(author: str, author_ssin: str, patient: str, day: dt.date, codes: list[str],
                    justification: str | None = None, gmd_manager: str | None = None,
-                   transaction: str = "tariff") -> bytes:
+                   transaction: str = "tariff", request_id: str | None = None) -> bytes:
     """A message-services RetrieveTransactionRequest as a tariff client builds it: the roots in the protocol
     namespace, ``request``/``select``/``patient``/``transaction`` and their children (``transaction/item``
     included) in the core namespace, what an item or an author holds in KMEHR. ``justification`` is a
-    CD-MYCARENET-JUSTIFICATION code (``2``, ``7``)."""
+    CD-MYCARENET-JUSTIFICATION code (``2``, ``7``); ``request_id``: the request's ID-KMEHR (default
+    ``{author}.{timestamp}``, to the second)."""
     items = [f'<mc:item><k:id S="ID-KMEHR" SV="1.0">1</k:id><k:cd S="CD-ITEM" SV="1.0">encounterdatetime</k:cd>'
              f"<k:content><k:date>{day}</k:date></k:content></mc:item>"]
     for n, code in enumerate(codes, 2):
@@ -72,7 +73,7 @@ def tariff_request(author: str, author_ssin: str, patient: str, day: dt.date, co
     now = dt.datetime.now()
     return (f'<mp:RetrieveTransactionRequest xmlns:mp="{MESSAGESERVICES_PROTOCOL}" '
             f'xmlns:mc="{MESSAGESERVICES_CORE}" xmlns:k="{KMEHR}">'
-            f'<mc:request><mc:id S="ID-KMEHR" SV="1.0">{author}.{now:%Y%m%d%H%M%S}</mc:id>'
+            f'<mc:request><mc:id S="ID-KMEHR" SV="1.0">{request_id or f"{author}.{now:%Y%m%d%H%M%S}"}</mc:id>'
             f'<mc:author><k:hcparty><k:id S="ID-HCPARTY" SV="1.0">{author}</k:id>'
             f'<k:id S="INSS" SV="1.0">{author_ssin}</k:id><k:cd S="CD-HCPARTY" SV="1.1">persphysician</k:cd>'
             f"</k:hcparty></mc:author><mc:date>{now.date()}</mc:date><mc:time>{now:%H:%M:%S}</mc:time></mc:request>"
@@ -81,19 +82,22 @@ def tariff_request(author: str, author_ssin: str, patient: str, day: dt.date, co
             "</mc:transaction></mc:select></mp:RetrieveTransactionRequest>").encode()
 
 
-def commons_request(element: str, ns: str, version: int, blob: bytes, patient: str, day: dt.date,
-                    reference: str, provider_nihii: str, provider_ssin: str) -> str:
+def commons_request(element: str, ns: str, version: int, blob: bytes, patient: str | None, day: dt.date,
+                    reference: str, provider_nihii: str, provider_ssin: str | None, quality: str = "doctor",
+                    request_id: str | None = None, issue_instant: str | None = None) -> str:
     """A MyCareNet commons request body (CommonInput, Routing, Detail) built by hand, the way the public
-    contract spells it: ``element`` in ``ns``, its children in commons protocol v``version``, theirs in core."""
+    contract spells it: ``element`` in ``ns``, its children in commons protocol v``version``, theirs in core.
+    ``patient`` None: no Routing; ``provider_ssin`` None: an organisation (no PhysicalPerson)."""
     protocol, core = commons_protocol(version), commons_core(version)
     detail = base64.b64encode(blob).decode()
-    return (f'<x:{element} xmlns:x="{ns}" xmlns:p="{protocol}" xmlns:c="{core}" Id="_{secrets.token_hex(8)}" '
-            f'IssueInstant="{_now()}">'
+    person = f"<c:PhysicalPerson><c:Ssin>{provider_ssin}</c:Ssin></c:PhysicalPerson>" if provider_ssin else ""
+    routing = (f"<p:Routing><c:CareReceiver><c:Ssin>{patient}</c:Ssin></c:CareReceiver>"
+               f"<c:ReferenceDate>{day}</c:ReferenceDate></p:Routing>") if patient is not None else ""
+    return (f'<x:{element} xmlns:x="{ns}" xmlns:p="{protocol}" xmlns:c="{core}" '
+            f'Id="{request_id or "_" + secrets.token_hex(8)}" IssueInstant="{issue_instant or _now()}">'
             "<p:CommonInput><c:Request><c:IsTest>true</c:IsTest></c:Request><c:Origin><c:Package>"
             "<c:Name>hand</c:Name><c:License><c:Username>u</c:Username><c:Password>p</c:Password></c:License>"
-            f"</c:Package><c:CareProvider><c:Nihii><c:Quality>doctor</c:Quality><c:Value>{provider_nihii}</c:Value>"
-            f"</c:Nihii><c:PhysicalPerson><c:Ssin>{provider_ssin}</c:Ssin></c:PhysicalPerson></c:CareProvider>"
-            f"</c:Origin><c:InputReference>{reference}</c:InputReference></p:CommonInput>"
-            f"<p:Routing><c:CareReceiver><c:Ssin>{patient}</c:Ssin></c:CareReceiver>"
-            f"<c:ReferenceDate>{day}</c:ReferenceDate></p:Routing>"
+            f"</c:Package><c:CareProvider><c:Nihii><c:Quality>{quality}</c:Quality><c:Value>{provider_nihii}</c:Value>"
+            f"</c:Nihii>{person}</c:CareProvider>"
+            f"</c:Origin><c:InputReference>{reference}</c:InputReference></p:CommonInput>{routing}"
             f'<p:Detail ContentEncoding="none" ContentType="text/xml">{detail}</p:Detail></x:{element}>')

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -132,4 +145,30 @@ research_journal = Table(
     Column("file_sha256", String(64), nullable=False),
     Column("destroy_after", Date, nullable=False, index=True),
     Column("purged_at", DateTime(timezone=True), nullable=True),
+)
+
+# The web application's sessions (issue 15), in the database so that they survive a restart and every
+# worker sees them: keyed by the SHA-256 of the session id (the cookie's value is stored nowhere), what a
+# session holds (the identity, the patient looked at) sealed; times in seconds since the epoch.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("csrf", String(64), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("seen", Float, nullable=False, index=True),
+    Column("signed_in", Boolean, nullable=False),
+    Column("state", Text, nullable=False),
+)
+
+# The sign-in throttle's attempts within its window (older ones are deleted): one row per attempt and key
+# (a hash of a keyed pseudonym: no NISS, no address).
+web_signin_attempts = Table(
+    "web_signin_attempts",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("attempt", String(32), nullable=False, index=True),
+    Column("key", String(64), nullable=False),
+    Column("at", Float, nullable=False, index=True),
+    Index("ix_web_signin_attempts_key_at", "key", "at"),
 )

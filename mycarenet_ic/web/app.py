@@ -196,8 +196,10 @@ def create_app(platform: Any, gateways: Any, integrated_care: IntegratedCare | N
     """The web application of one platform (:class:`mycarenet_ic.app.Platform`) and its gateways."""
     ic = integrated_care or platform.integrated_care(gateways)
     idp = IdentityProvider(TotpSecrets(platform.settings.data_dir, platform.pseudonymiser), gateways.cobrha,
-                           gateways.attribute_authority, gateways.national_register, platform.audit)
-    web = WebApp(ic, idp, gateways.cobrha, platform.audit, sessions or SessionStore(idle_seconds), page_size)
+                           gateways.attribute_authority, gateways.national_register, platform.audit, platform.engine,
+                           platform.replay)
+    web = WebApp(ic, idp, gateways.cobrha, platform.audit,
+                 sessions or SessionStore(platform.engine, platform.sealer, idle_seconds), page_size)
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=64 * 1024, TEMPLATES_AUTO_RELOAD=False)
     app.extensions["mycarenet-web"] = web
@@ -267,6 +269,8 @@ def _routes(app: Flask, web: WebApp) -> None:  # noqa: C901 - the routes of one 
 
     @app.after_request
     def after(resp: Response) -> Response:
+        if g.get("session") is not None:
+            web.sessions.save(g.session)   # what the request changed in it (the patient, the notices)
         resp.headers["Cache-Control"] = "no-store"
         resp.headers["Pragma"] = "no-cache"
         resp.headers["X-Content-Type-Options"] = "nosniff"

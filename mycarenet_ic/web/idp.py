@@ -16,17 +16,18 @@ in :meth:`IdentityProvider.throttle_keys`), and every sign-in, taken or refused,
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import enum
-import itertools
-import threading
+import hashlib
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyotp
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.engine import Engine
 
 from mycarenet_ic.config import owner_only_dir, write_owner_only
 from mycarenet_ic.domain.identifiers import InvalidIdentifier, parse_niss
@@ -34,6 +35,8 @@ from mycarenet_ic.domain.inclusions import Role
 from mycarenet_ic.domain.qualities import CallerIdentity, Quality
 from mycarenet_ic.errors import AccessDenied
 from mycarenet_ic.persistence.pseudonym import Pseudonymiser
+from mycarenet_ic.persistence.tables import web_signin_attempts
+from mycarenet_ic.security.wssec import ReplayCache
 from mycarenet_ic.services.ports import AttributeAuthority, AuditEntry, AuditLog, Cobrha, NationalRegister
 from mycarenet_ic.services.requesters import active_organisation, checked_profession
 
@@ -41,6 +44,8 @@ ISSUER = "MyCareNet sandbox"
 SERVICE = "idp"
 # The subject the use cases and the audit see for a person signed in here (no certificate: the IdP vouches).
 SUBJECT = "SERIALNUMBER={ssin}, OU=eHealth IdP (sandbox), O=MyCareNet sandbox"
+TOTP_INTERVAL = 30  # seconds: pyotp's and every authenticator app's default
+_THROTTLE_LOCK = 0x6D636E5448  # the sign-in throttle's PostgreSQL advisory lock (any constant of its own)
 
 
 class Profile(enum.Enum):
@@ -110,70 +115,66 @@ class Attempt:
     """One sign-in attempt as the throttle counted it: against ``keys``, unless ``blocked_by`` names the
     bound (a key kind) that was already reached, in which case nothing was counted and nothing may be tried."""
 
-    id: int
+    id: str
     keys: tuple[str, ...]
     blocked_by: str | None = None
 
 
 class Throttle:
-    """Sign-in attempts counted per key within ``window`` seconds, each kind of key with its own limit.
+    """Sign-in attempts counted per key within ``window`` seconds, each kind of key with its own limit, in
+    the platform's database (table ``web_signin_attempts``): every worker counts with the others, and a
+    restart forgives nothing.
 
     :meth:`attempt` checks every key of an attempt and, when none is at its limit, counts the attempt against
-    all of them, in one step under one lock: a burst of parallel attempts gets exactly ``limit`` through,
-    never one more (checking then recording in two steps let several pass the check before any was
-    recorded). An attempt counts as a failure until :meth:`forgive` takes it back (its code was right)."""
+    all of them, in one transaction that holds the throttle's lock (SQLite: the write lock every writer
+    takes first; PostgreSQL: a transaction-level advisory lock): a burst of parallel attempts gets exactly
+    ``limit`` through, never one more (a check and a record in two steps let several pass the check
+    before any was recorded). An attempt counts as a failure until :meth:`forgive` takes it back (its code
+    was right). Rows older than the window are deleted by every attempt: the table stays bounded."""
 
-    def __init__(self, limits: Mapping[str, int], window: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limits, self.window, self.clock = dict(limits), window, clock
-        self._counted: dict[str, collections.deque[tuple[float, int]]] = {}
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
+    def __init__(self, engine: Engine, limits: Mapping[str, int], window: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.engine, self.limits, self.window, self.clock = engine, dict(limits), window, clock
+
+    @staticmethod
+    def _key(kind: str, key: str) -> str:
+        return hashlib.sha256(f"{kind}|{key}".encode()).hexdigest()
 
     def attempt(self, keys: Mapping[str, str]) -> Attempt:
         """``keys``: kind (one of ``limits``) → key. Blocked by the first kind at its limit, else counted."""
-        with self._lock:
+        table = web_signin_attempts
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _THROTTLE_LOCK})
             now = self.clock()
+            conn.execute(delete(table).where(table.c.at <= now - self.window))
             for kind, key in keys.items():
-                if len(self._recent(f"{kind}|{key}", now)) >= self.limits[kind]:
-                    return Attempt(0, (), blocked_by=kind)
-            attempt = Attempt(next(self._ids), tuple(f"{kind}|{key}" for kind, key in keys.items()))
-            for key in attempt.keys:
-                self._counted.setdefault(key, collections.deque()).append((now, attempt.id))
-            return attempt
+                counted = conn.execute(select(func.count()).select_from(table).where(
+                    table.c.key == self._key(kind, key), table.c.at > now - self.window)).scalar_one()
+                if counted >= self.limits[kind]:
+                    return Attempt("", (), blocked_by=kind)
+            attempt = Attempt(secrets.token_hex(16), tuple(self._key(kind, key) for kind, key in keys.items()))
+            conn.execute(table.insert(), [{"attempt": attempt.id, "key": key, "at": now} for key in attempt.keys])
+        return attempt
 
     def forgive(self, attempt: Attempt) -> None:
         """Take ``attempt`` back: it was no failure."""
-        with self._lock:
-            for key in attempt.keys:
-                kept = [entry for entry in self._counted.get(key, ()) if entry[1] != attempt.id]
-                if kept:
-                    self._counted[key] = collections.deque(kept)
-                else:
-                    self._counted.pop(key, None)
-
-    def _recent(self, key: str, now: float) -> collections.deque[tuple[float, int]]:
-        counted = self._counted.get(key, collections.deque())
-        while counted and counted[0][0] <= now - self.window:
-            counted.popleft()
-        if not counted:
-            self._counted.pop(key, None)
-        return counted
+        with self.engine.begin() as conn:
+            conn.execute(delete(web_signin_attempts).where(web_signin_attempts.c.attempt == attempt.id))
 
 
 class IdentityProvider:
     def __init__(self, secrets: TotpSecrets, cobrha: Cobrha, attribute_authority: AttributeAuthority,
-                 national_register: NationalRegister, audit: AuditLog, today: Callable[[], dt.date] = dt.date.today,
-                 max_failures: int = 5, lockout_seconds: float = 300.0,
+                 national_register: NationalRegister, audit: AuditLog, engine: Engine, replay: ReplayCache,
+                 today: Callable[[], dt.date] = dt.date.today, max_failures: int = 5, lockout_seconds: float = 300.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.secrets = secrets
         self.cobrha, self.aa, self.nr = cobrha, attribute_authority, national_register
-        self.audit = audit
+        self.audit, self.replay = audit, replay
         self.today = today
         self.clock = clock
-        self.throttle = Throttle({"address+account": max_failures, "account": max_failures * 2,
-                                  "all": max_failures * 20}, lockout_seconds)
-        self._last_step: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self.throttle = Throttle(engine, {"address+account": max_failures, "account": max_failures * 2,
+                                          "all": max_failures * 20}, lockout_seconds)
 
     # -- who may enter ---------------------------------------------------------------------------------
     def identity(self, ssin: str, profile: Profile) -> CallerIdentity:
@@ -266,21 +267,31 @@ class IdentityProvider:
         if step is None:
             raise SignInRefused("not enrolled" if secret is None else "wrong or expired code")
         self.throttle.forgive(attempt)   # the code was right (taken already or not): no guess to count
-        with self._lock:
-            if self._last_step.get(ssin, -1) >= step:
-                raise SignInRefused("code already used")
-            self._last_step[ssin] = step
+        if not self._take(ssin, step):
+            raise SignInRefused("code already used")
         try:
             identity = self.identity(ssin, profile)
         except AccessDenied as exc:
             raise SignInRefused(f"may not enter as {profile.value}: {exc.reason}") from None
         return identity
 
+    def _take(self, ssin: str, step: int) -> bool:
+        """Whether the code of ``step`` is taken now for the first time, in the replay cache every worker
+        shares; the step before it is taken with it (a code older than one already taken is no good)."""
+        def key(at: int) -> str:
+            return self.secrets.pseudonymiser.pseudonym(f"{ssin}|{at}", "idp-totp")
+
+        expires = dt.datetime.fromtimestamp((step + 3) * TOTP_INTERVAL, dt.UTC)
+        if not self.replay.check_and_store(key(step), expires):
+            return False
+        self.replay.check_and_store(key(step - 1), expires)
+        return True
+
     def _step(self, secret: str | None, code: str) -> int | None:
         """The time step ``code`` is valid for (this one or the one before, for a clock a little behind)."""
         if secret is None or not (code.isdigit() and len(code) == 6):
             return None
-        totp = pyotp.TOTP(secret)
+        totp = pyotp.TOTP(secret, interval=TOTP_INTERVAL)
         now = self.clock()
         for drift in (0, -1):
             at = now + drift * totp.interval
