@@ -21,6 +21,7 @@ like all its services, takes a signed request and signs its answer.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 
 from lxml import etree
 
@@ -87,7 +88,7 @@ def get_etk(registry: EtkRegistry, asked: list[EtkIdentifier]) -> tuple[str, str
     return "404", "No ETK found.", None, [], [("NO_MATCHING_ETK", "No ETK matches the search criteria.")]
 
 
-def make_handler(registry: EtkRegistry):  # type: ignore[no-untyped-def]
+def make_handler(registry: EtkRegistry) -> Callable[[etree._Element, Call], etree._Element]:
     def handle(payload: etree._Element, call: Call) -> etree._Element:
         """Handles ``GetEtkRequest``."""
         criteria = payload.find(_q("SearchCriteria"))

@@ -72,7 +72,9 @@ def vendor(sandbox: Sandbox) -> Vendor:
 
 
 def _status(saml: bytes) -> str:
-    return etree.fromstring(saml).find("{*}Status/{*}StatusCode").get("Value") or ""  # type: ignore[union-attr]
+    code = etree.fromstring(saml).find("{*}Status/{*}StatusCode")
+    assert code is not None
+    return code.get("Value") or ""
 
 
 def test_the_depot_gives_the_platform_the_insurers_and_an_issued_holder(vendor: Vendor, sandbox: Sandbox) -> None:
