@@ -318,16 +318,12 @@ def _inspector(args: argparse.Namespace, what: str) -> Any:
 
 def _since(raw: str) -> Any:
     """A time: ISO 8601 (a date, or a date and time, UTC unless it says), or an age: 90s, 10m, 2h, 1d."""
-    import datetime as dt
+    from mycarenet_ic.inspector.views import parse_time
 
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
     try:
-        if raw[-1:] in units and raw[:-1].isdigit():
-            return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=int(raw[:-1]) * units[raw[-1]])
-        moment = dt.datetime.fromisoformat(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a time (ISO 8601) or an age (90s, 10m, 2h, 1d): {raw!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+        return parse_time(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _filters(args: argparse.Namespace) -> Any:

@@ -85,12 +85,26 @@ def _exchange(row: Any, with_bodies: bool) -> Exchange:
 
 @dataclass(frozen=True)
 class Filters:
-    """What ``list`` keeps: each given field must match exactly; ``since`` is the earliest time."""
+    """What ``list`` keeps: each given field must match exactly; ``since`` is the earliest time, ``until``
+    the latest (both included)."""
 
     service: str | None = None
     caller: str | None = None
     outcome: str | None = None
     since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+    def where(self, query: Any) -> Any:
+        """``query`` (on the exchange table) narrowed to what these filters keep."""
+        t = exchange_table
+        for column, value in (("service", self.service), ("caller", self.caller), ("outcome", self.outcome)):
+            if value is not None:
+                query = query.where(t.c[column] == value)
+        if self.since is not None:
+            query = query.where(t.c.at >= _at(self.since))
+        if self.until is not None:
+            query = query.where(t.c.at <= _at(self.until))
+        return query
 
 
 class InspectorStore:
@@ -144,23 +158,29 @@ class InspectorStore:
         if newest is not None and newest > self.max_exchanges:
             conn.execute(delete(exchange_table).where(exchange_table.c.id <= newest - self.max_exchanges))
 
-    def list(self, filters: Filters = Filters(), limit: int = 50, after: int | None = None) -> list[Exchange]:
-        """Summaries (no bodies): the newest ``limit`` matching, newest first; with ``after``, the ones
-        stored after that id, oldest first (what a follower reads)."""
+    def list(self, filters: Filters = Filters(), limit: int = 50, after: int | None = None,
+             offset: int = 0) -> list[Exchange]:
+        """Summaries (no bodies): the newest ``limit`` matching (past the ``offset`` newest), newest first; with
+        ``after``, the ones stored after that id, oldest first (what a follower reads)."""
         t = exchange_table
-        query = select(*_SUMMARY)
-        for column, value in (("service", filters.service), ("caller", filters.caller),
-                              ("outcome", filters.outcome)):
-            if value is not None:
-                query = query.where(t.c[column] == value)
-        if filters.since is not None:
-            query = query.where(t.c.at >= _at(filters.since))
+        query = filters.where(select(*_SUMMARY))
         if after is not None:
             query = query.where(t.c.id > after).order_by(t.c.id)
         else:
             query = query.order_by(t.c.id.desc())
         with reading(self.engine) as conn:
-            return [_exchange(row, False) for row in conn.execute(query.limit(limit))]
+            return [_exchange(row, False) for row in conn.execute(query.limit(limit).offset(offset))]
+
+    def matching(self, filters: Filters) -> int:
+        """How many exchanges ``filters`` keep (a page count)."""
+        with reading(self.engine) as conn:
+            return int(conn.execute(filters.where(select(func.count()).select_from(exchange_table))).scalar_one())
+
+    def services(self) -> tuple[str, ...]:
+        """The services of the exchanges kept, by name (what a filter may choose from)."""
+        with reading(self.engine) as conn:
+            return tuple(conn.execute(select(exchange_table.c.service).distinct().order_by(
+                exchange_table.c.service)).scalars())
 
     def get(self, exchange_id: int) -> Exchange | None:
         with reading(self.engine) as conn:

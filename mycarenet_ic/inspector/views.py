@@ -11,7 +11,9 @@ import base64
 import binascii
 import datetime as dt
 import difflib
+import io
 import json
+import zipfile
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any
@@ -115,10 +117,28 @@ def full_text(exchange: Exchange) -> str:
     return "\n".join(part.rstrip("\n") for part in parts) + "\n"
 
 
+def signature_verdict(exchange: Exchange) -> str:
+    """What became of the request's signature: "refused" (the verifier said no: ``reason`` says why),
+    "verified" (a caller was identified from it), "not checked" (refused before, or no signed caller)."""
+    if exchange.code == "SECURITY_ERROR":
+        return "refused"
+    return "verified" if exchange.caller != "unknown" else "not checked"
+
+
+def reason_text(exchange: Exchange) -> str:
+    """The outcome, the signature's verdict and the true reason of a refusal, as a short text."""
+    text = f"outcome: {exchange.outcome} ({exchange.status})\nsignature: {signature_verdict(exchange)}\n"
+    if exchange.code:
+        text += f"code: {exchange.code}\nreason: {exchange.reason or ''}\n"
+    return text
+
+
 def files(exchange: Exchange) -> dict[str, bytes]:
-    """The exchange as files: the request and answer exactly as sent, the decoded blobs, the fields."""
+    """The exchange as files: the request and answer exactly as sent, the decoded blobs, the fields, the
+    outcome with the true reason."""
     out = {"exchange.json": (json.dumps(summary(exchange), indent=1) + "\n").encode(),
-           "request.xml": exchange.request, "answer.xml": exchange.answer}
+           "request.xml": exchange.request, "answer.xml": exchange.answer,
+           "reason.txt": reason_text(exchange).encode()}
     for blob in blobs(exchange):
         out[f"{blob.message}-blob-{blob.index}.{'xml' if blob.kind != 'undecodable' else 'txt'}"] = blob.text.encode()
     return out
@@ -130,3 +150,28 @@ def diff(a: Exchange, b: Exchange) -> str:
     def text(e: Exchange) -> list[str]:
         return full_text(replace(e, id=0, at=dt.datetime(1970, 1, 1, tzinfo=dt.UTC), duration_ms=0.0)).splitlines()
     return "\n".join(difflib.unified_diff(text(a), text(b), f"exchange {a.id}", f"exchange {b.id}", lineterm=""))
+
+
+def archive(exchange: Exchange) -> bytes:
+    """:func:`files` in one zip (what the browser view downloads), each under ``exchange-<id>/``."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as out:
+        for name, data in files(exchange).items():
+            out.writestr(f"exchange-{exchange.id}/{name}", data)
+    return buf.getvalue()
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def parse_time(raw: str, now: dt.datetime | None = None) -> dt.datetime:
+    """A time as a filter takes it: ISO 8601 (a date, or a date and time, UTC unless it says), or an age
+    before ``now``: 90s, 10m, 2h, 1d. ValueError says what it takes."""
+    raw = raw.strip()
+    try:
+        if raw[-1:] in _UNITS and raw[:-1].isdigit():
+            return (now or dt.datetime.now(dt.UTC)) - dt.timedelta(seconds=int(raw[:-1]) * _UNITS[raw[-1]])
+        moment = dt.datetime.fromisoformat(raw)
+    except (ValueError, OverflowError):
+        raise ValueError(f"not a time (ISO 8601) or an age (90s, 10m, 2h, 1d): {raw!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

@@ -208,6 +208,10 @@ def create_app(platform: Any, gateways: Any, integrated_care: IntegratedCare | N
         lambda message: i18n.translations(g.lang).gettext(message),
         lambda singular, plural, n: i18n.translations(g.lang).ngettext(singular, plural, n), newstyle=True)
     _routes(app, web)
+    from mycarenet_ic.web import inspector_pages, premium_pages  # the operator's inspector, the nurse's premium
+
+    inspector_pages.register(app, platform, idle_seconds)
+    premium_pages.register(app, platform)
     return app
 
 
