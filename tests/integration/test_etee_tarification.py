@@ -36,9 +36,12 @@ Doctor = tuple[Signer, KeyPair, bytes]  # the demo GP's signer, identity key pai
 
 
 def _body(service: str, blob: bytes, **attributes: str) -> str:
-    """A TarificationConsultationRequest of the demo GP, its Detail with ``attributes`` added."""
+    """A TarificationConsultationRequest of the demo GP, its Detail with ``attributes`` added (a ``ContentType``
+    replaces the plain one)."""
     body = support.commons_request("TarificationConsultationRequest", TAR, 2, blob, support.PATIENT_LINKED, DAY,
                                    f"etee-{service}")
+    if "ContentType" in attributes:
+        body = body.replace('ContentType="text/xml"', f'ContentType="{attributes.pop("ContentType")}"', 1)
     extra = "".join(f' {name}="{value}"' for name, value in attributes.items())
     return body.replace("<p:Detail ", f"<p:Detail{extra} ", 1)
 
@@ -71,6 +74,12 @@ CASES: dict[str, tuple[Callable[[Sandbox, Doctor, str], tuple[bytes, dict[str, s
                                                        {"ContentEncryption": FOR_PLATFORM}), "ContentEncryption"),
     "sealed for an insurer": (lambda box, doc, svc: (_sealed(box, doc, svc, "insurer"),
                                                      {"ContentEncryption": FOR_INSURER}), "ContentEncryption"),
+    "a broken seal": (lambda box, doc, svc: (_sealed(box, doc, svc, "platform")[:-40],
+                                             {"ContentEncryption": FOR_PLATFORM}), "ContentEncryption"),
+    "sealed, another content type": (lambda box, doc, svc: (_sealed(box, doc, svc, "platform"),
+                                                            {"ContentEncryption": FOR_PLATFORM,
+                                                             "ContentType": "application/pkcs7-mime"}),
+                                     "ContentEncryption"),
     "plain, naming the caller's ETK for a sealed answer": (
         lambda box, doc, svc: (_kmehr(svc), {"Etk": base64.b64encode(doc[2]).decode()}), "Etk"),
 }
