@@ -1,11 +1,12 @@
 """Accessibility of every page of the web application, the inspector and the nurse's premium (issue 15 item 3:
 labels, keyboard, contrast), checked in headless Chromium on the pages as served.
 
-On each page: every visible form control has a label (or an accessible name), every button and link a name;
-the page names its language and has one ``main`` and one ``h1``; every visible text has the WCAG 2.1 AA
-contrast against the background it is drawn on (4.5:1, 3:1 for large text); Tab from the top reaches every
-control (one stop per radio group) and each shows a focus ring that stands out (3:1) from the page. A person
-signs in and changes a consent with the keyboard alone. The harness (one browser, the steps) is test_web's.
+On each page: every visible form control has a label (or an accessible name), every button and link a name,
+every form that posts its CSRF token; the page names its language and has one ``main`` and one ``h1``; every
+visible text has the WCAG 2.1 AA contrast against the background it is drawn on (4.5:1, 3:1 for large text);
+Tab from the top reaches every control (one stop per radio group) and each shows a focus ring that stands out
+(3:1) from the page. A person signs in and changes a consent with the keyboard alone; a refusal reads in
+French and Dutch too. The harness (one browser, the steps) is test_web's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 
 from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.stubs.admin import admin_token
+from mycarenet_ic.web.i18n import translations
 from tests import support
 from tests.integration import test_web
 from tests.integration.test_integrated_care import ADMIN_LEUVEN, COORD_LEUVEN, NOBODY_INCLUDED, A
@@ -62,6 +64,9 @@ for (const el of document.querySelectorAll("input:not([type=hidden]), select, te
   if (!name(el)) problems.push("no label: " + where(el) + " name=" + el.name);
 for (const el of document.querySelectorAll("button, a[href]"))
   if (!(el.textContent.trim() || name(el))) problems.push("no name: " + where(el));
+for (const form of document.querySelectorAll("form"))
+  if (form.method === "post" && !(form.querySelector("input[type=hidden][name=csrf]") || {}).value)
+    problems.push("a form without its CSRF token: " + form.action);
 const ids = [...document.querySelectorAll("[id]")].map(e => e.id);
 if (new Set(ids).size !== ids.length) problems.push("duplicate ids");
 let texts = 0;
@@ -195,8 +200,15 @@ def test_the_pages_of_psi_staff_and_of_refusals(web: Web) -> None:
     assert web.all("section.inclusion")
     check_page(web)
     web.consult(NOBODY_INCLUDED)       # a refusal: the error message's colours too
-    assert web.all("#error")
+    assert web.by("#error").text == "No inclusion was found for this patient."
     check_page(web)
+    for language in ("fr", "nl"):      # the same refusal, in the language of the switch
+        web.open(f"/language/{language}?next=/home")
+        web.consult(NOBODY_INCLUDED)
+        assert web.by("#error").text == translations(language).gettext("No inclusion was found for this patient.")
+        assert web.by("html").get_attribute("lang") == language and "No inclusion" not in web.main()
+        check_page(web)
+    web.open("/language/en?next=/home")
     web.sign_in(COORD_LEUVEN, "psi-staff")
     web.open("/projects/91000153")
     assert web.all("tbody tr")
@@ -251,11 +263,13 @@ def test_the_checks_find_what_they_look_for(web: Web) -> None:
 
     bad = ('<html><head><title>bad</title><style>:focus { outline: 3px solid #ffbf47; }</style></head><body>'
            '<main><p style="color:#999">pale grey on white</p><h2 style="color:#fff;background:#ffbf47">pale</h2>'
-           '<input id="unlabelled"><a href="/x"></a><button id="b">ok</button><span id="b">twice</span>'
+           '<input id="unlabelled"><a href="/x"></a><form method="post"></form>'
+           '<button id="b">ok</button><span id="b">twice</span>'
            '<p style="color:#767676">#767676 on white: 4.54, enough</p></main></body></html>')
     web.driver.get("data:text/html;base64," + base64.b64encode(bad.encode()).decode())
     found = web.driver.execute_script(AUDIT)
     assert "html has no lang" in found and "not exactly one h1" in found and "duplicate ids" in found
+    assert any(f.startswith("a form without its CSRF token") for f in found)
     assert any(f.startswith("no label: input#unlabelled") for f in found)
     assert any(f.startswith("no name: a") for f in found)
     contrast = [f for f in found if f.startswith("contrast")]
