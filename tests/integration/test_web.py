@@ -397,3 +397,22 @@ def test_idp_enrol_prints_a_secret_that_signs_in(sandbox: Sandbox) -> None:
     for profile in (Profile.PHARMACIST, Profile.PSI_STAFF):
         with pytest.raises(AccessDenied):
             web_of(sandbox).idp.identity(doctor, profile)
+
+
+def test_the_national_registers_name_and_birth_date_are_shown_never_stored(web: Web) -> None:
+    web.sign_in(support.DOCTOR_SSIN, "provider")
+    web.consult(A)                     # linked to the doctor
+    assert web.by("#patient-name").text == "Peeters, Jan Pieter" and "1948" in web.by("#patient-birth").text
+    person = web.box.scenario.persons[A]
+    # Every table of the platform's database, every value as text: neither the name nor the birth date.
+    from sqlalchemy import MetaData, select
+
+    tables = MetaData()
+    tables.reflect(web.box.platform.engine)
+    with web.box.platform.engine.connect() as conn:
+        stored = " ".join(str(v) for t in tables.sorted_tables for row in conn.execute(select(t)) for v in row)
+    assert len(tables.sorted_tables) > 5 and "web_sessions" in tables.tables and A not in stored
+    born = dt.date.fromisoformat(person.birth_date)
+    for shown in (person.last_name, " ".join(person.first_names), born.isoformat(), born.strftime("%d/%m/%Y"),
+                  born.strftime("%Y%m%d")):
+        assert shown not in stored, shown

@@ -1,12 +1,13 @@
 """Accessibility of every page of the web application, the inspector and the nurse's premium (issue 15 item 3:
-labels, keyboard, contrast), checked in headless Chromium on the pages as served.
+labels, keyboard, contrast; server-rendered, working without JavaScript), checked in headless Chromium on the
+pages as served.
 
 On each page: every visible form control has a label (or an accessible name), every button and link a name,
-every form that posts its CSRF token; the page names its language and has one ``main`` and one ``h1``; every
-visible text has the WCAG 2.1 AA contrast against the background it is drawn on (4.5:1, 3:1 for large text);
-Tab from the top reaches every control (one stop per radio group) and each shows a focus ring that stands out
-(3:1) from the page. A person signs in and changes a consent with the keyboard alone; a refusal reads in
-French and Dutch too. The harness (one browser, the steps) is test_web's.
+every form that posts its CSRF token; no script nor script handler anywhere; the page names its language and
+has one ``main`` and one ``h1``; every visible text has the WCAG 2.1 AA contrast against the background it is
+drawn on (4.5:1, 3:1 for large text); Tab from the top reaches every control (one stop per radio group) and
+each shows a focus ring that stands out (3:1) from the page. A person signs in and changes a consent with the
+keyboard alone; a refusal reads in French and Dutch too. The harness (one browser, the steps) is test_web's.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ for (const el of document.querySelectorAll("button, a[href]"))
 for (const form of document.querySelectorAll("form"))
   if (form.method === "post" && !(form.querySelector("input[type=hidden][name=csrf]") || {}).value)
     problems.push("a form without its CSRF token: " + form.action);
+if (document.scripts.length) problems.push("a script: the pages work without JavaScript");
+for (const el of document.querySelectorAll("*"))
+  for (const a of el.attributes)
+    if (/^on/i.test(a.name)) problems.push("a script handler: " + where(el) + " " + a.name);
 const ids = [...document.querySelectorAll("[id]")].map(e => e.id);
 if (new Set(ids).size !== ids.length) problems.push("duplicate ids");
 let texts = 0;
@@ -264,12 +269,13 @@ def test_the_checks_find_what_they_look_for(web: Web) -> None:
     bad = ('<html><head><title>bad</title><style>:focus { outline: 3px solid #ffbf47; }</style></head><body>'
            '<main><p style="color:#999">pale grey on white</p><h2 style="color:#fff;background:#ffbf47">pale</h2>'
            '<input id="unlabelled"><a href="/x"></a><form method="post"></form>'
-           '<button id="b">ok</button><span id="b">twice</span>'
+           '<button id="b" onclick="x()">ok</button><span id="b">twice</span><script>1</script>'
            '<p style="color:#767676">#767676 on white: 4.54, enough</p></main></body></html>')
     web.driver.get("data:text/html;base64," + base64.b64encode(bad.encode()).decode())
     found = web.driver.execute_script(AUDIT)
     assert "html has no lang" in found and "not exactly one h1" in found and "duplicate ids" in found
     assert any(f.startswith("a form without its CSRF token") for f in found)
+    assert "a script: the pages work without JavaScript" in found and any("onclick" in f for f in found)
     assert any(f.startswith("no label: input#unlabelled") for f in found)
     assert any(f.startswith("no name: a") for f in found)
     contrast = [f for f in found if f.startswith("contrast")]
