@@ -24,7 +24,7 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mycarenet_ic.domain.inclusions import Consent, Status
+from mycarenet_ic.domain.inclusions import Consent, Status, first_of_next_month
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.errors import AccessDenied
 from mycarenet_ic.sandbox import Sandbox
@@ -416,3 +416,36 @@ def test_the_national_registers_name_and_birth_date_are_shown_never_stored(web: 
     for shown in (person.last_name, " ".join(person.first_names), born.isoformat(), born.strftime("%d/%m/%Y"),
                   born.strftime("%Y%m%d")):
         assert shown not in stored, shown
+
+
+GENT_ADMIN, PSI_GENT = "83060602231", "91000351"   # the PSI administrative of Boost Gent; its PSI
+
+
+def test_psi_administrative_changes_only_the_start_date_and_the_consent(web: Web) -> None:
+    web.sign_in(GENT_ADMIN, "psi-staff")
+    web.consult(C)                     # principal in Gent since 2026-01-05
+    (section,) = web.all("section.inclusion")   # the Gent inclusion only (another PSI's is no business of theirs)
+    offered = {e.get_attribute("name") for e in section.find_elements(
+        "css selector", "input:not([type=hidden]), select")}
+    assert offered == {"start", "consent", "consent_date"}     # no status, no end: the seed's two fields
+    before = in_project(web.box, C, PSI_GENT)
+    later = before.declared_start + dt.timedelta(days=40)    # a declared start; it takes effect on a 1st
+    web.driver.execute_script("arguments[0].value = arguments[1]", section.find_element("css selector",
+                                                                                        "input[name=start]"),
+                              later.isoformat())
+    web.go(section.find_element("css selector", "button[type=submit]"))
+    assert "The change is saved." in web.main(), web.main()
+    after = in_project(web.box, C, PSI_GENT)
+    assert (after.declared_start, after.start, after.version, after.status, after.consent) == (
+        later, first_of_next_month(later), before.version + 1, before.status, before.consent)
+    # The page decides nothing: a post of a field the form does not offer (the status) is the use case's
+    # refusal, with the session's cookie and CSRF token, and changes nothing.
+    kept = state(web.box)
+    answer = requests.post(web.url + "modify", timeout=10,
+                           cookies={"mycarenet_session": web.driver.get_cookie("mycarenet_session")["value"]},
+                           data={"csrf": web.by("input[name=csrf]").get_attribute("value"), "inclusion": after.id,
+                                 "status": "information", "request_id": "web-status-by-admin-0001"})
+    assert answer.status_code == 403 and "You may not do this" in answer.text, answer.text[:300]
+    assert state(web.box) == kept and in_project(web.box, C, PSI_GENT) == after
+    refused, shown = web_audit(web.box, 2)   # the refusal, then the patient's page shown again with it
+    assert [(r["operation"], r["outcome"]) for r in (refused, shown)] == [("Modify", "DENIED"), ("Consult", "OK")]
