@@ -266,6 +266,9 @@ def test_coordinator_pages_through_the_list(web: Web) -> None:
     assert "page 2 of 2" in web.by("#summary").text and not web.all("a[rel=next]")
     web.go(web.by("a[rel=prev]"))
     assert [r.text for r in web.all("tbody tr")] == first
+    # No mass export: the address cannot ask for a bigger page.
+    web.open("/projects/91000153?page_size=100000&size=100000&limit=100000&per_page=100000")
+    assert [r.text for r in web.all("tbody tr")] == first
     web.open("/projects/91000153?page=99999999999999999999")  # past any page, past any integer: no 500
     assert web.all("#summary") and not web.all("tbody tr")
 
