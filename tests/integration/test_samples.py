@@ -105,3 +105,22 @@ def test_each_sample_client_runs_as_it_stands(box: Sandbox, me: Path, client: st
 def test_there_is_a_client_per_service() -> None:
     services = {s.service.replace("-", "_") for s in by_id().values()}
     assert services == set(CLIENTS) == {p.stem for p in (SAMPLES / "clients").glob("*.py")} - {"sandbox_client"}
+
+
+def test_the_readme_signing_commands_work_as_written(box: Sandbox, me: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mycarenet_ic.cli import main
+    from tests.integration.test_readme_sts_example import command
+
+    issue, sign = command("certs issue", "## Samples"), command("samples sign", "## Samples")
+    assert issue[issue.index("--out") + 1] == "./me" and "--with-quality" not in issue  # what the fixture made
+    monkeypatch.chdir(me)
+    monkeypatch.setenv("MYCARENET_DATA_DIR", str(box.settings.data_dir))
+    request = sign[2]
+    assert main([*sign[:2], str(SAMPLES.parent / request), *sign[3:]]) == 0
+    wanted = by_id()[Path(request).parent.name]
+    signed = (me / sign[sign.index("--out") + 1]).read_bytes()
+    answer = requests.post(box.urls[wanted.service], data=signed, timeout=30,
+                           headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{action(wanted)}"'})
+    assert wanted.matches(facts_of(wanted.service, "doctor", signed, answer.content, wanted.caller.ssin))
+    readme = (SAMPLES.parent / "README.md").read_text()
+    assert f"`python samples/clients/tarification.py` prints `{CLIENTS['tarification'][0]}`" in readme
