@@ -64,7 +64,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
     from mycarenet_ic.cli import _error, _settings
     from mycarenet_ic.clients.raw import envelope, to_bytes
-    from mycarenet_ic.clients.sts import StsClient, StsRefused, TokenSource
+    from mycarenet_ic.clients.sts import StsClient, TokenSource
     from mycarenet_ic.domain.qualities import Quality
     from mycarenet_ic.errors import MycarenetError
     from mycarenet_ic.samples.normalise import fill, parse
@@ -91,7 +91,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
         from lxml import etree
 
         signed = to_bytes(signer.sign(envelope(etree.tostring(body[0], encoding="unicode"))))
-    except (OSError, ValueError, MycarenetError, StsRefused) as exc:
+    except (OSError, ValueError, MycarenetError) as exc:  # a refused STS token too
         print(_error(exc), file=sys.stderr)
         return 2
     if args.out:

@@ -54,33 +54,57 @@ def test_the_committed_samples_are_what_the_sandbox_answers(box: Sandbox, tmp_pa
     assert not problems, f"samples/ is stale; refresh it with: {REFRESH}\n" + "\n".join(problems[:20])
 
 
+def _sign(box: Sandbox, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """``mycarenet-ic samples sign <args>`` on the sandbox's data directory (in this process: it is quick)."""
+    from mycarenet_ic.cli import main
+
+    monkeypatch.setenv("MYCARENET_DATA_DIR", str(box.settings.data_dir))
+    return main(["samples", "sign", *args])
+
+
+def _post(box: Sandbox, service: str, soap_action: str, signed: bytes) -> bytes:
+    return requests.post(box.urls[service], data=signed, timeout=30, headers={
+        "Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{soap_action}"'}).content
+
+
 @pytest.mark.parametrize(("scenario", "how"), [("ic.doctor.consult", "x509"), ("md.by-niss", "x509"),
                                                 ("tar.ordinary", "x509"), ("mp.cpas-share-covered", "x509"),
                                                 ("md.by-niss", "sts"), ("tar.ordinary", "sts")])
 def test_a_sample_signed_by_samples_sign_gets_its_scenarios_answer(box: Sandbox, me: Path, tmp_path: Path,
-                                                                    scenario: str, how: str) -> None:
+                                                                    monkeypatch: pytest.MonkeyPatch, scenario: str,
+                                                                    how: str) -> None:
     wanted = by_id()[scenario]
     request = SAMPLES / wanted.service / scenario / "request.xml"
     cert = me / ("simple/doctor-74030902123" if how == "x509" else "me/doctor-74030902123")
     signed = tmp_path / "signed.xml"
-    args = ["samples", "sign", str(request), "--cert", f"{cert}.cert.pem", "--key", f"{cert}.key.pem",
-            "--out", str(signed), *(["--sts", "doctor"] if how == "sts" else [])]
-    done = support.sandbox_cli(box, *args)
-    assert done.returncode == 0, done.stderr
+    assert _sign(box, monkeypatch, str(request), "--cert", f"{cert}.cert.pem", "--key", f"{cert}.key.pem",
+                 "--out", str(signed), *(["--sts", "doctor"] if how == "sts" else [])) == 0
     assert b"{{" not in signed.read_bytes() and b"wsse:Security" in signed.read_bytes()
-    answer = requests.post(box.urls[wanted.service], data=signed.read_bytes(), timeout=30,
-                           headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{action(wanted)}"'})
-    facts = facts_of(wanted.service, wanted.caller.quality, signed.read_bytes(), answer.content, wanted.caller.ssin)
-    assert wanted.matches(facts), answer.content[-2000:]
+    answer = _post(box, wanted.service, action(wanted), signed.read_bytes())
+    facts = facts_of(wanted.service, wanted.caller.quality, signed.read_bytes(), answer, wanted.caller.ssin)
+    assert wanted.matches(facts), answer[-2000:]
 
 
-def test_samples_sign_says_which_placeholder_it_needs(box: Sandbox, me: Path) -> None:
+def test_samples_sign_says_which_placeholder_it_needs(box: Sandbox, me: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     request = SAMPLES / "integrated-care" / "ic.doctor.modify" / "request.xml"
     cert = me / "simple" / "doctor-74030902123"
-    done = support.sandbox_cli(box, "samples", "sign", str(request), "--cert", f"{cert}.cert.pem", "--key",
-                               f"{cert}.key.pem")
-    assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.strip() == "error: {{inclusion1}}: give its value (--set inclusion1=VALUE)"
+    assert _sign(box, monkeypatch, str(request), "--cert", f"{cert}.cert.pem", "--key", f"{cert}.key.pem") == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip() == "error: {{inclusion1}}: give its value (--set inclusion1=VALUE)"
+
+
+def test_samples_write_refuses_a_scenario_that_is_no_longer_the_demo(box: Sandbox, tmp_path: Path) -> None:
+    # the first scenario's declaration made already (by the first test, or here): nothing is written
+    from mycarenet_ic.conformance.runner import Credentials, Runner
+
+    Runner(box.urls, Credentials(box.settings.data_dir, "x509")).play(by_id()["ic.doctor.declare"])
+    target = tmp_path / "samples"
+    done = support.sandbox_cli(box, "samples", "write", str(target), timeout=300)
+    assert done.returncode == 2 and not target.exists()
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ic.doctor.declare: not the answer the scenario describes: code=ALREADY_INCLUDED")
+    assert last.endswith("(run it on a fresh demo scenario: sandbox --reset-scenario)")
 
 
 CLIENTS = {
@@ -108,19 +132,16 @@ def test_there_is_a_client_per_service() -> None:
 
 
 def test_the_readme_signing_commands_work_as_written(box: Sandbox, me: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mycarenet_ic.cli import main
     from tests.integration.test_readme_sts_example import command
 
     issue, sign = command("certs issue", "## Samples"), command("samples sign", "## Samples")
     assert issue[issue.index("--out") + 1] == "./me" and "--with-quality" not in issue  # what the fixture made
     monkeypatch.chdir(me)
-    monkeypatch.setenv("MYCARENET_DATA_DIR", str(box.settings.data_dir))
     request = sign[2]
-    assert main([*sign[:2], str(SAMPLES.parent / request), *sign[3:]]) == 0
+    assert sign[:2] == ["samples", "sign"] and _sign(box, monkeypatch, str(SAMPLES.parent / request), *sign[3:]) == 0
     wanted = by_id()[Path(request).parent.name]
     signed = (me / sign[sign.index("--out") + 1]).read_bytes()
-    answer = requests.post(box.urls[wanted.service], data=signed, timeout=30,
-                           headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{action(wanted)}"'})
-    assert wanted.matches(facts_of(wanted.service, "doctor", signed, answer.content, wanted.caller.ssin))
+    answer = _post(box, wanted.service, action(wanted), signed)
+    assert wanted.matches(facts_of(wanted.service, "doctor", signed, answer, wanted.caller.ssin))
     readme = (SAMPLES.parent / "README.md").read_text()
     assert f"`python samples/clients/tarification.py` prints `{CLIENTS['tarification'][0]}`" in readme
