@@ -87,8 +87,8 @@ def sample_of(scenario: Scenario, exchange: RawExchange) -> Sample:
     facts = facts_of(scenario.service, scenario.caller.quality, exchange.request, exchange.answer,
                      scenario.caller.ssin)
     if not scenario.matches(facts):
-        raise SampleError(f"{scenario.id}: not the answer the scenario describes: {describe(facts)} (run it on a "
-                          "fresh demo scenario: sandbox --reset-scenario)")
+        raise SampleError(f"{scenario.id}: not the answer the scenario describes: {describe(facts)} (is the sandbox "
+                          "on a fresh demo scenario? sandbox --reset-scenario)")
     normaliser = Normaliser()
     files: dict[str, bytes] = {}
     files[REQUEST], blob = _with_blob(_unsigned(parse(exchange.request)), normaliser)

@@ -59,7 +59,10 @@ class Normaliser:
                 elif local == "Value" and _local(el.tag) == "KeyIdentifier":
                     el.set(name, self.id(value))
             local = _local(el.tag)
-            if local == "id" and el.get("S") == "ID-KMEHR" and el.text and "." in el.text:
+            approval = _approval(el)
+            if approval is not None and el.text:
+                el.text = self.id(el.text, approval)
+            elif local == "id" and el.get("S") == "ID-KMEHR" and el.text and "." in el.text:
                 # a message's KMEHR id, "<author>.<timestamp…>": the author stays
                 head, _, tail = el.text.partition(".")
                 el.text = f"{head}.{self.id(tail, 'stamp')}"
@@ -67,6 +70,21 @@ class Normaliser:
                 placeholder = ELEMENTS[local]
                 el.text = self.id(el.text.strip(), placeholder[:-1]) if placeholder.endswith("#") else placeholder
         return root
+
+
+def _approval(el: etree._Element) -> str | None:
+    """The kind of placeholder of a payment approval (its number is made from the day it is given), if ``el``
+    holds one: the tariff's KMEHR ``financialcontract`` id, MemberData's ``paymentApproval`` attribute."""
+    if _local(el.tag) == "id" and el.get("SL") == "MYCARENET-PAYMENT-APPROVAL":
+        return "approval"
+    parent = el.getparent()
+    if _local(el.tag) == "AttributeValue" and parent is not None:
+        name = parent.get("Name", "")
+        if name.endswith(":paymentApproval"):
+            return "approval"
+        if name.endswith(":paymentApproval:checkCode"):
+            return "check"
+    return None
 
 
 def pretty(root: etree._Element) -> bytes:

@@ -104,7 +104,7 @@ def test_samples_write_refuses_a_scenario_that_is_no_longer_the_demo(box: Sandbo
     assert done.returncode == 2 and not target.exists()
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ic.doctor.declare: not the answer the scenario describes: code=ALREADY_INCLUDED")
-    assert last.endswith("(run it on a fresh demo scenario: sandbox --reset-scenario)")
+    assert last.endswith("(is the sandbox on a fresh demo scenario? sandbox --reset-scenario)")
 
 
 CLIENTS = {

@@ -104,3 +104,12 @@ def test_the_staleness_check_ignores_calendar_days_and_nothing_else() -> None:
     answer = (SAMPLES / "tarification" / "tar.ordinary" / "answer-blob.xml").read_bytes()
     assert comparable(answer.replace(b"2026-", b"2031-")) == comparable(answer)
     assert comparable(answer.replace(b"30.49", b"30.50")) != comparable(answer)
+
+
+def test_payment_approvals_made_from_the_day_are_placeholders() -> None:
+    # their numbers carry the day they are given (yymmdd): kept, the samples would change every day
+    assert "{{approval1}}" in (SAMPLES / "memberdata" / "md.invoicing" / "answer-blob.xml").read_text()
+    pharmacist = (SAMPLES / "memberdata" / "md.pharmacist-delivery-date" / "answer-blob.xml").read_text()
+    assert "{{approval1}}" in pharmacist and "{{check1}}" in pharmacist  # the pharmacist's check code too
+    mediprima = (SAMPLES / "mediprima" / "mp.cpas-share-covered" / "answer-blob.xml").read_text()
+    assert 'SL="MYCARENET-PAYMENT-APPROVAL">{{approval1}}</k:id>' in mediprima
