@@ -1,8 +1,9 @@
 """The committed ``samples/`` as files (issue 18 item 5): a sample per catalogue scenario, its blob the decoded
 ``Detail`` of its request; the SoapUI project and the Postman collection well-formed, built from these very
 files, referencing every sample (and, for SoapUI, every operation of every WSDL); placeholders filled in
-inside the blob too; the staleness check blind to calendar days only. (That the samples are what a sandbox
-answers: tests/integration/test_samples.py.)"""
+inside the blob too, every request then valid against the contract but those invalid on purpose; the
+staleness check blind to calendar days only. (That the samples are what a sandbox answers:
+tests/integration/test_samples.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from mycarenet_ic.conformance.catalogue import SCENARIOS, SERVICES
+from mycarenet_ic.conformance.catalogue import IC, MD, MP, SCENARIOS, SERVICES, TAR
+from mycarenet_ic.contract import schema
 from mycarenet_ic.samples.collections import SOAPUI, contract, derived
 from mycarenet_ic.samples.generate import action, read
 from mycarenet_ic.samples.normalise import PLACEHOLDER, comparable, decode, detail_of, fill, parse
@@ -113,3 +115,26 @@ def test_payment_approvals_made_from_the_day_are_placeholders() -> None:
     assert "{{approval1}}" in pharmacist and "{{check1}}" in pharmacist  # the pharmacist's check code too
     mediprima = (SAMPLES / "mediprima" / "mp.cpas-share-covered" / "answer-blob.xml").read_text()
     assert 'SL="MYCARENET-PAYMENT-APPROVAL">{{approval1}}</k:id>' in mediprima
+
+
+BODY_XSD = {IC: "mycarenet-integratedcare-v1.xsd", MD: "mycarenet-memberdata-v1.xsd",
+            TAR: "mycarenet-tarification-v1.xsd", MP: "mycarenet-tarification-v1.xsd"}
+BLOB_XSD = {MD: "saml-protocol-2.0-subset.xsd", TAR: "messageservices-protocol-v1.xsd",
+            MP: "messageservices-protocol-v1.xsd"}
+
+
+def test_filled_in_every_request_is_valid_against_the_contract_but_those_invalid_on_purpose() -> None:
+    invalid = set()
+    for sample in read(SAMPLES, SCENARIOS):
+        service = sample.scenario.service
+        root = parse(fill(sample.files["request.xml"], {"inclusion1": "an-inclusion-id"}))
+        body = root.find("{*}Body")
+        assert body is not None and len(body) == 1
+        valid = schema(BODY_XSD[service]).validate(body[0])
+        detail = detail_of(root)
+        if detail is not None:
+            valid = valid and schema(BLOB_XSD[service]).validate(parse(decode(detail)))
+        if not valid:
+            invalid.add(sample.scenario.id)
+    on_purpose = {s.id for s in SCENARIOS if "schema" in s.deliberate or s.expect.get("code") == "INVALID_REQUEST"}
+    assert invalid <= on_purpose and "md.error.empty-startdate" in invalid and "ic.refusal.invalid-request" in invalid
