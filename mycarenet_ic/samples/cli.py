@@ -15,7 +15,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = group.add_parser("write", parents=[common], help="play every scenario against a sandbox on the demo "
                          "scenario and write its request, blobs and answer, the index, the SoapUI project and "
                          "the Postman collection under DIR")
-    p.add_argument("dir", metavar="DIR", help="where (the checkout's samples/)")
+    p.add_argument("dir", metavar="DIR", help="where (the checkout's samples/; its service directories are "
+                   "replaced, clients/ is left alone)")
     p.add_argument("--target", action="append", default=None, metavar="URL",
                    help="as conformance run: NAME=URL per service, a base URL, or 'running' (the default: the "
                    "sandbox running on --data-dir; start it with --reset-scenario)")

@@ -152,12 +152,13 @@ def soapui_project(samples: list[Sample]) -> bytes:
 
 # -- Postman ----------------------------------------------------------------------------------------------------
 _PRE_REQUEST = [
-    "// fresh values for the samples' placeholders: {{now}} and {{id1}}..{{id9}}",
+    "// fresh values for the samples' placeholders: {{now}}, {{id1}}..{{id9}}, {{reference1}}",
     "pm.variables.set('now', new Date().toISOString().replace(/\\.\\d+Z$/, 'Z'));",
     "for (let n = 1; n < 10; n++) {",
     "  pm.variables.set('id' + n, '_' + Array.from({length: 32}, () => Math.floor(Math.random() * 16).toString(16))"
     ".join(''));",
     "}",
+    "pm.variables.set('reference1', 'ref-' + Date.now().toString(16));",
 ]
 
 
