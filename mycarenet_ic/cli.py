@@ -849,6 +849,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mycarenet_ic.conformance import cli as conformance
 
     conformance.register(sub, common)
+    from mycarenet_ic.samples.cli import register as register_samples
+
+    register_samples(sub, common)  # samples write | sign
 
     muts = sub.add_parser("mutations", help="the National Register's mutation feed").add_subparsers(
         dest="mutations_command", required=True)
