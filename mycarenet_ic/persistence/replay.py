@@ -11,6 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from mycarenet_ic.persistence.tables import replay_cache
 
+_INSERT = replay_cache.insert()  # built once: its compiled form is reused
+
 
 class SqlReplayCache:
     def __init__(self, engine: Engine, purge_every: int = 1000) -> None:
@@ -27,7 +29,7 @@ class SqlReplayCache:
             with self.engine.begin() as conn:
                 if purge:
                     conn.execute(delete(replay_cache).where(replay_cache.c.expires_at < dt.datetime.now(dt.UTC)))
-                conn.execute(replay_cache.insert().values(digest=key, expires_at=expires))
+                conn.execute(_INSERT, {"digest": key, "expires_at": expires})
         except IntegrityError:
             return False
         return True
