@@ -6,6 +6,10 @@ the chain stays one line whatever the number of workers. :func:`verify_chain`
 names the first row that does not fit: an edited row breaks its own hash, a
 deleted or reordered row breaks the link or the sequence, a cut tail breaks
 the head.
+
+Appends outside a caller's transaction are group-committed (:class:`_GroupCommit`): rows that arrive
+while one transaction is being written go in the next one together, each caller still returning only
+once its row is committed.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -61,6 +66,7 @@ class SqlAuditLog:
     def __init__(self, engine: Engine, pseudonymiser: Pseudonymiser) -> None:
         self.engine = engine
         self.pseudonymiser = pseudonymiser
+        self._group = _GroupCommit(self._commit)
 
     def caller_label(self, caller: CallerIdentity) -> str:
         """Who called, for the audit: a NIHII as it is, a NISS only as a pseudonym (no NISS is stored)."""
@@ -76,14 +82,30 @@ class SqlAuditLog:
         if entry.outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {entry.outcome}")
         if conn is None:
-            with self.engine.begin() as own:
-                return self._append(own, entry)
-        return self._append(conn, entry)
+            return self._group.append(entry)
+        return self._append(conn, [entry])[0]
 
-    def _append(self, conn: Connection, entry: AuditEntry) -> int:
+    def _commit(self, entries: Sequence[AuditEntry]) -> list[int]:
+        with self.engine.begin() as conn:
+            return self._append(conn, entries)
+
+    def _append(self, conn: Connection, entries: Sequence[AuditEntry]) -> list[int]:
+        """``entries`` chained after the head, in order: the head read (locked) and moved once."""
         head = conn.execute(_LOCK_HEAD).one()
+        seq, prev_hash = int(head.seq), str(head.hash)
+        rows = []
+        for entry in entries:
+            seq += 1
+            row = self._row(entry, seq, prev_hash)
+            prev_hash = str(row["hash"])
+            rows.append(row)
+        conn.execute(_INSERT_ROW, rows)
+        conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev_hash})
+        return [int(row["seq"]) for row in rows]  # type: ignore[call-overload]
+
+    def _row(self, entry: AuditEntry, seq: int, prev_hash: str) -> dict[str, object]:
         row: dict[str, object] = {
-            "seq": head.seq + 1,
+            "seq": seq,
             "at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "service": filtered(entry.service, 64),
             "caller": filtered(entry.caller, 256),
@@ -92,12 +114,10 @@ class SqlAuditLog:
             "outcome": entry.outcome,
             "request_id": filtered(entry.request_id, 128) if entry.request_id else None,
             "detail": filtered(entry.detail, 2000),
-            "prev_hash": head.hash,
+            "prev_hash": prev_hash,
         }
         row["hash"] = _row_hash(row)
-        conn.execute(_INSERT_ROW, row)
-        conn.execute(_MOVE_HEAD, {"new_seq": row["seq"], "new_hash": row["hash"]})
-        return int(row["seq"])  # type: ignore[call-overload]
+        return row
 
     def rows(self, limit: int | None = None, outcome: str | None = None) -> list[dict[str, object]]:
         query = select(audit_log).order_by(audit_log.c.seq.desc())
@@ -107,6 +127,78 @@ class SqlAuditLog:
             query = query.limit(limit)
         with reading(self.engine) as conn:
             return [dict(r._mapping) for r in conn.execute(query)][::-1]
+
+
+@dataclass
+class _Waiting:
+    entry: AuditEntry
+    woken: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False
+    seq: int = 0
+    error: BaseException | None = None
+
+
+class _GroupCommit:
+    """Group commit: one appender at a time (the leader) writes every row waiting, in one transaction;
+    the others wait for the transaction that holds their row. When the leader is done it hands the lead
+    to the first appender that came meanwhile. Nothing is answered before its row is committed; a failed
+    group the database refuses is written again row by row, so that only the refused row's caller fails."""
+
+    def __init__(self, commit: Callable[[Sequence[AuditEntry]], list[int]]) -> None:
+        self._commit = commit
+        self._lock = threading.Lock()
+        self._waiting: list[_Waiting] = []
+        self._leading = False
+
+    def append(self, entry: AuditEntry) -> int:
+        me = _Waiting(entry)
+        with self._lock:
+            self._waiting.append(me)
+            if not self._leading:
+                self._leading = me.lead = True
+        if not me.lead:
+            me.woken.wait()  # either my row is in (or failed), or I am handed the lead
+        if me.lead:
+            self._lead()
+        if me.error is not None:
+            raise me.error
+        return me.seq
+
+    def _alone(self, one: _Waiting) -> None:
+        try:
+            one.seq = self._commit([one.entry])[0]
+        except Exception as exc:  # noqa: BLE001 - handed to the caller whose row it is
+            one.error = exc
+
+    def _lead(self) -> None:
+        with self._lock:
+            group, self._waiting = self._waiting, []
+        try:
+            try:
+                seqs = self._commit([w.entry for w in group])
+            except Exception:
+                if len(group) == 1:
+                    raise
+                # One row the database refuses must not take the others with it: each on its own.
+                for one in group:
+                    self._alone(one)
+            else:
+                for one, seq in zip(group, seqs, strict=True):
+                    one.seq = seq
+        except BaseException as exc:  # noqa: BLE001 - handed to the callers whose rows it stopped
+            for one in group:
+                if one.error is None and not one.seq:
+                    one.error = exc
+        finally:
+            with self._lock:
+                for one in group:
+                    one.lead = False
+                    one.woken.set()
+                if self._waiting:
+                    self._waiting[0].lead = True
+                    self._waiting[0].woken.set()
+                else:
+                    self._leading = False
 
 
 @dataclass(frozen=True)
