@@ -7,7 +7,7 @@ names the first row that does not fit: an edited row breaks its own hash, a
 deleted or reordered row breaks the link or the sequence, a cut tail breaks
 the head.
 
-Appends outside a caller's transaction are group-committed (:class:`_GroupCommit`): rows that arrive
+Appends outside a caller's transaction are group-committed (:class:`~.group_commit.GroupCommit`): rows that arrive
 while one transaction is being written go in the next one together, each caller still returning only
 once its row is committed.
 """
@@ -18,9 +18,8 @@ import datetime as dt
 import hashlib
 import json
 import re
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -28,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from mycarenet_ic.domain.identifiers import is_valid_niss
 from mycarenet_ic.domain.qualities import CallerIdentity
 from mycarenet_ic.persistence.db import reading
+from mycarenet_ic.persistence.group_commit import GroupCommit
 from mycarenet_ic.persistence.pseudonym import Pseudonymiser
 from mycarenet_ic.persistence.tables import audit_head, audit_log
 from mycarenet_ic.services.ports import AuditEntry
@@ -66,7 +66,7 @@ class SqlAuditLog:
     def __init__(self, engine: Engine, pseudonymiser: Pseudonymiser) -> None:
         self.engine = engine
         self.pseudonymiser = pseudonymiser
-        self._group = _GroupCommit(self._commit)
+        self._group: GroupCommit[AuditEntry, int] = GroupCommit(self._commit)
 
     def caller_label(self, caller: CallerIdentity) -> str:
         """Who called, for the audit: a NIHII as it is, a NISS only as a pseudonym (no NISS is stored)."""
@@ -82,7 +82,7 @@ class SqlAuditLog:
         if entry.outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {entry.outcome}")
         if conn is None:
-            return self._group.append(entry)
+            return self._group.submit(entry)
         return self._append(conn, [entry])[0]
 
     def _commit(self, entries: Sequence[AuditEntry]) -> list[int]:
@@ -127,78 +127,6 @@ class SqlAuditLog:
             query = query.limit(limit)
         with reading(self.engine) as conn:
             return [dict(r._mapping) for r in conn.execute(query)][::-1]
-
-
-@dataclass
-class _Waiting:
-    entry: AuditEntry
-    woken: threading.Event = field(default_factory=threading.Event)
-    lead: bool = False
-    seq: int = 0
-    error: BaseException | None = None
-
-
-class _GroupCommit:
-    """Group commit: one appender at a time (the leader) writes every row waiting, in one transaction;
-    the others wait for the transaction that holds their row. When the leader is done it hands the lead
-    to the first appender that came meanwhile. Nothing is answered before its row is committed; a failed
-    group the database refuses is written again row by row, so that only the refused row's caller fails."""
-
-    def __init__(self, commit: Callable[[Sequence[AuditEntry]], list[int]]) -> None:
-        self._commit = commit
-        self._lock = threading.Lock()
-        self._waiting: list[_Waiting] = []
-        self._leading = False
-
-    def append(self, entry: AuditEntry) -> int:
-        me = _Waiting(entry)
-        with self._lock:
-            self._waiting.append(me)
-            if not self._leading:
-                self._leading = me.lead = True
-        if not me.lead:
-            me.woken.wait()  # either my row is in (or failed), or I am handed the lead
-        if me.lead:
-            self._lead()
-        if me.error is not None:
-            raise me.error
-        return me.seq
-
-    def _alone(self, one: _Waiting) -> None:
-        try:
-            one.seq = self._commit([one.entry])[0]
-        except Exception as exc:  # noqa: BLE001 - handed to the caller whose row it is
-            one.error = exc
-
-    def _lead(self) -> None:
-        with self._lock:
-            group, self._waiting = self._waiting, []
-        try:
-            try:
-                seqs = self._commit([w.entry for w in group])
-            except Exception:
-                if len(group) == 1:
-                    raise
-                # One row the database refuses must not take the others with it: each on its own.
-                for one in group:
-                    self._alone(one)
-            else:
-                for one, seq in zip(group, seqs, strict=True):
-                    one.seq = seq
-        except BaseException as exc:  # noqa: BLE001 - handed to the callers whose rows it stopped
-            for one in group:
-                if one.error is None and not one.seq:
-                    one.error = exc
-        finally:
-            with self._lock:
-                for one in group:
-                    one.lead = False
-                    one.woken.set()
-                if self._waiting:
-                    self._waiting[0].lead = True
-                    self._waiting[0].woken.set()
-                else:
-                    self._leading = False
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
-"""Group commit of audit rows: appends that arrive while a transaction is written go in the next one
-together, every caller returns only once its row is committed, the chain stays one line, and a row the
-database refuses fails its own caller only."""
+"""Group commit of audit rows and replay-cache digests: appends that arrive while a transaction is written
+go in the next one together, every caller returns only once its row is committed, the chain stays one
+line, a row the database refuses fails its own caller only, and a digest is new exactly once."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -12,7 +13,9 @@ import pytest
 from sqlalchemy import select, text
 
 from mycarenet_ic.app import Platform
-from mycarenet_ic.persistence.audit import AuditEntry, _GroupCommit, verify_chain
+from mycarenet_ic.persistence.audit import AuditEntry, verify_chain
+from mycarenet_ic.persistence.group_commit import GroupCommit
+from mycarenet_ic.persistence.replay import SqlReplayCache
 from mycarenet_ic.persistence.tables import audit_log
 
 pytestmark = pytest.mark.unit
@@ -56,12 +59,12 @@ def test_rows_that_wait_go_in_one_transaction() -> None:
         start = sum(len(g) for g in groups[:-1])
         return list(range(start + 1, start + 1 + len(entries)))
 
-    group = _GroupCommit(commit)
-    leader = threading.Thread(target=group.append, args=(AuditEntry("t", "first"),))
+    group = GroupCommit(commit)
+    leader = threading.Thread(target=group.submit, args=(AuditEntry("t", "first"),))
     leader.start()
     first_in.wait(10)
     results: dict[int, int] = {}
-    others = [threading.Thread(target=lambda i=i: results.__setitem__(i, group.append(AuditEntry("t", f"op{i}"))))
+    others = [threading.Thread(target=lambda i=i: results.__setitem__(i, group.submit(AuditEntry("t", f"op{i}"))))
               for i in range(8)]
     for t in others:
         t.start()
@@ -125,3 +128,15 @@ def test_a_refused_row_fails_only_its_caller(platform: Platform) -> None:
         stored = set(read.execute(select(audit_log.c.operation)).scalars())
     assert stored == {"good0", "good1", "good2", "good3"}
     del conn
+
+
+def test_replay_cache_tells_new_from_seen_under_concurrency(platform: Platform) -> None:
+    cache = SqlReplayCache(platform.engine, purge_every=7)
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    # 12 digests, each sent by 3 threads at once: exactly one of the three is new.
+    done, failed = _in_threads(lambda i: int(cache.check_and_store(f"d{i % 12}", expires)), 36)
+    assert not failed
+    for digest in range(12):
+        assert sum(done[i] for i in range(36) if i % 12 == digest) == 1
+    assert not cache.check_and_store("d0", expires)
+    assert cache.check_and_store("fresh", expires)
