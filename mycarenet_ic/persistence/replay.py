@@ -10,14 +10,17 @@ import datetime as dt
 import threading
 from collections.abc import Sequence
 
-from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import DateTime, bindparam, delete, text
 from sqlalchemy.engine import Engine
 
 from mycarenet_ic.persistence.group_commit import GroupCommit
 from mycarenet_ic.persistence.tables import replay_cache
 
 _Key = tuple[str, dt.datetime]
+# Plain SQL (SQLite and PostgreSQL both say it so): SQLAlchemy's dialect inserts with ON CONFLICT are
+# compiled again for every execution (py-spy: 3 % of the GIL's time); a text() statement is cached.
+_INSERT = text("INSERT INTO replay_cache (digest, expires_at) VALUES (:digest, :expires_at) "
+               "ON CONFLICT (digest) DO NOTHING").bindparams(bindparam("expires_at", type_=DateTime(timezone=True)))
 
 
 class SqlReplayCache:
@@ -26,9 +29,6 @@ class SqlReplayCache:
         self._purge_every = purge_every
         self._count = 0
         self._lock = threading.Lock()
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        # built once: its compiled form is reused
-        self._insert = dialect.insert(replay_cache).on_conflict_do_nothing(index_elements=["digest"])
         self._group: GroupCommit[_Key, bool] = GroupCommit(self._commit)
 
     def check_and_store(self, key: str, expires: dt.datetime) -> bool:
@@ -43,5 +43,5 @@ class SqlReplayCache:
         with self.engine.begin() as conn:
             if purge:
                 conn.execute(delete(replay_cache).where(replay_cache.c.expires_at < dt.datetime.now(dt.UTC)))
-            return [conn.execute(self._insert, {"digest": key, "expires_at": expires}).rowcount == 1
+            return [conn.execute(_INSERT, {"digest": key, "expires_at": expires}).rowcount == 1
                     for key, expires in keys]

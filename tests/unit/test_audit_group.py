@@ -133,6 +133,7 @@ def test_a_refused_row_fails_only_its_caller(platform: Platform) -> None:
 def test_replay_cache_tells_new_from_seen_under_concurrency(platform: Platform) -> None:
     cache = SqlReplayCache(platform.engine, purge_every=7)
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    assert cache.check_and_store("expired", dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
     # 12 digests, each sent by 3 threads at once: exactly one of the three is new.
     done, failed = _in_threads(lambda i: int(cache.check_and_store(f"d{i % 12}", expires)), 36)
     assert not failed
@@ -140,3 +141,4 @@ def test_replay_cache_tells_new_from_seen_under_concurrency(platform: Platform) 
         assert sum(done[i] for i in range(36) if i % 12 == digest) == 1
     assert not cache.check_and_store("d0", expires)
     assert cache.check_and_store("fresh", expires)
+    assert cache.check_and_store("expired", expires)  # purged on the way (every 7 digests): new again
