@@ -13,7 +13,6 @@ the clock starts.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import secrets
 import sys
@@ -28,6 +27,7 @@ from sqlalchemy import insert
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import GP_NIHII, GP_SSIN, IC_NS, declaration_body  # noqa: E402
+from benchmarks.limit_harness import figures, run  # noqa: E402
 from mycarenet_ic import contract, ns  # noqa: E402
 from mycarenet_ic.domain.identifiers import make_niss  # noqa: E402
 from mycarenet_ic.domain.qualities import Quality  # noqa: E402
@@ -116,21 +116,13 @@ def measure(count: int) -> dict[str, float]:
             t5 = time.perf_counter()
             for key, took in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
                 steps[key] += took
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        got = figures(count, started, cpu_started, steps)
         engine.dispose()
-    return {"per_second": count / elapsed, "per_cpu_second": count / cpu,
-            **{k: v / count * 1e6 for k, v in steps.items()}}
+    return got
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=500)
-    args = parser.parse_args()
-    got = measure(args.count)
-    print(f"declaration limit harness: {got['per_second']:.0f} declarations/s on one core "
-          f"({got['per_cpu_second']:.0f} per CPU-second; {args.count} requests, one transaction each)")
-    print("  per request: " + ", ".join(f"{k} {got[k]:.0f} µs" for k in ("parse", "verify", "validate", "write",
-                                                                          "sign")))
+    run(__doc__, 500, measure, "declaration limit harness", "one transaction each")
 
 
 if __name__ == "__main__":

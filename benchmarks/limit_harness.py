@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from lxml import etree
@@ -132,20 +133,30 @@ def measure(count: int) -> dict[str, float]:
             t5 = time.perf_counter()
             for key, took in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
                 steps[key] += took
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        return figures(count, started, cpu_started, steps)
+
+
+def figures(count: int, started: float, cpu_started: float, steps: dict[str, float]) -> dict[str, float]:
+    """Requests per second (wall) and per CPU-second since ``started`` / ``cpu_started``; µs per step."""
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     return {"per_second": count / elapsed, "per_cpu_second": count / cpu,
             **{k: v / count * 1e6 for k, v in steps.items()}}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=1000)
+def run(doc: str | None, default_count: int, measured: Callable[[int], dict[str, float]], what: str, how: str) -> None:
+    """The command line of a harness: ``--count``, then its figures."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--count", type=int, default=default_count)
     args = parser.parse_args()
-    got = measure(args.count)
-    print(f"limit harness: {got['per_second']:.0f} MemberData requests/s on one core "
-          f"({args.count} requests, {ASSERTIONS} unsigned assertions in a signed envelope per answer)")
-    print("  per request: " + ", ".join(f"{k} {got[k]:.0f} µs" for k in ("parse", "verify", "validate", "blob",
-                                                                          "sign")))
+    got = measured(args.count)
+    print(f"{what}: {got['per_second']:.0f} requests/s on one core ({got['per_cpu_second']:.0f} per CPU-second; "
+          f"{args.count} requests, {how})")
+    print("  per request: " + ", ".join(f"{k} {v:.0f} µs" for k, v in got.items() if not k.startswith("per_")))
+
+
+def main() -> None:
+    run(__doc__, 1000, measure, "limit harness (MemberData)",
+        f"{ASSERTIONS} unsigned assertions in a signed envelope per answer")
 
 
 if __name__ == "__main__":
