@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
 
 from mycarenet_ic.gate import FairGate
+from tests.unit.test_audit_group import _until
 
 pytestmark = pytest.mark.unit
-
-
-def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.001)  # polling a condition, not a fixed wait
 
 
 def _waiting(gate: FairGate, n: int) -> Callable[[], bool]:
