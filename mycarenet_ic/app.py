@@ -7,7 +7,6 @@ all is :mod:`mycarenet_ic.sandbox`.
 
 from __future__ import annotations
 
-import threading
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ from mycarenet_ic.clients.sts import StsClient, TokenSource
 from mycarenet_ic.config import Settings, token_kinds
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.domain.tariff import Nomenclature
+from mycarenet_ic.gate import FairGate
 from mycarenet_ic.inspector import NoRecorder, Recorder
 from mycarenet_ic.inspector.reason import ReasonPointer
 from mycarenet_ic.inspector.store import InspectorStore, QueuedRecorder
@@ -137,7 +137,7 @@ class Platform:
         # One gate for all business endpoints of this process (stubs pass: a business request holding a
         # place may be waiting on a stub served by this same process).
         self.gate: AbstractContextManager[Any] = (
-            threading.BoundedSemaphore(settings.max_inflight) if settings.max_inflight > 0 else nullcontext())
+            FairGate(settings.max_inflight) if settings.max_inflight > 0 else nullcontext())
 
     @classmethod
     def prepared(cls, settings: Settings) -> Platform:

@@ -492,6 +492,9 @@ class HttpFront:
                 self._paused = loop.call_later(0.1, self._resume_accepting)
                 return
             client.setblocking(False)
+            # asyncio sets TCP_NODELAY only on sockets whose proto says TCP, which accepted ones do not: without
+            # it the last segment of an answer written in pieces (TLS records) waits for the client's delayed ACK.
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             task = loop.create_task(self._wrap(client))
             self._wrapping.add(task)
             task.add_done_callback(self._wrapping.discard)

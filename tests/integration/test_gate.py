@@ -4,7 +4,6 @@ request holding the only place may itself be waiting on a stub served by the sam
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -14,6 +13,7 @@ import pytest
 
 from mycarenet_ic.config import Settings
 from mycarenet_ic.domain.qualities import Quality
+from mycarenet_ic.gate import FairGate
 from mycarenet_ic.sandbox import Sandbox
 from tests import support
 from tests.ic_client import Fault, IcClient
@@ -50,8 +50,8 @@ def test_a_request_waits_for_a_free_place(gated: Sandbox) -> None:
     client = IcClient(gated, Quality.DOCTOR, support.DOCTOR_SSIN, support.DOCTOR_NIHII)
     before = len(gated.platform.audit.rows(limit=1_000_000))
     gate = gated.platform.gate
-    assert isinstance(gate, threading.BoundedSemaphore)  # max_inflight=1: one place
-    assert gate.acquire(timeout=10)  # the test takes the only place
+    assert isinstance(gate, FairGate)  # max_inflight=1: one place
+    gate.__enter__()  # the test takes the only place
     with ThreadPoolExecutor(1) as pool:
         try:
             pending = pool.submit(client.consult, support.PATIENT_LINKED)
@@ -60,7 +60,7 @@ def test_a_request_waits_for_a_free_place(gated: Sandbox) -> None:
             # Held back before any work: nothing audited, no stub asked.
             assert len(gated.platform.audit.rows(limit=1_000_000)) == before
         finally:
-            gate.release()
+            gate.__exit__(None, None, None)
         answer = pending.result(timeout=60)
     assert not isinstance(answer, Fault)
     rows = support.service_rows_since(gated, "integrated-care", before)
