@@ -812,6 +812,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-inspector", dest="inspector", action="store_false", default=None,
                    help="record no exchanges (the inspector is on by default in the sandbox; MYCARENET_INSPECTOR=0)")
     p.set_defaults(func=cmd_sandbox)
+    from mycarenet_ic.serve import register as register_serve
+
+    register_serve(sub, common)
 
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
     p = audit.add_parser("verify", parents=[common], help="check the hash chain; name the first broken row")
