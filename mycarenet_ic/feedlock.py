@@ -117,8 +117,10 @@ class LockedFollower(MutationFollower):
                     if not was:
                         log.warning("mutation feed: followed by this process (pid %d)", os.getpid())
                     self.sync.run()
-            except Exception:  # noqa: BLE001 - the next round tries again; the feed cursor keeps our place
-                log.warning("mutation feed: this round failed; will retry", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - the next round tries again; the feed cursor keeps our place
+                # One line (a stub that is restarting, the server stopping); the traceback for --log-level DEBUG.
+                log.warning("mutation feed: this round failed (%s: %s); will retry", type(exc).__name__, exc)
+                log.debug("mutation feed round", exc_info=True)
             if self._stop.wait(self.every):
                 break
         self.lock.release()

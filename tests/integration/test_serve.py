@@ -8,9 +8,8 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from mycarenet_ic.feedlock import FeedLock
 from mycarenet_ic.persistence.db import make_engine
 from tests import support
 from tests.integration.conftest import sandbox_command, sandbox_env
+from tests.integration.test_sandbox_process import _poll, _read_lines
 
 pytestmark = pytest.mark.integration
 
@@ -32,20 +32,6 @@ FOLLOWER = re.compile(r"mutation feed: followed by this process \(pid (\d+)\)")
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     yield from support.postgres_database()
-
-
-def _poll(what: str, check: Callable[[], Any], deadline: float) -> Any:
-    delay, last = 0.01, None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except (OSError, ValueError, KeyError, requests.RequestException) as exc:
-            result, last = None, exc
-        if result:
-            return result
-        time.sleep(delay)  # polling back-off, not a fixed wait
-        delay = min(delay * 2, 0.2)
-    raise AssertionError(f"{what} did not happen in time (last error: {last})")
 
 
 def _children(pid: int) -> set[int]:
@@ -88,14 +74,7 @@ def test_one_worker_follows_the_feed_and_another_takes_over_when_it_dies(tmp_pat
         proc = subprocess.Popen([*sandbox_command(), "serve", "--data-dir", str(tmp_path / "d"), "--port", "0",
                                  "--plain-http", "--workers", "2", "--threads", "8"],
                                 stdout=subprocess.PIPE, stderr=stderr, env=env)
-    lines: list[str] = []
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.decode())
-
-    threading.Thread(target=read, daemon=True).start()
+    lines = _read_lines(proc)
     engine = make_engine(pg_url)
     try:
         deadline = time.monotonic() + DEADLINE
