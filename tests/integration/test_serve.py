@@ -147,3 +147,38 @@ def test_the_feed_lock_has_one_holder_at_a_time(feed_engine: Any, tmp_path: Path
         a.release()
     finally:
         other.dispose()
+
+
+def test_readyz_names_what_is_not_ready_while_healthz_stays_ok(tmp_path: Path) -> None:
+    """Served over a real socket: a stub nobody answers at, then a database nobody answers at."""
+    from mycarenet_ic.app import Platform
+    from mycarenet_ic.config import Settings
+    from mycarenet_ic.mounts import Mounts
+    from mycarenet_ic.server import ServedApp, free_port
+    from mycarenet_ic.wsgi import Health
+
+    platform = Platform.prepared(Settings(data_dir=tmp_path / "d"))
+    nobody = free_port()
+    stubs = {"cobrha": f"http://127.0.0.1:{nobody}/cobrha"}
+    served = ServedApp("health", Mounts({"healthz": Health(platform, stubs, ready=False),
+                                         "readyz": Health(platform, stubs, ready=True)})).start()
+    try:
+        answer = requests.get(served.url + "readyz", timeout=30)
+        assert answer.status_code == 503 and answer.json() == {
+            "status": "not ready", "checks": {"database": "ok", "migrations": "ok", "stubs": "unreachable: cobrha"}}
+        working = platform.engine
+        platform.engine = make_engine(f"postgresql://nobody@127.0.0.1:{nobody}/gone")
+        try:
+            answer = requests.get(served.url + "readyz", timeout=60)
+            assert answer.status_code == 503
+            assert answer.json()["checks"] | {"stubs": "-"} == {"database": "unreachable", "migrations": "not at head",
+                                                                "stubs": "-"}
+            assert "nobody" not in answer.text  # no URL, no driver message
+            alive = requests.get(served.url + "healthz", timeout=30)
+            assert alive.status_code == 200 and alive.json() == {"status": "ok"}
+        finally:
+            platform.engine.dispose()
+            platform.engine = working
+    finally:
+        served.stop()
+        platform.close()
