@@ -26,6 +26,7 @@ from mycarenet_ic.security.pki import Pki
 from mycarenet_ic.security.wssec import Signer
 from mycarenet_ic.server import free_port
 from tests import support
+from tests.integration.conftest import sandbox_command, sandbox_env
 from tests.integration.test_outside_attacks import consult_body
 
 pytestmark = pytest.mark.integration
@@ -102,9 +103,28 @@ def _exits_cleanly(proc: subprocess.Popen[bytes], err: Path, port: int, data: Pa
     assert not (data / "sandbox.json").exists()
 
 
+def test_sandbox_piped_to_head_ends_with_it(tmp_path: Path) -> None:
+    """``mycarenet-ic sandbox | head -1``, as a shell runs it: the shell waits for both sides, so its
+    return within the deadline means the sandbox ended too; then no port serves, no sandbox.json is left."""
+    import shlex
+
+    port, data = free_port(), tmp_path / "data"
+    command = shlex.join([*sandbox_command(), "sandbox", "--data-dir", str(data), "--port", str(port)])
+    try:
+        done = subprocess.run(["bash", "-c", f"set -o pipefail; {command} 2>{tmp_path / 'err'} | head -1"],
+                              capture_output=True, text=True, env=sandbox_env(), timeout=START_DEADLINE + STOP_DEADLINE)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the sandbox kept running after head -1 exited: {(tmp_path / 'err').read_text()}")
+    assert done.stdout.startswith("data directory: ") and done.stdout.count("\n") == 1, done
+    assert done.returncode == 0, (tmp_path / "err").read_text()  # pipefail: the sandbox's own exit code
+    assert "Traceback" not in (tmp_path / "err").read_text()
+    assert not _accepts(f"http://127.0.0.1:{port}/")
+    assert not (data / "sandbox.json").exists()
+
+
 @pytest.mark.parametrize("close_after", [
     "nothing",      # stdout gone before the first line is printed
-    "first-line",   # like ``mycarenet-ic sandbox | head -1``
+    "first-line",   # the reader took one line, then closed the pipe
     "ready",        # a supervisor that read the READY lines, then went away
 ])
 def test_a_sandbox_whose_output_is_closed_stops_by_itself(spawn, close_after: str) -> None:
