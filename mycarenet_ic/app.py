@@ -27,6 +27,7 @@ from mycarenet_ic.config import Settings, token_kinds
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.domain.tariff import Nomenclature
 from mycarenet_ic.inspector import NoRecorder, Recorder
+from mycarenet_ic.inspector.reason import ReasonPointer
 from mycarenet_ic.inspector.store import InspectorStore, QueuedRecorder
 from mycarenet_ic.persistence.affiliations import ScenarioAffiliations
 from mycarenet_ic.persistence.audit import SqlAuditLog
@@ -131,6 +132,8 @@ class Platform:
         self._recorder: Recorder | None = None
         # Injected faults: none, unless the sandbox gives the scenario's (services/fault_injection.py).
         self.faults: Faults = NoFaults()
+        # Where a fault's true reason is read, said in its answer: none, unless the sandbox gives one.
+        self.reason_pointer: ReasonPointer | None = None
         # One gate for all business endpoints of this process (stubs pass: a business request holding a
         # place may be waiting on a stub served by this same process).
         self.gate: AbstractContextManager[Any] = (
@@ -168,7 +171,7 @@ class Platform:
         signer = self.signer("mycarenet" if service in BUSINESS else service)
         return EndpointDeps(self.incoming_verifier(service), signer, self.audit, self.settings.environment,
                             self.settings.max_body_bytes, self.gate if service in BUSINESS else nullcontext(),
-                            self.recorder, self.faults)
+                            self.recorder, self.faults, reason_pointer=self.reason_pointer)
 
     @property
     def recorder(self) -> Recorder:

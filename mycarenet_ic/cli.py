@@ -282,12 +282,18 @@ def cmd_audit_show(args: argparse.Namespace) -> int:
     try:
         migrate(engine)
         log = SqlAuditLog(engine, Pseudonymiser.from_data_dir(settings.data_dir))
-        rows = log.rows(limit=args.limit, outcome=args.outcome)
+        rows = log.refusals(args.last) if args.last else log.rows(limit=args.limit, outcome=args.outcome)
         # Reading the audit is itself audited (after the read: the rows shown are those before it).
-        log.append(AuditEntry("cli", "AuditShow", caller=operator,
-                              detail=f"rows={len(rows)} limit={args.limit} outcome={args.outcome or 'any'}"))
+        log.append(AuditEntry("cli", "AuditShow", caller=operator, detail=f"rows={len(rows)} " + (
+            f"last={args.last}" if args.last else f"limit={args.limit} outcome={args.outcome or 'any'}")))
     finally:
         engine.dispose()
+    if args.last:  # the true reasons, which the client only saw as the fault's generic text
+        from mycarenet_ic.inspector.reason import refusal_lines
+
+        for line in refusal_lines(rows, _running_web(settings.data_dir) if settings.inspector else ""):
+            print(printable(line))
+        return 0
     for row in rows:
         # One row, one line: every stored field is shown escaped (a SOAPAction is stored as it was sent).
         f = {key: printable(str(value)) for key, value in row.items()}
@@ -296,6 +302,16 @@ def cmd_audit_show(args: argparse.Namespace) -> int:
               f"{f['caller']:<28} patient={patient} req={f['request_id'] if row['request_id'] else '-'} "
               f"{f['detail']}")
     return 0
+
+
+def _running_web(data_dir: Path) -> str:
+    """The web application's URL of the sandbox running on ``data_dir`` ("" when none runs)."""
+    from mycarenet_ic.sandbox import read_running
+
+    try:
+        return read_running(data_dir).get("web", "")
+    except (OSError, ValueError, KeyError):
+        return ""
 
 
 def _inspector(args: argparse.Namespace, what: str) -> Any:
@@ -822,6 +838,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = audit.add_parser("show", parents=[common], help="the newest audit rows")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--outcome", choices=["OK", "DENIED", "ERROR"])
+    from mycarenet_ic.inspector.reason import positive
+
+    p.add_argument("--last", type=positive, nargs="?", const=1, metavar="N",
+                   help="the last refused requests (1 unless N) with their true reason: what the client's "
+                        "generic fault does not say (the sandbox's X-Sandbox-Reason header points here)")
     p.add_argument("--token", help="the data directory's admin token (default: read secrets/admin.token, "
                                     "owner only; or MYCARENET_ADMIN_TOKEN)")
     p.set_defaults(func=cmd_audit_show)
@@ -859,6 +880,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mycarenet_ic.conformance import cli as conformance
 
     conformance.register(sub, common)
+    from mycarenet_ic.samples.cli import register as register_samples
+
+    register_samples(sub, common)  # samples write | sign
 
     muts = sub.add_parser("mutations", help="the National Register's mutation feed").add_subparsers(
         dest="mutations_command", required=True)

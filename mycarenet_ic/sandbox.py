@@ -15,6 +15,7 @@ from typing import Any
 from mycarenet_ic.app import BUSINESS, STUBS, Platform, business_endpoints, stub_endpoints
 from mycarenet_ic.config import Settings
 from mycarenet_ic.domain.inclusions import Consent, Inclusion, Status, check_no_conflict
+from mycarenet_ic.inspector.reason import ReasonPointer
 from mycarenet_ic.mounts import Mounts
 from mycarenet_ic.persistence.db import reading
 from mycarenet_ic.server import FrontLimits, ServedApp, server_tls, wait_ready
@@ -110,6 +111,8 @@ class Sandbox:
         self.scenario = Scenario.for_data_dir(self.settings.data_dir, reset=self.reset_scenario)
         # The scenario's injected faults, on every endpoint made from here on (a sandbox tool).
         self.platform.faults = faults = FaultInjector(self.scenario)
+        # A fault's answer names its audit row and the inspector's page of it (X-Sandbox-Reason; the sandbox's).
+        self.platform.reason_pointer = pointer = ReasonPointer()
         apps: dict[str, Any] = dict(stub_endpoints(self.platform, self.scenario))
         apps["scenario-admin"] = ScenarioAdmin(self.scenario, admin_token(self.settings.data_dir), faults)
         try:
@@ -120,6 +123,7 @@ class Sandbox:
             from mycarenet_ic.web import create_app  # the Integrated Care web application and the IdP, last
 
             self._serve({"web": create_app(self.platform, self.gateways)})
+            pointer.inspector_url = self.urls["web"] if self.settings.inspector else ""
             seed_demo_inclusions(self.platform, self.scenario.extra.get("inclusions", []))
             self.follower = MutationFollower(self.platform.mutation_sync(self.gateways),
                                              self.settings.mutation_sync_seconds)

@@ -29,7 +29,8 @@ class Exchange:
     """One request and its answer as the service saw them. ``reason`` is the true reason of a refusal or a
     failure (``error.reason``: never sent to the client, who got the fault's generic text); ``code`` is the
     fault's code (None: answered). ``caller`` is the audit's label of the verified caller ("unknown" when
-    no token verified). ``id`` is the store's, once stored."""
+    no token verified). ``id`` is the store's, once stored; ``audit_seq`` the exchange's audit row (what the
+    sandbox's ``X-Sandbox-Reason`` header names: inspector/reason.py)."""
 
     at: dt.datetime
     service: str
@@ -44,6 +45,7 @@ class Exchange:
     reason: str | None = None
     request_id: str | None = None
     id: int | None = None
+    audit_seq: int | None = None
 
 
 class Recorder(Protocol):
@@ -82,6 +84,6 @@ def record(recorder: Recorder, service: str, entry: AuditEntry, error: Mycarenet
             code=error.code if error is not None else None,
             # an answer delayed on purpose (the sandbox's fault injection) says so, as the audit row does
             reason=error.reason if error is not None else entry.detail if "[injected " in entry.detail else None,
-            request_id=entry.request_id))
+            request_id=entry.request_id, audit_seq=entry.seq))
     except Exception:  # noqa: BLE001 - the inspector is a debugging aid: the exchange goes on
         log.exception("the inspector could not record an exchange of %s", service)

@@ -45,7 +45,7 @@ from mycarenet_ic.persistence.db import make_engine, reading
 log = logging.getLogger(__name__)
 
 FILE_NAME = "inspector.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: audit_seq
 _AT = "%Y-%m-%dT%H:%M:%S.%fZ"  # one width: the text sorts as the time does
 
 metadata = MetaData()
@@ -63,6 +63,7 @@ exchange_table = Table(
     Column("code", String(64), nullable=True),
     Column("reason", Text, nullable=True),
     Column("request_id", String(128), nullable=True),
+    Column("audit_seq", Integer, nullable=True, index=True),
     Column("request", LargeBinary, nullable=False),
     Column("answer", LargeBinary, nullable=False),
     sqlite_autoincrement=True,  # ids are never reused: "newer" is "larger", also after pruning
@@ -80,7 +81,7 @@ def _exchange(row: Any, with_bodies: bool) -> Exchange:
                     operation=m["operation"], caller=m["caller"], outcome=m["outcome"], status=m["status"],
                     duration_ms=m["duration_ms"], request=m["request"] if with_bodies else b"",
                     answer=m["answer"] if with_bodies else b"", code=m["code"], reason=m["reason"],
-                    request_id=m["request_id"], id=m["id"])
+                    request_id=m["request_id"], id=m["id"], audit_seq=m["audit_seq"])
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,8 @@ class InspectorStore:
         rows = [{"at": _at(e.at), "service": e.service[:64], "operation": e.operation[:128],
                  "caller": e.caller[:256], "outcome": e.outcome[:16], "status": e.status,
                  "duration_ms": e.duration_ms, "code": e.code, "reason": e.reason,
-                 "request_id": (e.request_id or None) and e.request_id[:128], "request": e.request,
+                 "request_id": (e.request_id or None) and e.request_id[:128], "audit_seq": e.audit_seq,
+                 "request": e.request,
                  "answer": e.answer} for e in exchanges]
         with self.engine.begin() as conn:
             conn.execute(insert(exchange_table), rows)
@@ -186,6 +188,13 @@ class InspectorStore:
         with reading(self.engine) as conn:
             row = conn.execute(select(exchange_table).where(exchange_table.c.id == exchange_id)).first()
         return None if row is None else _exchange(row, True)
+
+    def of_audit_row(self, audit_seq: int) -> int | None:
+        """The id of the exchange whose audit row is ``audit_seq`` (None: not recorded, or not yet, or pruned)."""
+        with reading(self.engine) as conn:
+            found = conn.execute(select(exchange_table.c.id).where(exchange_table.c.audit_seq == audit_seq)
+                                 .order_by(exchange_table.c.id.desc()).limit(1)).scalar()
+        return None if found is None else int(found)
 
     def newest_id(self) -> int:
         with reading(self.engine) as conn:

@@ -27,6 +27,7 @@ from mycarenet_ic.security.parser import ParseLimits, parse_untrusted
 from mycarenet_ic.soap.commons import MAX_BLOB, decode_blob
 
 _SAML = (ns.SAML2_PROTOCOL, ns.SAML2_ASSERTION, ns.SAML11_PROTOCOL, ns.SAML11_ASSERTION)
+_KMEHR = (ns.KMEHR, ns.MESSAGESERVICES_PROTOCOL)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ def _decode(detail: etree._Element) -> tuple[str, str]:
     if root is None:
         return "undecodable", "not XML the hardened parser takes:\n" + data.decode("utf-8", "replace")
     namespace = etree.QName(root).namespace
-    kind = "SAML" if namespace in _SAML else "KMEHR" if namespace == ns.KMEHR else "XML"
+    # KMEHR: a kmehrmessage, or the messageservices transaction that carries KMEHR (Tarification's blobs).
+    kind = "SAML" if namespace in _SAML else "KMEHR" if namespace in _KMEHR else "XML"
     return kind, etree.tostring(root, pretty_print=True, encoding="unicode")
 
 

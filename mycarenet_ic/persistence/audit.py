@@ -103,6 +103,12 @@ class SqlAuditLog:
         with reading(self.engine) as conn:
             return [dict(r._mapping) for r in conn.execute(query)][::-1]
 
+    def refusals(self, limit: int) -> list[dict[str, object]]:
+        """The newest ``limit`` rows of requests refused or failed (DENIED, ERROR), oldest first."""
+        query = select(audit_log).where(audit_log.c.outcome != "OK").order_by(audit_log.c.seq.desc()).limit(limit)
+        with reading(self.engine) as conn:
+            return [dict(r._mapping) for r in conn.execute(query)][::-1]
+
 
 @dataclass(frozen=True)
 class ChainReport:

@@ -2,7 +2,8 @@
 
 Versions 2 (Tarification, Mediprima) and 3 (MemberData) have the same shape in different
 namespaces, so the models are built by one function per pair of namespaces and cached: each
-service binds the generation its public contract uses.
+service binds the generation its public contract uses. Only v3's ``Detail`` can be sealed (ETEE): v2's
+``BlobType`` has no ``ContentEncryption`` nor ``Etk`` (``xsd/mycarenet-commons-core-v2.xsd``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ MAX_BLOB = 262_144
 
 
 @functools.cache
-def commons_models(core_ns: str, protocol_ns: str) -> SimpleNamespace:
-    """The commons types of ``core_ns`` (core) and ``protocol_ns`` (protocol), as Spyne models."""
+def commons_models(core_ns: str, protocol_ns: str, sealable: bool = True) -> SimpleNamespace:
+    """The commons types of ``core_ns`` (core) and ``protocol_ns`` (protocol), as Spyne models; ``sealable``:
+    the ``Detail`` has the ETEE attributes ``ContentEncryption`` and ``Etk``."""
 
     class _Core(ComplexModel):
         __namespace__ = core_ns
@@ -55,9 +57,9 @@ def commons_models(core_ns: str, protocol_ns: str) -> SimpleNamespace:
                                                 ("Mutuality", Unicode)])
     period = core("PeriodType", [("Start", Date), ("End", Date)])
     routing = core("RoutingType", [("CareReceiver", care_receiver), ("ReferenceDate", Date), ("Period", period)])
+    etee = [("ContentEncryption", XmlAttribute(Unicode)), ("Etk", XmlAttribute(Unicode))] if sealable else []
     blob = core("BlobType", [
-        ("ContentType", XmlAttribute(Unicode)), ("ContentEncoding", XmlAttribute(Unicode)),
-        ("ContentEncryption", XmlAttribute(Unicode)), ("Etk", XmlAttribute(Unicode)),
+        ("ContentType", XmlAttribute(Unicode)), ("ContentEncoding", XmlAttribute(Unicode)), *etee,
         ("HashValue", XmlAttribute(Unicode)), ("Id", XmlAttribute(Unicode)), ("value", XmlData(ByteArray)),
     ])
 
@@ -86,7 +88,7 @@ def decode_blob(blob: Any) -> bytes:
     """The bytes of a Detail blob: base64 already undone by Spyne, then inflated when ``deflate``."""
     if blob is None or blob.value is None:
         raise SchemaViolation("The Detail blob is empty.")
-    if blob.ContentEncryption:
+    if getattr(blob, "ContentEncryption", None):
         raise MalformedRequest("Encrypted Detail blobs are not supported by the sandbox; send ContentEncryption-free.")
     data = b"".join(blob.value)
     encoding = (blob.ContentEncoding or "deflate").lower()

@@ -33,6 +33,7 @@ from mycarenet_ic.errors import (
     StorageUnavailable,
     UnknownOperation,
 )
+from mycarenet_ic.inspector.reason import ReasonPointer
 from mycarenet_ic.security.callers import caller_of
 from mycarenet_ic.security.parser import ParseLimits, parse_untrusted
 from mycarenet_ic.security.wssec import Signer, TokenKind, VerifiedMessage, Verifier
@@ -49,6 +50,8 @@ StartResponse = Callable[..., Any]
 _XSD_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.xsd$")
 _UNDERSTOOD = frozenset({f"{{{ns.WSSE}}}Security"})
 _CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^\";\s]+)", re.IGNORECASE)
+# What a request ends as: HTTP status, the signed bytes, the headers beyond the content's.
+Concluded = tuple[str, bytes, list[tuple[str, str]]]
 
 
 @dataclass
@@ -64,6 +67,8 @@ class EndpointDeps:
     recorder: inspector.Recorder = field(default_factory=inspector.NoRecorder)
     # The sandbox's injected faults (services/fault_injection.py; by default none).
     faults: Faults = field(default_factory=NoFaults)
+    # The sandbox's: a fault's answer names where its true reason is read (inspector/reason.py; else never).
+    reason_pointer: ReasonPointer | None = None
 
 
 def render_wsdl(wsdl_file: Path, address: str, accepted: frozenset[TokenKind] | None = None) -> bytes:
@@ -236,7 +241,7 @@ class SoapEndpoint:
         with self.deps.gate:
             return self._respond(self._handle(data, sent_action, entry, started), start_response)
 
-    def _handle(self, data: bytes, sent_action: str, entry: AuditEntry, started: float) -> tuple[str, bytes]:
+    def _handle(self, data: bytes, sent_action: str, entry: AuditEntry, started: float) -> Concluded:
         """One request, top to bottom: parse → verify → who calls → which operation → validate →
         dispatch (the use case runs) → answer; then :meth:`_conclude` audits and signs."""
         try:
@@ -291,11 +296,11 @@ class SoapEndpoint:
                                                  self._schema.error_log.last_error)
 
     def _conclude(self, entry: AuditEntry, outcome: etree._Element | BaseException, request: bytes = b"",
-                  started: float | None = None) -> tuple[str, bytes]:
+                  started: float | None = None) -> Concluded:
         """The one place a request ends: its error mapped to a fault, its audit row written (an answer
         that cannot be audited is not given; a write's row is already in, committed with the write), the
         answer signed, the exchange handed to the inspector.
-        Returns (HTTP status, signed bytes)."""
+        Returns (HTTP status, signed bytes, headers: in the sandbox, a fault's says where its reason is)."""
         error = None if isinstance(outcome, etree._Element) else faults.as_mycarenet_error(outcome)
         if error is not None:
             if entry.outcome == "OK":
@@ -304,7 +309,7 @@ class SoapEndpoint:
             entry.detail = f"after row {entry.seq}, no answer: {reason}" if entry.seq else entry.detail or reason
         try:
             if entry.seq is None or error is not None:  # a write's row went in with the write (one transaction)
-                self.deps.audit.append(entry)
+                entry.seq = self.deps.audit.append(entry)
         except Exception:  # noqa: BLE001
             log.exception("audit write failed")
             if error is None:
@@ -320,10 +325,12 @@ class SoapEndpoint:
         inspector.record(self.deps.recorder, self.name, entry, error, status, request, body, started)
         if isinstance(error, HttpEffect):
             raise error
-        return status, body
+        pointer = self.deps.reason_pointer
+        return status, body, [pointer.header(entry.seq)] if pointer is not None and error is not None else []
 
     @staticmethod
-    def _respond(answer: tuple[str, bytes], start_response: StartResponse) -> Iterable[bytes]:
-        status, body = answer
-        start_response(status, [("Content-Type", "text/xml; charset=utf-8"), ("Content-Length", str(len(body)))])
+    def _respond(answer: Concluded, start_response: StartResponse) -> Iterable[bytes]:
+        status, body, headers = answer
+        start_response(status, [("Content-Type", "text/xml; charset=utf-8"), ("Content-Length", str(len(body))),
+                                *headers])
         return [body]

@@ -21,6 +21,10 @@ How the commons mark and carry them (facts):
   ``/e:EncryptedKnownContent/e:BusinessContent``; its newer client checks ``text/plain``;
   freehealth-connector ``ResponseObjectBuilderImpl`` unseals any ``contentEncryption``). eHI also sends its
   ETK in ``Detail/@Etk`` of a plain request and reads a sealed answer: the sandbox seals for that ETK too.
+- Only the commons v3 ``Detail`` (MemberData) has ``ContentEncryption``; Tarification and Mediprima take
+  commons v2, whose ``BlobType`` has neither it nor ``Etk`` (official ``mycarenet-commons-core-2_0``/``2_1``
+  schemas; freehealth-connector's ``TarificationServiceImpl`` builds the blob with the default blob properties,
+  no content encryption). A sealed Tarification Detail is refused by the schema check (``SOA-03006``).
 
 What is refused, each as production would before the business message is read (no public catalogue code
 exists for these, so the sandbox answers the eHealth SOA fault for content, ``SOA-03007``, with its own

@@ -40,7 +40,7 @@ MC = "http://www.ehealth.fgov.be/messageservices/core/v1"
 K = "http://www.ehealth.fgov.be/standards/kmehr/schema/v1"
 BLOB_XSD = "messageservices-protocol-v1.xsd"
 SERVICE_XSD = "mycarenet-tarification-v1.xsd"
-COMMONS = commons_models(CORE_V2, PROTOCOL_V2)
+COMMONS = commons_models(CORE_V2, PROTOCOL_V2, sealable=False)  # commons v2: no ETEE (soap/commons.py)
 KMEHR_STANDARD = ("1.19", "20161201")  # CD-STANDARD version and value of the answers
 # Where each part of the request is in the document the client sent (a code's place with its index).
 LOCATION = dict[tuple[RequestPart, int | None], etree._Element]

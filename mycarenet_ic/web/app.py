@@ -362,6 +362,8 @@ def _routes(app: Flask, web: WebApp) -> None:  # noqa: C901 - the routes of one 
         except SignInRefused as exc:
             return page("signin.html", 429 if exc.throttled else 401, profiles=list(Profile),
                         error=SIGNIN_THROTTLED if exc.throttled else SIGNIN_REFUSED)
+        except ServerError as exc:
+            return page("signin.html", refusal_of(exc).status, profiles=list(Profile), error=refusal_of(exc).message)
         session = web.sessions.signed_in(g.session, identity, profile.value)
         if profile is Profile.PSI_STAFF and identity.ssin:
             session.staff_roles = tuple((r.role, r.organisation_nihii) for r in web.idp.aa.roles(identity.ssin))

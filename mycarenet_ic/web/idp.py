@@ -33,7 +33,7 @@ from mycarenet_ic.config import owner_only_dir, write_owner_only
 from mycarenet_ic.domain.identifiers import InvalidIdentifier, parse_niss
 from mycarenet_ic.domain.inclusions import Role
 from mycarenet_ic.domain.qualities import CallerIdentity, Quality
-from mycarenet_ic.errors import AccessDenied
+from mycarenet_ic.errors import AccessDenied, ServerError
 from mycarenet_ic.persistence.pseudonym import Pseudonymiser
 from mycarenet_ic.persistence.tables import web_signin_attempts
 from mycarenet_ic.security.wssec import ReplayCache
@@ -223,13 +223,19 @@ class IdentityProvider:
     # -- signing in ------------------------------------------------------------------------------------
     def sign_in(self, ssin: str, code: str, profile: Profile, client: str) -> CallerIdentity:
         """The identity of a person who gave their NISS, a current TOTP code and a profile they may enter
-        in; SignInRefused otherwise. Audited either way."""
+        in; SignInRefused otherwise; a ServerError when a source (CoBrHa, the AttributeAuthority, the National
+        Register) did not answer. Audited whichever it is."""
         entry = AuditEntry(SERVICE, "SignIn", detail=f"profile={profile.value} factor=totp")
         try:
             identity = self._sign_in(ssin.strip(), code.strip(), profile, client, entry)
         except SignInRefused as exc:
             entry.outcome = "DENIED"
             entry.detail += f" refused: {exc.reason}"
+            self.audit.append(entry)
+            raise
+        except ServerError as exc:     # a source that did not answer: nothing decided, audited all the same
+            entry.outcome = "ERROR"
+            entry.detail += f" not decided: {exc.reason}"
             self.audit.append(entry)
             raise
         entry.caller = self.audit.caller_label(identity)

@@ -307,6 +307,19 @@ def exchange_files(exchange_id: int) -> Response:
         "Content-Disposition": f'attachment; filename="exchange-{exchange_id}.zip"'})
 
 
+@bp.get("/audit/<int:audit_seq>")
+def of_audit_row(audit_seq: int) -> Response:
+    """The exchange of one audit row: where a sandbox fault's ``X-Sandbox-Reason`` header points."""
+    _operator()
+    store = _store_or_page()
+    if isinstance(store, Response):
+        return store
+    found = store.of_audit_row(audit_seq)
+    if found is None:
+        return _page("inspector/message.html", 404, error=NO_EXCHANGE)
+    return redirect(url_for("inspector.exchange", exchange_id=found))  # type: ignore[return-value]
+
+
 @bp.get("/diff")
 def diff() -> Response:
     _operator()

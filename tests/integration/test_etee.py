@@ -19,7 +19,7 @@ from mycarenet_ic.errors import NotFound
 from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security import etee
 from mycarenet_ic.security.etk import APPLICATION, PLATFORM_CBE, insurer_cbe, issue_etk
-from mycarenet_ic.security.pki import KeyPair
+from mycarenet_ic.security.pki import KeyPair, Pki
 from mycarenet_ic.security.wssec import Signer
 from mycarenet_ic.soap.faults import descriptive_code
 from tests import attacks, support
@@ -39,6 +39,7 @@ class Vendor:
         self.identity = pki.issue_holder(Quality.DOCTOR, ssin, nihii)
         self.encryption, self.etk = issue_etk(pki, Quality.DOCTOR, ssin, nihii)
         self.nihii = nihii
+        self.stranger: KeyPair | None = None  # the caller's name from another CA (the fixture makes it)
         signer, verifier = Signer(self.identity), box.platform.answer_verifier()
         self.trust = etee.TrustCheck([pki.ca().certificate])
         self.depot = EtkDepotClient(box.urls["etk-depot"], signer, verifier, ca_file=pki.ca_file)
@@ -67,8 +68,13 @@ class Vendor:
 
 
 @pytest.fixture(scope="module")
-def vendor(sandbox: Sandbox) -> Vendor:
-    return Vendor(sandbox)
+def vendor(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Vendor:
+    vendor = Vendor(sandbox)
+    foreign = Pki(tmp_path_factory.mktemp("foreign-ca"))
+    foreign.init()
+    # the caller's own SSIN and NIHII, certified by a CA that is not the sandbox's
+    vendor.stranger = foreign.issue_identity(Quality.DOCTOR, support.DOCTOR_SSIN, support.DOCTOR_NIHII)
+    return vendor
 
 
 def _status(saml: bytes) -> str:
@@ -155,6 +161,16 @@ BAD: dict[str, tuple[Any, str, str]] = {
     "no EncryptedKnownContent inside": (lambda v, box: v.sealed() | {"_value_1": etee.seal(
         v.query(), v.identity, [box.platform.etks.held_keys("platform")[0].certificate])},
         "MALFORMED_REQUEST", "EncryptedKnownContent"),
+    "marked for an insurer, sealed for the platform": (lambda v, box: v.sealed(ContentEncryption="encryptedForKnownIO"),
+                                                       "INVALID_SEAL", "ETEE not-for-us"),
+    "signed by a certificate of another CA": (lambda v, box: v.sealed(sender=v.stranger), "INVALID_SEAL",
+                                              "ETEE signer"),
+    "reply-to ETK that is no ETK": (lambda v, box: v.sealed(reply_to=b"0\x03\x02\x01\x00"), "INVALID_SEAL", "ETK:"),
+    "no reply-to ETK": (lambda v, box: v.sealed() | {"_value_1": etee.seal(
+        etee.known_content(v.query()), v.identity, [box.platform.etks.held_keys("platform")[0].certificate])},
+        "MALFORMED_REQUEST", "Reply-to-Etk"),
+    "wrong content encoding": (lambda v, box: v.sealed(ContentEncoding="deflate"), "MALFORMED_REQUEST",
+                               "ContentEncoding"),
 }
 
 

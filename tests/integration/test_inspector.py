@@ -149,6 +149,30 @@ def test_an_answered_exchange_with_its_caller_and_decoded_blobs(sandbox: Sandbox
     assert etree.QName(etree.fromstring(blobs[1].text.encode())).namespace == ns.SAML2_PROTOCOL
 
 
+
+def test_a_tariff_exchanges_kmehr_blobs_are_decoded(sandbox: Sandbox, store: InspectorStore,
+                                                    signer: Signer) -> None:
+    """The Tarification blobs are KMEHR transactions (the request's and the answer's), decoded and indented."""
+    from mycarenet_ic.clients.messages import tariff_request
+
+    day = dt.date.today() - dt.timedelta(days=2)
+    newest = store.newest_id()
+    body = support.commons_request("TarificationConsultationRequest", "urn:be:fgov:ehealth:mycarenet:tarification:"
+                                   "protocol:v1", 2, tariff_request(support.DOCTOR_NIHII, support.DOCTOR_SSIN,
+                                                                    support.PATIENT_UNLINKED, day, ["101076"]),
+                                   support.PATIENT_UNLINKED, day, "inspector-kmehr")
+    answer = support.post(sandbox.urls["tarification"], support.to_bytes(support.signed(signer, body)))
+    assert answer.status == 200 and answer.fault is None, answer.body[:300]
+    (exchange,) = [e for e in recorded_since(sandbox, store, newest) if e.service == "tarification"]
+    blobs = views.blobs(exchange)
+    assert [(b.message, b.kind) for b in blobs] == [("request", "KMEHR"), ("answer", "KMEHR")]
+    # The messageservices transaction (request, then response) that carries the KMEHR, decoded and indented.
+    for blob, element in zip(blobs, ("RetrieveTransactionRequest", "RetrieveTransactionResponse"), strict=True):
+        root = etree.fromstring(blob.text.encode())
+        assert etree.QName(root).localname == element and root.find(f".//{{{ns.KMEHR}}}*") is not None
+        assert "\n  <" in blob.text
+    assert "101076" in blobs[0].text and "101076" in blobs[1].text
+
 class Failing:
     """A recorder that fails every time (a full disk, a bug)."""
 

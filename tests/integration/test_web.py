@@ -24,7 +24,7 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mycarenet_ic.domain.inclusions import Consent, Status
+from mycarenet_ic.domain.inclusions import Consent, Status, first_of_next_month
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.errors import AccessDenied
 from mycarenet_ic.sandbox import Sandbox
@@ -266,6 +266,9 @@ def test_coordinator_pages_through_the_list(web: Web) -> None:
     assert "page 2 of 2" in web.by("#summary").text and not web.all("a[rel=next]")
     web.go(web.by("a[rel=prev]"))
     assert [r.text for r in web.all("tbody tr")] == first
+    # No mass export: the address cannot ask for a bigger page.
+    web.open("/projects/91000153?page_size=100000&size=100000&limit=100000&per_page=100000")
+    assert [r.text for r in web.all("tbody tr")] == first
     web.open("/projects/91000153?page=99999999999999999999")  # past any page, past any integer: no 500
     assert web.all("#summary") and not web.all("tbody tr")
 
@@ -400,3 +403,55 @@ def test_idp_enrol_prints_a_secret_that_signs_in(sandbox: Sandbox) -> None:
     for profile in (Profile.PHARMACIST, Profile.PSI_STAFF):
         with pytest.raises(AccessDenied):
             web_of(sandbox).idp.identity(doctor, profile)
+
+
+def test_the_national_registers_name_and_birth_date_are_shown_never_stored(web: Web) -> None:
+    web.sign_in(support.DOCTOR_SSIN, "provider")
+    web.consult(A)                     # linked to the doctor
+    assert web.by("#patient-name").text == "Peeters, Jan Pieter" and "1948" in web.by("#patient-birth").text
+    person = web.box.scenario.persons[A]
+    # Every table of the platform's database, every value as text: neither the name nor the birth date.
+    from sqlalchemy import MetaData, select
+
+    tables = MetaData()
+    tables.reflect(web.box.platform.engine)
+    with web.box.platform.engine.connect() as conn:
+        stored = " ".join(str(v) for t in tables.sorted_tables for row in conn.execute(select(t)) for v in row)
+    assert len(tables.sorted_tables) > 5 and "web_sessions" in tables.tables and A not in stored
+    born = dt.date.fromisoformat(person.birth_date)
+    for shown in (person.last_name, " ".join(person.first_names), born.isoformat(), born.strftime("%d/%m/%Y"),
+                  born.strftime("%Y%m%d")):
+        assert shown not in stored, shown
+
+
+GENT_ADMIN, PSI_GENT = "83060602231", "91000351"   # the PSI administrative of Boost Gent; its PSI
+
+
+def test_psi_administrative_changes_only_the_start_date_and_the_consent(web: Web) -> None:
+    web.sign_in(GENT_ADMIN, "psi-staff")
+    web.consult(C)                     # principal in Gent since 2026-01-05
+    (section,) = web.all("section.inclusion")   # the Gent inclusion only (another PSI's is no business of theirs)
+    offered = {e.get_attribute("name") for e in section.find_elements(
+        "css selector", "input:not([type=hidden]), select")}
+    assert offered == {"start", "consent", "consent_date"}     # no status, no end: the seed's two fields
+    before = in_project(web.box, C, PSI_GENT)
+    later = before.declared_start + dt.timedelta(days=40)    # a declared start; it takes effect on a 1st
+    web.driver.execute_script("arguments[0].value = arguments[1]", section.find_element("css selector",
+                                                                                        "input[name=start]"),
+                              later.isoformat())
+    web.go(section.find_element("css selector", "button[type=submit]"))
+    assert "The change is saved." in web.main(), web.main()
+    after = in_project(web.box, C, PSI_GENT)
+    assert (after.declared_start, after.start, after.version, after.status, after.consent) == (
+        later, first_of_next_month(later), before.version + 1, before.status, before.consent)
+    # The page decides nothing: a post of a field the form does not offer (the status) is the use case's
+    # refusal, with the session's cookie and CSRF token, and changes nothing.
+    kept = state(web.box)
+    answer = requests.post(web.url + "modify", timeout=10,
+                           cookies={"mycarenet_session": web.driver.get_cookie("mycarenet_session")["value"]},
+                           data={"csrf": web.by("input[name=csrf]").get_attribute("value"), "inclusion": after.id,
+                                 "status": "information", "request_id": "web-status-by-admin-0001"})
+    assert answer.status_code == 403 and "You may not do this" in answer.text, answer.text[:300]
+    assert state(web.box) == kept and in_project(web.box, C, PSI_GENT) == after
+    refused, shown = web_audit(web.box, 2)   # the refusal, then the patient's page shown again with it
+    assert [(r["operation"], r["outcome"]) for r in (refused, shown)] == [("Modify", "DENIED"), ("Consult", "OK")]

@@ -126,3 +126,23 @@ def test_the_profile_chosen_at_sign_in_is_all_a_session_may_do(sandbox: Sandbox)
     client, home = sign_in(sandbox, COORD_LEUVEN, code_of(sandbox, COORD_LEUVEN), Profile.CITIZEN.value)
     listed = client.get(url + f"projects/{PSI_LEUVEN}", timeout=10)
     assert listed.status_code == 403 and "tbody" not in listed.text
+
+
+
+def test_a_source_that_does_not_answer_is_a_readable_page_audited_never_a_stack_trace(sandbox: Sandbox) -> None:
+    """The National Register answering production's SystemError (an injected fault) while a citizen signs in:
+    a 503 page saying to try again, the sign-in audited as not decided; no session, no stack trace."""
+    from tests.integration.test_fault_injection import admin, inject
+
+    person = "87022802110"      # a citizen no other test of this module signs in as
+    inject(sandbox, effect="system-error", service="national-register", for_seconds=60, times=50)
+    try:
+        client, answer = sign_in(sandbox, person, code_of(sandbox, person), Profile.CITIZEN.value)
+    finally:
+        admin(sandbox, "DELETE", "/scenario/faults")
+    assert answer.status_code == 503 and "does not answer now. Please try again in a moment." in answer.text
+    assert "Traceback" not in answer.text and "SOA-" not in answer.text and "national-register" not in answer.text
+    assert client.get(sandbox.urls["web"] + "home", timeout=10, allow_redirects=False).status_code == 302
+    row = [r for r in sandbox.platform.audit.rows(limit=50) if r["operation"] == "SignIn"][-1]
+    assert (row["service"], row["outcome"]) == ("idp", "ERROR") and "not decided" in str(row["detail"])
+    assert person not in str(row)

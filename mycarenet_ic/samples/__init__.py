@@ -1,0 +1,1 @@
+"""Sample requests and answers per service and acceptance scenario (``samples/``), and what is built from them."""
