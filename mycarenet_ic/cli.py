@@ -18,6 +18,7 @@ from mycarenet_ic.cli_support import CliError, iso_date, service_url
 from mycarenet_ic.config import Settings, token_kinds
 from mycarenet_ic.domain.identifiers import InvalidIdentifier
 from mycarenet_ic.domain.qualities import Quality
+from mycarenet_ic.mounts import DEFAULT_PORT
 from mycarenet_ic.textsafe import printable, printable_json
 
 # Whatever is printed from stored rows, remote answers, files or exceptions goes through printable():
@@ -147,11 +148,15 @@ def _say(text: str) -> None:
     """Print one line of the sandbox's progress; once standard output is gone, go on quietly.
 
     A closed pipe (``mycarenet-ic sandbox | head -1``) must not take the sandbox down halfway or leave
-    it unstoppable: the rest of its output goes to ``os.devnull``, and what was buffered with it.
+    it unstoppable: the rest of its output goes to ``os.devnull``, and what was buffered with it; the
+    sandbox then stops as on a signal (:func:`mycarenet_ic.lifecycle.wait_until_stopped`).
     """
+    from mycarenet_ic.lifecycle import OUTPUT_LOST
+
     try:
         print(text, flush=True)
     except (BrokenPipeError, OSError, ValueError):
+        OUTPUT_LOST.set()
         _silence_stdout()
 
 
@@ -167,6 +172,7 @@ def _silence_stdout() -> None:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
+    from mycarenet_ic.lifecycle import wait_until_stopped
     from mycarenet_ic.sandbox import Sandbox
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -193,8 +199,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         for name, url in urls.items():
             _say(printable(f"READY {name} {url}"))
         _say("Ctrl-C stops the sandbox.")
-        while not done.wait(0.5):
-            pass
+        wait_until_stopped(done)  # a signal, or standard output closed
     finally:
         sandbox.stop()
         for signum, handler in previous.items():
@@ -810,7 +815,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sandbox", parents=[common], help="start every service and stub with the demo scenario")
     p.add_argument("--host", help=f"the address every port listens on (default: {Settings.host})")
-    p.add_argument("--port", type=int, default=0, help="first port (one per service); 0 picks free ports")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help=f"the one port of every service, each at its own path (default: {DEFAULT_PORT}; "
+                        "0 picks a free port)")
     p.add_argument("--reset-scenario", action="store_true", help="start again from the demo scenario")
     p.add_argument("--plain-http", action="store_true",
                    help="serve plain HTTP instead of HTTPS (local debugging only; also MYCARENET_TLS=0)")
@@ -821,6 +828,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-inspector", dest="inspector", action="store_false", default=None,
                    help="record no exchanges (the inspector is on by default in the sandbox; MYCARENET_INSPECTOR=0)")
     p.set_defaults(func=cmd_sandbox)
+    from mycarenet_ic.serve import register as register_serve
+
+    register_serve(sub, common)
 
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
     p = audit.add_parser("verify", parents=[common], help="check the hash chain; name the first broken row")

@@ -1,5 +1,6 @@
-"""The sandbox: every stub and business service of one data directory on 127.0.0.1, one port each,
-with the scenario's demo inclusions seeded and the National Register's mutation feed followed."""
+"""The sandbox: every stub and business service of one data directory on 127.0.0.1, on one port with a
+path each (``/memberdata``, …, ``/scenario-admin/``, ``/web/``), with the scenario's demo inclusions
+seeded and the National Register's mutation feed followed."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mycarenet_ic.app import Platform, business_endpoints, stub_endpoints
+from mycarenet_ic.app import BUSINESS, STUBS, Platform, business_endpoints, stub_endpoints
 from mycarenet_ic.config import Settings
 from mycarenet_ic.domain.inclusions import Consent, Inclusion, Status, check_no_conflict
 from mycarenet_ic.inspector.reason import ReasonPointer
+from mycarenet_ic.mounts import Mounts
 from mycarenet_ic.persistence.db import reading
 from mycarenet_ic.server import FrontLimits, ServedApp, server_tls, wait_ready
 from mycarenet_ic.services.fault_injection import FaultInjector
@@ -22,8 +24,10 @@ from mycarenet_ic.services.mutations import MutationSync
 from mycarenet_ic.soap.endpoint import SoapEndpoint
 
 log = logging.getLogger(__name__)
-# Served at the root of their own port (the others at /<name>): the admin API and the web application.
+# Not SOAP services: their URL ends with "/" (the admin API and the web application, /<name>/...).
 _ROOTED = ("scenario-admin", "web")
+_SERVICES = (*STUBS, *BUSINESS, *_ROOTED)
+STOP_GRACE = 20.0  # seconds a stop (SIGTERM, Ctrl-C) lets the requests in flight take, as `serve` does
 
 
 def seed_demo_inclusions(platform: Platform, records: list[dict[str, Any]]) -> int:
@@ -87,14 +91,15 @@ class MutationFollower:
 
 @dataclass
 class Sandbox:
-    """Every service of the sandbox on 127.0.0.1, one port each."""
+    """Every service of the sandbox on 127.0.0.1, on one port, one path each."""
 
     settings: Settings
     reset_scenario: bool = False
-    served: dict[str, ServedApp] = field(default_factory=dict)
+    apps: dict[str, Any] = field(default_factory=dict)
     stopped: threading.Event = field(default_factory=threading.Event)
 
     def start(self, port: int = 0) -> dict[str, str]:
+        """Serve on ``port`` (0: a free port); give every service's URL."""
         from mycarenet_ic.config import owner_only_dir
         from mycarenet_ic.datadir import SandboxLock
         from mycarenet_ic.stubs.admin import ScenarioAdmin, admin_token
@@ -111,13 +116,14 @@ class Sandbox:
         apps: dict[str, Any] = dict(stub_endpoints(self.platform, self.scenario))
         apps["scenario-admin"] = ScenarioAdmin(self.scenario, admin_token(self.settings.data_dir), faults)
         try:
-            self._serve(apps, port, 0)
+            self._bind(port)
+            self._serve(apps)
             self.gateways = self.platform.gateways(self.urls)
-            self._serve(business_endpoints(self.platform, self.gateways), port, len(apps))
+            self._serve(business_endpoints(self.platform, self.gateways))
             from mycarenet_ic.web import create_app  # the Integrated Care web application and the IdP, last
 
-            self._serve({"web": create_app(self.platform, self.gateways)}, port, len(self.served))
-            pointer.inspector_url = self.served["web"].url if self.settings.inspector else ""
+            self._serve({"web": create_app(self.platform, self.gateways)})
+            pointer.inspector_url = self.urls["web"] if self.settings.inspector else ""
             seed_demo_inclusions(self.platform, self.scenario.extra.get("inclusions", []))
             self.follower = MutationFollower(self.platform.mutation_sync(self.gateways),
                                              self.settings.mutation_sync_seconds)
@@ -131,24 +137,39 @@ class Sandbox:
         state.write_text(json.dumps({"services": urls}, indent=1))
         return urls
 
-    def _serve(self, apps: dict[str, Any], port: int, first_offset: int) -> None:
+    def _bind(self, port: int) -> None:
+        """The one port (bound now, serving from here on); the apps are mounted on it as they come."""
         tls = server_tls(*self.platform.pki.tls_server(self.settings.host)) if self.settings.tls else None
-        for offset, (name, app) in enumerate(apps.items(), first_offset):
-            path = "/" if name in _ROOTED else f"/{name}"
-            served = ServedApp(name, app, self.settings.host, port + offset if port else 0,
-                               self.settings.server_threads, path=path,
-                               # the front reads a little past the endpoint's cap, so the endpoint answers it
-                               limits=FrontLimits(max_body_bytes=self.settings.max_body_bytes + 65_536), tls=tls)
-            self.served[name] = served.start()
+        self.mounts = Mounts({})
+        self.mounts.draining = frozenset(STUBS)  # a stop lets requests in flight still call the stubs
+        # The front reads a little past the endpoint's cap, so the endpoint answers it. Every service's
+        # clients share the port: it takes as many connections per client as the ports of one service did.
+        defaults = FrontLimits()
+        limits = FrontLimits(max_body_bytes=self.settings.max_body_bytes + 65_536,
+                             max_connections_per_client=defaults.max_connections_per_client * len(_SERVICES),
+                             stop_grace=STOP_GRACE)
+        self.front = ServedApp("sandbox", self.mounts, self.settings.host, port, self.settings.server_threads,
+                               limits=limits, tls=tls)
+        self.front.start()
+
+    @property
+    def port(self) -> int:
+        return self.front.port
+
+    def _serve(self, apps: dict[str, Any]) -> None:
+        base = self.front.url.rstrip("/")
+        for name, app in apps.items():
             if isinstance(app, SoapEndpoint):
-                app.address = served.url
+                app.address = f"{base}/{name}"
+            self.mounts.apps[name] = self.apps[name] = app
         for name in apps:
-            wait_ready(self.served[name].url + ("health" if name in _ROOTED else "?wsdl"),
+            wait_ready(self.urls[name] + ("health" if name in _ROOTED else "?wsdl"),
                        ca_file=self.platform.pki.ca_file)
 
     @property
     def urls(self) -> dict[str, str]:
-        return {name: s.url for name, s in self.served.items()}
+        base = self.front.url.rstrip("/")
+        return {name: f"{base}/{name}" + ("/" if name in _ROOTED else "") for name in self.apps}
 
     @property
     def soap_urls(self) -> dict[str, str]:
@@ -158,13 +179,11 @@ class Sandbox:
     def stop(self) -> None:
         if getattr(self, "follower", None) is not None:
             self.follower.stop()
-        # Business services first (their in-flight requests still need the stubs), then the stubs.
-        for served in reversed(self.served.values()):
+        if hasattr(self, "front"):
             try:
-                served.stop()
+                self.front.stop()  # requests being worked on are finished and answered (bounded)
             except Exception:  # noqa: BLE001 - stopping the rest matters more
-                log.exception("stopping %s", served.name)
-        self.served.clear()
+                log.exception("stopping the sandbox's port")
         if hasattr(self, "platform"):
             self.platform.close()
         lock = getattr(self, "lock", None)

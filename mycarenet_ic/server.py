@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from mycarenet_ic.config import Settings
+from mycarenet_ic.mounts import Mounts, mount_of
 
 log = logging.getLogger(__name__)
 
@@ -369,6 +370,10 @@ class HttpFront:
         self.sock = socket.create_server((host, port), family=family, backlog=limits.backlog)
         self.bind_addr: tuple[str, int] = (host, int(self.sock.getsockname()[1]))
         self._workers = _Workers(f"http-{name}", max(1, threads))
+        # Mounts (several apps by path) get a pool each: a service waiting on a stub of the same port
+        # never holds the stub's threads.
+        self._pools: dict[str, _Workers] = {}
+        self._drain: frozenset[str] = frozenset()  # while stopping: the mounts still served
         self._thread = threading.Thread(target=self._run, name=f"http-{name}", daemon=True)
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -415,7 +420,8 @@ class HttpFront:
             except RuntimeError:  # the loop already ended
                 pass
         self._thread.join(self.limits.stop_grace + 10)
-        self._workers.close(timeout=1.0)
+        for pool in [self._workers, *self._pools.values()]:
+            pool.close(timeout=1.0)
         self.sock.close()
 
     def _run(self) -> None:
@@ -447,12 +453,12 @@ class HttpFront:
         await self._stop_requested.wait()
         # stop accepting; what only waits goes now; what a worker holds may finish and be answered
         self._stopping = True
-        loop.remove_reader(self.sock.fileno())
-        if self._paused is not None:
-            self._paused.cancel()
-        self.sock.close()
-        for conn in list(self._conns):
-            if conn.state not in (_WORKING, _WRITING):
+        # Mounts that others on this port call (the stubs) are still served while requests drain.
+        self._drain = self.app.draining if isinstance(self.app, Mounts) else frozenset()
+        if not self._drain:
+            self._stop_accepting(loop)
+        for conn in list(self._conns):  # draining, an idle connection may be a service's own, to a stub
+            if conn.state not in (_WORKING, _WRITING) and not self._drain:
                 self._drop(conn)
         try:
             async with asyncio.timeout(self.limits.stop_grace):
@@ -461,6 +467,9 @@ class HttpFront:
         except TimeoutError:
             log.warning("%s: %d request(s) still in flight after %.1f s; closing", self.name, self._busy,
                         self.limits.stop_grace)
+        if self._drain:
+            self._drain = frozenset()
+            self._stop_accepting(loop)
         for conn in list(self._conns):
             self._drop(conn)
         # Every handler ends, those of connections accepted just before the close included: they start,
@@ -473,6 +482,12 @@ class HttpFront:
             await asyncio.wait(others, timeout=1.0)
         for _ in range(2):  # the aborted transports' connection_lost callbacks close their sockets
             await asyncio.sleep(0)
+
+    def _stop_accepting(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.remove_reader(self.sock.fileno())
+        if self._paused is not None:
+            self._paused.cancel()
+        self.sock.close()
 
     # -- connections (loop thread) ---------------------------------------------------------------------
     # Accepting is a reader callback of our own rather than asyncio's Server: accept() happens inside the
@@ -524,7 +539,7 @@ class HttpFront:
         peer = writer.get_extra_info("peername") or ("", 0)
         task = asyncio.current_task()
         conn = _Conn(reader, writer, (str(peer[0]), int(peer[1])), task)
-        if self._stopping or not self._admit(conn):
+        if (self._stopping and not self._drain) or not self._admit(conn):
             conn.transport.abort()
             return
         try:
@@ -601,7 +616,7 @@ class HttpFront:
                 if exc.answer:
                     await self._answer_and_close(conn, _plain(408), method="GET")
                 return
-            if self._stopping:
+            if self._stopping and mount_of(request.path) not in self._drain:
                 return
             conn.state = _WORKING
             self._busy += 1
@@ -830,8 +845,18 @@ class HttpFront:
             except RuntimeError:  # the loop is gone: stop() gave up waiting for this request
                 pass
 
-        self._workers.submit(job)
+        self._pool(environ).submit(job)
         return await future
+
+    def _pool(self, environ: dict[str, Any]) -> _Workers:
+        """The workers of the request's mount (started as needed, in the loop thread), else the port's."""
+        name = mount_of(environ["PATH_INFO"])
+        if not isinstance(self.app, Mounts) or name not in self.app:
+            return self._workers
+        pool = self._pools.get(name)
+        if pool is None:
+            pool = self._pools[name] = _Workers(f"http-{self.name}-{name}", self._workers.size)
+        return pool
 
     def _call_app(self, environ: dict[str, Any]) -> _Answer:
         """Run the app (in a worker thread); any failure is a plain 500, logged, without details."""

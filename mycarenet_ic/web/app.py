@@ -284,10 +284,14 @@ def _routes(app: Flask, web: WebApp) -> None:  # noqa: C901 - the routes of one 
                                                    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
         if g.get("set_cookie") is not None:
             resp.set_cookie(COOKIE, g.set_cookie, secure=request.is_secure, httponly=True, samesite="Strict",
-                            path="/")
+                            path=own_root())
         elif g.get("clear_cookie"):
-            resp.delete_cookie(COOKIE, path="/", secure=request.is_secure, httponly=True, samesite="Strict")
+            resp.delete_cookie(COOKIE, path=own_root(), secure=request.is_secure, httponly=True, samesite="Strict")
         return resp
+
+    def own_root() -> str:
+        """Where this application is mounted ("/web/" in the sandbox): its cookies' Path, nothing wider."""
+        return request.script_root + "/"
 
     def page(template: str, status: int = 200, **values: Any) -> Response:
         return Response(render_template(template, **values), status, mimetype="text/html")
@@ -331,9 +335,10 @@ def _routes(app: Flask, web: WebApp) -> None:  # noqa: C901 - the routes of one 
         # from a URL, so "/<TAB>/elsewhere" would become "//elsewhere", another site.
         if not _OWN_PATH.fullmatch(target) or target.startswith("//"):
             target = "/"
-        resp = redirect(target)
+        resp = redirect(request.script_root + target)  # the path is the application's: under its mount
         if language in i18n.LANGUAGES:
-            resp.set_cookie("lang", language, secure=request.is_secure, httponly=True, samesite="Lax", path="/",
+            resp.set_cookie("lang", language, secure=request.is_secure, httponly=True, samesite="Lax",
+                            path=own_root(),
                             max_age=365 * 86400)
         return resp  # type: ignore[return-value]
 

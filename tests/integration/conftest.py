@@ -26,13 +26,15 @@ def sandbox_env() -> dict[str, str]:
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.Popen[bytes], Path, Path]]]:
     """``spawn(*args, command=…, env=…, cwd=…)`` starts ``<command> sandbox --data-dir <tmp>/data <args>``
-    (stdout a pipe, stderr a file) and gives ``(process, data directory, stderr file)``; whatever still
-    runs at the end of the test is killed."""
+    (``--port 0`` unless ``args`` name a port: never the fixed default; stdout a pipe, stderr a file) and
+    gives ``(process, data directory, stderr file)``; whatever still runs at the end of the test is killed."""
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(*extra: str, command: list[str] | None = None, env: dict[str, str] | None = None,
               cwd: Path | None = None) -> tuple[subprocess.Popen[bytes], Path, Path]:
         data, err = tmp_path / "data", tmp_path / f"stderr-{len(procs)}.txt"
+        if "--port" not in extra:
+            extra = ("--port", "0", *extra)
         with err.open("wb") as stderr:
             proc = subprocess.Popen([*(command or sandbox_command()), "sandbox", "--data-dir", str(data), *extra],
                                     stdout=subprocess.PIPE, stderr=stderr, env=sandbox_env() if env is None else env,

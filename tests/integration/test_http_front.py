@@ -289,7 +289,7 @@ def _state(box: Sandbox) -> tuple[list[Any], int, int]:
 
 
 def _port(box: Sandbox, name: str) -> int:
-    return box.served[name].port
+    return box.port  # one port for every service (each at its own path)
 
 
 def test_a_consultation_succeeds_while_cobrha_and_integrated_care_are_starved(sandbox: Sandbox) -> None:

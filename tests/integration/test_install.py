@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from lxml import etree
 
 from mycarenet_ic.sandbox import read_running
 from tests.integration.conftest import sandbox_env
-from tests.integration.test_sandbox_process import SERVICES, START_DEADLINE, _poll, stops_cleanly
+from tests.integration.test_sandbox_process import SERVICES, START_DEADLINE, _read_lines, _ready, stops_cleanly
 
 pytestmark = pytest.mark.integration
 
@@ -97,25 +96,7 @@ def test_the_sandbox_runs_from_the_installed_copy_in_another_directory(installed
     elsewhere.mkdir()
     proc, data, err = spawn(command=[sys.executable, "-m", "mycarenet_ic.cli"], env=_child_env(installed),
                             cwd=elsewhere)
-    assert proc.stdout is not None
-    lines: list[str] = []
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.decode())
-
-    threading.Thread(target=read, name="sandbox-stdout", daemon=True).start()
-    deadline = time.monotonic() + START_DEADLINE
-
-    def ready() -> dict[str, str] | None:
-        if proc.poll() is not None:
-            raise AssertionError(f"the sandbox exited ({proc.returncode}): {err.read_text()}")
-        if not any(line.startswith("Ctrl-C stops") for line in lines):
-            return None
-        return dict(line.split()[1:3] for line in lines if line.startswith("READY "))
-
-    urls = _poll("READY lines", ready, deadline)
+    urls = _ready(proc, err, _read_lines(proc), time.monotonic() + START_DEADLINE)
     assert set(urls) == SERVICES and urls == read_running(data)
     # The WSDL it serves is the installed copy's, with the address it is served at.
     ca = data / "pki" / "ca.cert.pem"

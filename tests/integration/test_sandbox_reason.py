@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -111,7 +112,7 @@ def test_the_inspector_page_of_the_pointer_shows_the_exchange_to_the_operator(
     finally:
         store.close()
     assert exchange is not None and exchange.audit_seq == int(found.group(1)) and exchange.answer == answer.body
-    shown = s.get(sandbox.urls["web"] + to.headers["Location"].lstrip("/"), timeout=10)
+    shown = s.get(urljoin(sandbox.urls["web"], to.headers["Location"]), timeout=10)  # a path under /web/
     assert shown.status_code == 200 and "does not match" in shown.text
     # An audit row with no exchange recorded: a clear 404.
     assert s.get(f"{sandbox.urls['web']}inspector/audit/999999999", timeout=10).status_code == 404

@@ -132,8 +132,9 @@ def test_a_silent_tls_client_is_dropped_without_holding_a_worker() -> None:
 
 
 def test_plain_http_is_an_explicit_option(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "mycarenet_ic.cli", "sandbox", "--plain-http", "--data-dir",
-                             str(tmp_path / "d")], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "mycarenet_ic.cli", "sandbox", "--plain-http", "--port", "0",
+                             "--data-dir", str(tmp_path / "d")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
         ready: dict[str, str] = {}

@@ -108,7 +108,7 @@ def _gone(element: Any) -> bool:
 
 
 def web_of(box: Sandbox) -> WebApp:
-    web: WebApp = box.served["web"].server.app.extensions["mycarenet-web"]
+    web: WebApp = box.apps["web"].extensions["mycarenet-web"]
     return web
 
 
@@ -254,8 +254,8 @@ def test_coordinator_pages_through_the_list(web: Web) -> None:
     total = ic.list_patients(_requester(web.box, COORD_LEUVEN), PSI_LEUVEN, 0, 1).total
     assert total > web_of(web.box).page_size
     web.sign_in(COORD_LEUVEN, "psi-staff")
-    assert not web.all("a[href='/declare']")  # a coordinator declares nothing
-    web.go(web.by("a[href='/projects/91000153']"))
+    assert not web.all("a[href='/web/declare']")  # a coordinator declares nothing
+    web.go(web.by("a[href='/web/projects/91000153']"))
     assert f"{total} patients · page 1 of 2" in web.by("#summary").text
     first = [r.text for r in web.all("tbody tr")]
     assert len(first) == web_of(web.box).page_size
@@ -278,9 +278,9 @@ def test_coordinator_pages_through_the_list(web: Web) -> None:
 def test_the_language_switch_goes_back_only_to_this_application(web: Web, target: str) -> None:
     # A browser drops tabs and line breaks from a URL: "/<TAB>/evil.example" would be "//evil.example".
     answer = requests.get(f"{web.url}language/fr?next={target}", allow_redirects=False, timeout=10)
-    assert answer.status_code == 302 and answer.headers["Location"] == "/", answer.headers.get("Location")
+    assert answer.status_code == 302 and answer.headers["Location"] == "/web/", answer.headers.get("Location")
     own = requests.get(f"{web.url}language/fr?next=/signin", allow_redirects=False, timeout=10)
-    assert own.headers["Location"] == "/signin"
+    assert own.headers["Location"] == "/web/signin"  # the application's own paths, under its mount
 
 
 def test_pharmacist_consults_through_the_pharmacys_link(web: Web) -> None:
@@ -309,6 +309,7 @@ def test_a_forged_form_post_without_csrf_token_is_refused(web: Web) -> None:
     # The same post with the session's own cookie but no token: refused too.
     cookie = web.driver.get_cookie("mycarenet_session")
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
+    assert cookie["path"] == "/web/"  # the application's own path on the sandbox's one port, nothing wider
     answer = requests.post(web.url + "modify", cookies={"mycarenet_session": cookie["value"]}, timeout=10,
                            data={"inclusion": inclusion, "consent": "agree", "consent_date": "2026-01-01",
                                  "request_id": "forged-request-0002"})
@@ -334,6 +335,8 @@ def test_pages_in_french_and_dutch(web: Web) -> None:
     web.driver.delete_all_cookies()
     web.open("/language/fr?next=/signin")
     assert web.by("html").get_attribute("lang") == "fr" and "Se connecter" in web.by("h1").text
+    assert web.driver.current_url == web.url + "signin"  # back under the application's path (/web/)
+    assert web.driver.get_cookie("lang")["path"] == "/web/"
     web.shot("12-sign-in-french")
     web.open("/language/nl?next=/signin")
     assert "Aanmelden" in web.by("h1").text

@@ -1,0 +1,104 @@
+"""``mycarenet-ic serve``: the production-style deployment — gunicorn workers on :mod:`mycarenet_ic.wsgi`,
+against the database of ``DATABASE_URL`` (PostgreSQL), every service on one port, one path each.
+
+The parent prepares what the workers open (PKI, schema at head) once, binds the port itself (so
+``--port 0`` works and the addresses are known before a worker starts) and hands it to gunicorn as
+``fd://``. Each worker builds the application; exactly one of them follows the mutation feed
+(:mod:`mycarenet_ic.feedlock`). gunicorn stops on SIGTERM/SIGINT, letting requests finish
+(``--graceful-timeout``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from typing import Any
+
+from mycarenet_ic.mounts import DEFAULT_PORT
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("serve", parents=[common],
+                       help="serve every service with gunicorn workers (production style: PostgreSQL, one port)")
+    p.add_argument("--host", help="the address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help=f"the one port of every service, each at its own path (default: {DEFAULT_PORT}; "
+                        "0 picks a free port)")
+    p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default: 2)")
+    p.add_argument("--threads", type=int, default=24,
+                   help="threads per worker (default: 24; more than the requests a worker serves at once: the "
+                        "business services call the stubs through this same server)")
+    p.add_argument("--graceful-timeout", type=int, default=20,
+                   help="how long requests in flight may take after SIGTERM (default: 20 s)")
+    p.add_argument("--plain-http", action="store_true", help="plain HTTP instead of HTTPS (local debugging only)")
+    p.add_argument("--sandbox", action="store_true",
+                   help="also serve the scenario admin API at /scenario-admin/ (a sandbox tool)")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from mycarenet_ic.app import STUBS, prepare
+    from mycarenet_ic.cli import _error, _settings
+    from mycarenet_ic.cli_support import CliError, start_failure
+    from mycarenet_ic.security.pki import Pki
+    from mycarenet_ic.textsafe import printable
+
+    if args.workers < 1 or args.threads < 1 or args.graceful_timeout < 0:
+        raise CliError("--workers and --threads must be at least 1, --graceful-timeout 0 or more")
+    settings = _settings(args)
+    if not settings.database_url or not settings.database_url.startswith("postgresql"):
+        raise CliError("serve needs a PostgreSQL database its workers share: set DATABASE_URL=postgresql://USER@HOST:"
+                       "PORT/DB (pip install 'mycarenet-ic[postgres]'); mycarenet-ic sandbox runs on SQLite")
+    try:
+        listener = socket.create_server((settings.host, args.port), backlog=2048)
+    except OSError as exc:
+        message, code = start_failure(exc, settings.host, args.port)
+        print(_error(message), file=sys.stderr)
+        return code
+    prepare(settings)  # once, here: the workers only open
+    listener.set_inheritable(True)
+    port = listener.getsockname()[1]
+    scheme = "https" if settings.tls else "http"
+    public = f"{scheme}://{settings.host}:{port}"
+    os.environ.update({"MYCARENET_DATA_DIR": str(settings.data_dir), "MYCARENET_PUBLIC_URL": public,
+                       "MYCARENET_SANDBOX_MODE": "1" if args.sandbox else "0",
+                       "MYCARENET_TLS": "1" if settings.tls else "0"})
+    if settings.database_url:
+        os.environ["DATABASE_URL"] = settings.database_url
+    names = [*STUBS, "integrated-care", "memberdata", "tarification", "mediprima"]
+    urls = {name: f"{public}/{name}" for name in names}
+    urls["web"] = f"{public}/web/"
+    if args.sandbox:
+        urls["scenario-admin"] = f"{public}/scenario-admin/"
+    options: dict[str, Any] = {
+        "bind": [f"fd://{listener.fileno()}"], "workers": args.workers, "worker_class": "gthread",
+        "threads": args.threads, "graceful_timeout": args.graceful_timeout, "timeout": 120,
+        "accesslog": None, "errorlog": "-", "loglevel": "warning", "proc_name": "mycarenet-ic",
+    }
+    if settings.tls:
+        cert, key = Pki(settings.data_dir).tls_server(settings.host)
+        options.update(certfile=str(cert), keyfile=str(key))
+
+    def when_ready(_server: Any) -> None:
+        for name, url in urls.items():
+            print(printable(f"READY {name} {url}"), flush=True)
+        print(printable(f"READY healthz {public}/healthz"), flush=True)
+        print(printable(f"READY readyz {public}/readyz"), flush=True)
+
+    class Gunicorn(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {**options, "when_ready": when_ready}.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            from mycarenet_ic.wsgi import create_app
+
+            return create_app()
+
+    print(printable(f"database: {settings.effective_database_url.split('@')[-1]}"), flush=True)
+    Gunicorn().run()
+    return 0

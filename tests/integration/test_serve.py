@@ -1,0 +1,184 @@
+"""``mycarenet-ic serve``: gunicorn workers on PostgreSQL, every service on one port, ``/healthz`` and
+``/readyz``, exactly one worker following the National Register's mutation feed (and another one taking
+over when it dies). Real processes, a real PostgreSQL server, ephemeral ports, polling instead of sleeps."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import text
+
+from mycarenet_ic.feedlock import FeedLock
+from mycarenet_ic.persistence.db import make_engine
+from tests import support
+from tests.integration.conftest import sandbox_command, sandbox_env
+from tests.integration.test_sandbox_process import _poll, _read_lines
+
+pytestmark = pytest.mark.integration
+
+DEADLINE = 120.0  # the first start creates a PKI and the schema; the test machine may be busy
+FOLLOWER = re.compile(r"mutation feed: followed by this process \(pid (\d+)\)")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    yield from support.postgres_database()
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _advisory_locks(engine: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")).scalar_one())
+
+
+@pytest.mark.parametrize("database_url", [None, "sqlite:///elsewhere.db"])
+def test_serve_without_postgresql_says_so_in_one_line(tmp_path: Path, database_url: str | None) -> None:
+    env = {k: v for k, v in sandbox_env().items() if k != "DATABASE_URL"}
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    done = subprocess.run([*sandbox_command(), "serve", "--data-dir", str(tmp_path / "d"), "--port", "0"],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error")]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "DATABASE_URL=postgresql://" in lines[0] and "Traceback" not in done.stderr
+    assert "READY" not in done.stdout
+
+
+def test_one_worker_follows_the_feed_and_another_takes_over_when_it_dies(tmp_path: Path, pg_url: str) -> None:
+    env = sandbox_env() | {"DATABASE_URL": pg_url, "MYCARENET_MUTATION_SYNC_SECONDS": "0.2"}
+    err = tmp_path / "stderr.txt"
+    with err.open("wb") as stderr:
+        proc = subprocess.Popen([*sandbox_command(), "serve", "--data-dir", str(tmp_path / "d"), "--port", "0",
+                                 "--plain-http", "--workers", "2", "--threads", "8"],
+                                stdout=subprocess.PIPE, stderr=stderr, env=env)
+    lines = _read_lines(proc)
+    engine = make_engine(pg_url)
+    try:
+        deadline = time.monotonic() + DEADLINE
+
+        def urls() -> dict[str, str] | None:
+            assert proc.poll() is None, err.read_text()
+            found = dict(line.split()[1:3] for line in lines if line.startswith("READY "))
+            return found if "readyz" in found else None
+
+        ready = _poll("READY lines", urls, deadline)
+        assert len({url.split("/")[2] for url in ready.values()}) == 1  # one port
+        answer = _poll("ready", lambda: (r := requests.get(ready["readyz"], timeout=10)).status_code == 200 and r,
+                       deadline)
+        assert answer.json() == {"status": "ready", "checks": {"database": "ok", "migrations": "ok", "stubs": "ok"}}
+        assert requests.get(ready["healthz"], timeout=10).json() == {"status": "ok"}
+        wsdl = requests.get(ready["memberdata"] + "?wsdl", timeout=10).text
+        assert f'location="{ready["memberdata"]}"' in wsdl
+        assert requests.get(ready["web"] + "signin", timeout=10).status_code == 200
+
+        workers = _poll("two workers", lambda: len(w := _children(proc.pid)) == 2 and w, deadline)
+        first = int(_poll("a follower", lambda: FOLLOWER.search(err.read_text()), deadline).group(1))
+        assert first in workers
+        # Exactly one holds the lock; the other tries every round (0.2 s) and does not get it.
+        assert _poll("the lock", lambda: _advisory_locks(engine), deadline) == 1
+        assert FOLLOWER.findall(err.read_text()) == [str(first)]
+
+        os.kill(first, signal.SIGKILL)  # the follower dies: its database session, and the lock, go with it
+        second = int(_poll("another follower", lambda: (f := FOLLOWER.findall(err.read_text()))[1:] and f[1],
+                           deadline))
+        assert second != first and second in _children(proc.pid)
+        assert _advisory_locks(engine) == 1
+        assert requests.get(ready["readyz"], timeout=10).status_code == 200
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, err.read_text()
+        assert "Traceback" not in err.read_text()
+        _poll("the lock released", lambda: _advisory_locks(engine) == 0, time.monotonic() + 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def feed_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'feed.db'}")
+        yield engine
+    else:
+        for url in support.postgres_database():
+            engine = make_engine(url)
+            yield engine
+    engine.dispose()
+
+
+def test_the_feed_lock_has_one_holder_at_a_time(feed_engine: Any, tmp_path: Path) -> None:
+    # Another pool: another session, as another process has.
+    other = make_engine(feed_engine.url.render_as_string(hide_password=False))
+    try:
+        a, b = FeedLock(feed_engine, tmp_path), FeedLock(other, tmp_path)
+        assert a.hold() and a.hold()  # taken, then still ours
+        assert not b.hold() and not b.held
+        a.release()
+        assert b.hold() and not a.hold()
+        b.release()
+        assert a.hold()
+        a.release()
+    finally:
+        other.dispose()
+
+
+def test_readyz_names_what_is_not_ready_while_healthz_stays_ok(tmp_path: Path) -> None:
+    """Served over a real socket: a stub nobody answers at, then a database nobody answers at."""
+    from mycarenet_ic.app import Platform
+    from mycarenet_ic.config import Settings
+    from mycarenet_ic.mounts import Mounts
+    from mycarenet_ic.server import ServedApp, free_port
+    from mycarenet_ic.wsgi import Health
+
+    platform = Platform.prepared(Settings(data_dir=tmp_path / "d"))
+    nobody = free_port()
+    stubs = {"cobrha": f"http://127.0.0.1:{nobody}/cobrha"}
+    served = ServedApp("health", Mounts({"healthz": Health(platform, stubs, ready=False),
+                                         "readyz": Health(platform, stubs, ready=True)})).start()
+    try:
+        answer = requests.get(served.url + "readyz", timeout=30)
+        assert answer.status_code == 503 and answer.json() == {
+            "status": "not ready", "checks": {"database": "ok", "migrations": "ok", "stubs": "unreachable: cobrha"}}
+        working = platform.engine
+        platform.engine = make_engine(f"postgresql://nobody@127.0.0.1:{nobody}/gone")
+        try:
+            answer = requests.get(served.url + "readyz", timeout=60)
+            assert answer.status_code == 503
+            assert answer.json()["checks"] | {"stubs": "-"} == {"database": "unreachable", "migrations": "not at head",
+                                                                "stubs": "-"}
+            assert "nobody" not in answer.text  # no URL, no driver message
+            alive = requests.get(served.url + "healthz", timeout=30)
+            assert alive.status_code == 200 and alive.json() == {"status": "ok"}
+        finally:
+            platform.engine.dispose()
+            platform.engine = working
+    finally:
+        served.stop()
+        platform.close()
