@@ -75,6 +75,16 @@ PROFILE_NAMES = {Profile.CITIZEN: N_("Citizen (patient)"), Profile.PROVIDER: N_(
 
 _OWN_PATH = re.compile(r"/[A-Za-z0-9/_.-]*")
 
+
+def own_path(target: str, under: str = "/") -> bool:
+    """Whether ``target`` is one of this application's own paths under ``under`` (a path of the application,
+    without its mount): no scheme, no host, no ``//``, no backslash, tab nor line break (browsers drop tabs and
+    line breaks from a URL, so "/<TAB>/elsewhere" would become "//elsewhere", another site), no ``.`` or ``..``
+    segment (the browser would resolve it to somewhere outside ``under``)."""
+    return (_OWN_PATH.fullmatch(target) is not None and not target.startswith("//") and target.startswith(under)
+            and not {".", ".."} & set(target.split("/")))
+
+
 class Refusal(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -331,9 +341,7 @@ def _routes(app: Flask, web: WebApp) -> None:  # noqa: C901 - the routes of one 
     @app.get("/language/<language>")
     def language(language: str) -> Response:
         target = request.args.get("next", "/")
-        # Back to one of this application's own paths, nothing else: browsers drop tabs and line breaks
-        # from a URL, so "/<TAB>/elsewhere" would become "//elsewhere", another site.
-        if not _OWN_PATH.fullmatch(target) or target.startswith("//"):
+        if not own_path(target):  # back to one of this application's own paths, nothing else
             target = "/"
         resp = redirect(request.script_root + target)  # the path is the application's: under its mount
         if language in i18n.LANGUAGES:

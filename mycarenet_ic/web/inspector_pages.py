@@ -5,7 +5,9 @@ compared in constant time) into an **operator session** of its own (:class:`Oper
 its own cookie ``mycarenet_operator``, HttpOnly, SameSite=Strict, the inspector's path only). A person signed in
 through the IdP gets nothing here: the pages look at the operator session alone, and a person's session id is
 no operator's. The sign-in form carries the application's CSRF token (the browser's web session, as every form
-of the application).
+of the application). Sent to the sign-in from one of its pages (a fault's ``X-Sandbox-Reason`` link), the
+operator lands on that page afterwards: a ``next`` that is only ever a path of the inspector itself
+(:func:`mycarenet_ic.web.app.own_path`, the language switch's check), else the list.
 
 The pages read through :mod:`mycarenet_ic.inspector.views`, as ``mycarenet-ic inspect`` does: a list with
 filters by caller, service, outcome and time (paged, server-rendered: no JavaScript), one exchange (request,
@@ -32,6 +34,7 @@ from mycarenet_ic.config import Settings
 from mycarenet_ic.inspector import views
 from mycarenet_ic.inspector.store import FILE_NAME, Filters, InspectorStore
 from mycarenet_ic.services.ports import AuditEntry, AuditLog
+from mycarenet_ic.web.app import own_path
 from mycarenet_ic.web.i18n import N_
 
 OPERATOR_COOKIE = "mycarenet_operator"
@@ -155,9 +158,27 @@ class _NeedOperator(Exception):
     pass
 
 
+def _next(target: str | None) -> str | None:
+    """``target`` if it is a page of the inspector itself (a path of the application, under the inspector's
+    prefix: the check the language switch makes, nothing off-site, nothing outside the inspector), else None."""
+    return target if target and own_path(target, f"{bp.url_prefix}/") else None
+
+
+def _landing(target: str | None) -> Response:
+    """Where a signed-in operator goes: the inspector's page ``target`` came from, else the list."""
+    checked = _next(target)
+    if checked is None:
+        return redirect(url_for("inspector.exchanges"))  # type: ignore[return-value]
+    return redirect(request.script_root + checked)  # type: ignore[return-value]
+
+
 @bp.errorhandler(_NeedOperator)
 def _need_operator(_exc: _NeedOperator) -> Response:
-    return redirect(url_for("inspector.sign_in_form"))  # type: ignore[return-value]
+    """To the sign-in; from a page one reads (a link to an exchange, such as a fault's ``X-Sandbox-Reason``),
+    with that page as the ``next`` to land on afterwards (its path only: no query)."""
+    linked = request.method == "GET" and not request.query_string and request.path != f"{bp.url_prefix}/"
+    target = _next(request.path) if linked else None
+    return redirect(url_for("inspector.sign_in_form", next=target))  # type: ignore[return-value]
 
 
 @bp.before_request
@@ -195,9 +216,10 @@ def _store_or_page() -> InspectorStore | Response:
 # -- signing in and out ----------------------------------------------------------------------------------------
 @bp.get("/signin")
 def sign_in_form() -> Response:
+    target = _next(request.args.get("next"))
     if g.operator is not None:
-        return redirect(url_for("inspector.exchanges"))  # type: ignore[return-value]
-    return _page("inspector/signin.html")
+        return _landing(target)
+    return _page("inspector/signin.html", next=target)
 
 
 @bp.post("/signin")
@@ -205,13 +227,13 @@ def sign_in() -> Response:
     pages = _pages()  # the application's CSRF check has passed (before this)
     if not pages.token_ok(request.form.get("token", "")):
         pages.audited("InspectorSignIn", "refused: not the admin token", outcome="DENIED")
-        return _page("inspector/signin.html", 401, error=TOKEN_REFUSED)
+        return _page("inspector/signin.html", 401, error=TOKEN_REFUSED, next=_next(request.form.get("next")))
     if g.operator is not None:
         pages.sessions.end(g.operator.id)
     operator = pages.sessions.new()  # a new id at sign-in
     g.operator, g.operator_cookie = operator, operator.id
     pages.audited("InspectorSignIn", "admin token")
-    return redirect(url_for("inspector.exchanges"))  # type: ignore[return-value]
+    return _landing(request.form.get("next"))
 
 
 @bp.post("/signout")

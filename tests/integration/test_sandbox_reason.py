@@ -92,7 +92,8 @@ def test_the_inspector_page_of_the_pointer_shows_the_exchange_to_the_operator(
     page = found.group(2)
     # Nobody signed in: the sign-in form, nothing of the exchange.
     anonymous = requests.get(page, timeout=10, allow_redirects=False)
-    assert anonymous.status_code == 302 and anonymous.headers["Location"].endswith("/inspector/signin")
+    assert anonymous.status_code == 302   # carrying the exchange's page to land on after signing in
+    assert anonymous.headers["Location"] == f"/web/inspector/signin?next=/inspector/audit/{found.group(1)}"
     recorder = sandbox.platform.recorder
     assert isinstance(recorder, QueuedRecorder)
     recorder.flush()

@@ -12,11 +12,13 @@ import io
 import re
 import zipfile
 from typing import Any
+from urllib.parse import quote, urljoin
 
 import pytest
 import requests
 
 from mycarenet_ic.inspector import Exchange, views
+from mycarenet_ic.inspector.reason import HEADER
 from mycarenet_ic.inspector.store import InspectorStore
 from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.wssec import Signer, Verifier
@@ -25,8 +27,9 @@ from mycarenet_ic.web.inspector_pages import OPERATOR_COOKIE
 from tests import attacks, support
 from tests.integration import test_inspector, test_web
 from tests.integration.test_attacks import ATTACKS
-from tests.integration.test_inspector import _memberdata, recorded_since
+from tests.integration.test_inspector import TRUE_REASONS, _memberdata, recorded_since
 from tests.integration.test_integrated_care import A
+from tests.integration.test_sandbox_reason import POINTER, send
 from tests.integration.test_web import Web
 
 pytestmark = pytest.mark.integration
@@ -248,13 +251,85 @@ def test_a_person_signed_in_through_the_idp_sees_nothing_of_the_inspector(web: W
     for path in ("/inspector/", f"/inspector/exchanges/{attack.id}", f"/inspector/exchanges/{md.id}/files",
                  f"/inspector/diff?id={md.id}&id={attack.id}"):
         web.open(path)
-        assert web.driver.current_url == web.url + "inspector/signin", path
+        assert web.driver.current_url.startswith(web.url + "inspector/signin"), path
         assert not web.all("table.exchanges") and not web.all("pre") and "digest of Body" not in web.driver.page_source
     cookie = web.driver.get_cookie("mycarenet_session")
     answer = requests.get(web.url + f"inspector/exchanges/{attack.id}", cookies={"mycarenet_session": cookie["value"]},
                           timeout=10, allow_redirects=False)
-    assert answer.status_code == 302 and answer.headers["Location"].endswith("/inspector/signin")
+    assert answer.status_code == 302
+    assert answer.headers["Location"].endswith(f"/inspector/signin?next=/inspector/exchanges/{attack.id}")
     # Nor does the person's session id open it as an operator's.
     answer = requests.get(web.url + "inspector/", cookies={OPERATOR_COOKIE: cookie["value"]}, timeout=10,
                           allow_redirects=False)
     assert answer.status_code == 302
+
+
+def _submit_token(web: Web) -> None:
+    web.by("#token").send_keys(admin_token(web.box.settings.data_dir))
+    web.go(web.by("#operator-signin button[type=submit]"))
+
+
+def test_the_link_of_a_refusal_lands_the_operator_on_its_exchange_after_signing_in(
+        web: Web, store: InspectorStore, signer: Signer, answer_verifier: Verifier) -> None:
+    newest = store.newest_id()
+    answer, headers = send(web.box.urls["attribute-authority"], ATTACKS["expired timestamp"](signer))
+    attacks.refused(answer, answer_verifier, {"SECURITY_ERROR"})
+    found = POINTER.match(headers[HEADER])
+    assert found is not None, headers[HEADER]
+    (attack,) = recorded_since(web.box, store, newest)
+    assert attack.audit_seq == int(found.group(1)) and attack.reason
+    assert re.search(TRUE_REASONS["expired timestamp"], attack.reason), attack.reason
+    web.driver.delete_all_cookies()   # nobody signed in: the link goes to the sign-in, the exchange carried
+    web.driver.get(found.group(2))
+    assert web.driver.current_url == web.url + f"inspector/signin?next=/inspector/audit/{attack.audit_seq}"
+    assert not web.all("#reason") and attack.reason not in web.driver.page_source
+    _submit_token(web)
+    assert web.driver.current_url == web.url + f"inspector/exchanges/{attack.id}"
+    assert web.by("#reason").text == attack.reason and web.by("#code").text == "SECURITY_ERROR"
+    assert web.by("#verdict").text == "refused" and web.by("#answer").text == views.pretty_xml(
+        attack.answer).rstrip("\n")
+    # Signed in already, the sign-in page with a next goes straight there.
+    web.open(f"/inspector/signin?next=/inspector/exchanges/{attack.id}")
+    assert web.driver.current_url == web.url + f"inspector/exchanges/{attack.id}"
+
+
+FORGED = ["//evil.example/", "https://evil.example/", "/web/../x", "/\\evil.example", "/inspector/../../x",
+          "/\t/evil.example", "/inspector/\r\n//evil.example", "javascript:alert(1)", "/signin",
+          "/inspector/exchanges/1?x=//evil.example", "%2F%2Fevil.example"]
+
+
+@pytest.mark.parametrize("target", FORGED)
+def test_a_forged_next_lands_on_the_inspectors_list_never_elsewhere(web: Web, target: str) -> None:
+    # In the browser: the sign-in page is asked for with the forged next; it carries nothing of it.
+    web.driver.delete_all_cookies()
+    web.open(f"/inspector/signin?next={quote(target, safe='')}")
+    assert not web.all("#operator-signin input[name=next]")
+    _submit_token(web)
+    assert web.driver.current_url == web.url + "inspector/"
+    # Over HTTP: the forged next posted in the form itself (with the CSRF token and the right admin token).
+    s = requests.Session()
+    form = s.get(web.url + "inspector/signin", timeout=10)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None
+    signed_in = s.post(web.url + "inspector/signin", timeout=10, allow_redirects=False, data={
+        "token": admin_token(web.box.settings.data_dir), "csrf": csrf.group(1), "next": target})
+    assert signed_in.status_code == 302 and signed_in.cookies.get(OPERATOR_COOKIE)
+    assert signed_in.headers["Location"] == "/web/inspector/", signed_in.headers["Location"]
+    assert urljoin(web.url, signed_in.headers["Location"]) == web.url + "inspector/"
+
+
+def test_a_next_needs_the_csrf_token_and_the_admin_token_as_before(sandbox: Sandbox) -> None:
+    url, target = sandbox.urls["web"] + "inspector/signin", "/inspector/audit/1"
+    s = requests.Session()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', s.get(f"{url}?next={target}", timeout=10).text)
+    assert csrf is not None
+    token = admin_token(sandbox.settings.data_dir)
+    forged = s.post(url, data={"token": token, "next": target}, timeout=10, allow_redirects=False)
+    assert forged.status_code == 403 and OPERATOR_COOKIE not in forged.cookies
+    wrong = s.post(url, data={"token": "not-it", "csrf": csrf.group(1), "next": target}, timeout=10,
+                   allow_redirects=False)
+    assert wrong.status_code == 401 and OPERATOR_COOKIE not in wrong.cookies
+    assert f'name="next" value="{target}"' in wrong.text   # kept for the next try
+    taken = s.post(url, data={"token": token, "csrf": csrf.group(1), "next": target}, timeout=10,
+                   allow_redirects=False)
+    assert taken.status_code == 302 and taken.headers["Location"] == f"/web{target}"
