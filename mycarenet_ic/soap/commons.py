@@ -8,10 +8,12 @@ service binds the generation its public contract uses. Only v3's ``Detail`` can 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import functools
 import secrets
 import zlib
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -83,7 +85,6 @@ def commons_models(core_ns: str, protocol_ns: str, sealable: bool = True) -> Sim
 
 
 # -- the Detail blob --------------------------------------------------------------------------------
-# -- the Detail blob --------------------------------------------------------------------------------
 def decode_blob(blob: Any) -> bytes:
     """The bytes of a Detail blob: base64 already undone by Spyne, then inflated when ``deflate``."""
     if blob is None or blob.value is None:
@@ -110,11 +111,16 @@ def decode_blob(blob: Any) -> bytes:
     return out
 
 
-def encode_blob(data: bytes, encoding: str, models: SimpleNamespace) -> Any:
+def pack(data: bytes, encoding: str) -> bytes:
+    """``data`` as a Detail blob of ContentEncoding ``encoding`` carries it (raw deflate, or as it is)."""
     if encoding == "deflate":
         packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
         data = packer.compress(data) + packer.flush()
-    return models.BlobType(ContentType="text/xml", ContentEncoding=encoding, value=[data])
+    return data
+
+
+def encode_blob(data: bytes, encoding: str, models: SimpleNamespace) -> Any:
+    return models.BlobType(ContentType="text/xml", ContentEncoding=encoding, value=[pack(data, encoding)])
 
 
 def read_detail(blob: Any, limits: ParseLimits) -> tuple[etree._Element, str]:
@@ -153,3 +159,74 @@ def send_response(models: SimpleNamespace, request: Any, body: bytes, encoding: 
                                                  NIPReference=request.CommonInput.NIPReference,
                                                  OutputReference=reply_id),
             Detail=encode_blob(body, encoding, models)))
+
+
+# -- the commons request and answer as XML (no Spyne: the endpoint has parsed and validated the Body) -----
+@dataclass(frozen=True)
+class Blob:
+    """A ``Detail`` blob: its bytes (base64 undone) and attributes, named as the schema names them."""
+
+    value: list[bytes] | None
+    ContentType: str | None = "text/xml"  # noqa: N815 - the schema's attribute names
+    ContentEncoding: str | None = None  # noqa: N815
+    ContentEncryption: str | None = None  # noqa: N815
+    Etk: str | None = None
+
+
+@dataclass(frozen=True)
+class CommonsRequest:
+    """What the services read of a commons ``SendRequestType``."""
+
+    id: str | None
+    input_reference: str | None
+    nip_reference: str | None
+    claim: Claim
+    detail: Blob | None
+
+
+def _text(el: etree._Element | None) -> str | None:
+    return None if el is None else el.text or None
+
+
+def read_request(payload: etree._Element, core_ns: str, protocol_ns: str) -> CommonsRequest:
+    """A schema-valid commons request (``payload``: the Body's element) as the services read it."""
+    c, p = f"{{{core_ns}}}", f"{{{protocol_ns}}}"
+    common = payload.find(f"{p}CommonInput")
+    provider = common.find(f"{c}Origin/{c}CareProvider") if common is not None else None
+    claim = Claim()
+    if provider is not None:
+        ssin = _text(provider.find(f"{c}PhysicalPerson/{c}Ssin"))
+        claim = Claim(_text(provider.find(f"{c}Nihii/{c}Value")), (ssin.strip() or None) if ssin is not None else None)
+    detail = payload.find(f"{p}Detail")
+    blob = None
+    if detail is not None:
+        blob = Blob([base64.b64decode(detail.text)] if detail.text else None, detail.get("ContentType"),
+                    detail.get("ContentEncoding"), detail.get("ContentEncryption"), detail.get("Etk"))
+    return CommonsRequest(payload.get("Id"), _text(common.find(f"{c}InputReference")) if common is not None else None,
+                          _text(common.find(f"{c}NIPReference")) if common is not None else None, claim, blob)
+
+
+def response_element(tag: str, core_ns: str, protocol_ns: str, request: CommonsRequest, detail: Blob,
+                     nsmap: dict[str | None, str] | None = None) -> etree._Element:
+    """The commons answer ``tag`` to ``request``: ``Return`` with ``CommonOutput`` and ``detail``, written
+    as Spyne wrote it (the same prefixes, attributes in the schema's order)."""
+    c, p = f"{{{core_ns}}}", f"{{{protocol_ns}}}"
+    reply_id = f"_{secrets.token_hex(16)}"
+    root = etree.Element(tag, nsmap=nsmap)
+    root.set("Id", reply_id)
+    if request.id is not None:
+        root.set("InResponseTo", request.id)
+    root.set("IssueInstant", dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat())
+    returned = etree.SubElement(root, f"{p}Return", nsmap={"ns2": protocol_ns})
+    output = etree.SubElement(returned, f"{p}CommonOutput")
+    for name, value in (("InputReference", request.input_reference), ("NIPReference", request.nip_reference),
+                        ("OutputReference", reply_id)):
+        if value is not None:
+            etree.SubElement(output, f"{c}{name}", nsmap={"ns0": core_ns}).text = value
+    blob = etree.SubElement(returned, f"{p}Detail")
+    for name in ("ContentType", "ContentEncoding", "ContentEncryption", "Etk"):
+        value = getattr(detail, name)
+        if value is not None:
+            blob.set(name, value)
+    blob.text = base64.b64encode(b"".join(detail.value or [])).decode()
+    return root

@@ -1,5 +1,5 @@
-"""MemberData over SOAP: the MyCareNet commons v3 envelope (Spyne models mirroring
-``xsd/mycarenet-commons-*-v3.xsd``) around a SAML 2.0 AttributeQuery / Response in the Detail blob.
+"""MemberData over SOAP: the MyCareNet commons v3 envelope (``xsd/mycarenet-commons-*-v3.xsd``, read and
+written as XML: ``soap/commons.py``) around a SAML 2.0 AttributeQuery / Response in the Detail blob.
 
 The blob is decoded (ContentEncoding ``none`` or ``deflate``), parsed by the hardened parser, read
 into a :class:`~mycarenet_ic.services.memberdata.Query`; the answer is a ``samlp:Response`` shaped as
@@ -17,11 +17,12 @@ import datetime as dt
 import re
 import secrets
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lxml import etree
-from spyne import ServiceBase, rpc
 
+from mycarenet_ic import ns
 from mycarenet_ic.domain.assurability import AssurabilityError, RequestPart
 from mycarenet_ic.errors import SchemaViolation
 from mycarenet_ic.security.parser import ParseLimits
@@ -34,10 +35,10 @@ from mycarenet_ic.services.memberdata import (
     Warning,
 )
 from mycarenet_ic.soap import nippin, sealed
-from mycarenet_ic.soap.commons import MAX_BLOB, claimed_provider, commons_models, read_detail, send_response
-from mycarenet_ic.soap.endpoint import EndpointDeps, SoapEndpoint
+from mycarenet_ic.soap.commons import MAX_BLOB, read_detail, read_request, response_element
+from mycarenet_ic.soap.endpoint import Call, EndpointDeps, SoapEndpoint
 from mycarenet_ic.soap.nippin import TECHNICAL, Attribute
-from mycarenet_ic.soap.service import build_endpoint, call_of, requester
+from mycarenet_ic.soap.service import build_element_endpoint, requester
 
 MD = "urn:be:fgov:ehealth:mycarenet:memberdata:protocol:v1"
 CORE = "urn:be:fgov:ehealth:mycarenet:commons:core:v3"
@@ -53,11 +54,6 @@ CIN_STATUS = "urn:be:cin:nippin:SAML:status"
 SUPPORT = "urn:be:cin:nippin:memberData:support:v2"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 TECHNICAL_VERSION = "sandbox-1.0"
-
-
-COMMONS = commons_models(CORE, PROTOCOL)
-SendRequestType = COMMONS.SendRequestType
-SendResponseType = COMMONS.SendResponseType
 
 
 # -- reading the AttributeQuery ---------------------------------------------------------------------
@@ -332,36 +328,39 @@ def answer_response(in_response_to: str, answer: Answer, name_id: NameId,
 
 
 # -- the service ------------------------------------------------------------------------------------
-def make_service(memberdata: MemberData, limits: ParseLimits, etee: sealed.Etee | None = None) -> type[ServiceBase]:
-    class MemberDataService(ServiceBase):
-        @rpc(SendRequestType, _body_style="bare", _returns=SendResponseType,
-             _in_message_name="MemberDataConsultationRequest", _out_message_name="MemberDataConsultationResponse")
-        def memberDataConsultation(ctx, request):  # noqa: N805
-            """Handles ``MemberDataConsultationRequest`` (SAML AttributeQuery in Detail)."""
-            call = call_of(ctx)
-            detail, reply_to = sealed.open_detail(etee, request.Detail, call)  # a sealed (ETEE) blob opened
-            root, encoding = read_detail(detail, limits)
-            query_id = root.get("ID") or ""
-            claim = claimed_provider(request.CommonInput)
-            try:
-                query, name_id = read_query(root)
-                # Only a NISS is a patient for the audit (a registration number is not recorded).
-                call.audit.patient = query.subject.ssin
-                answer = memberdata.consult(requester(call, claim), query)
-            except AssurabilityError as exc:
-                call.audit.detail = f"refused {exc.code}"
-                saml = error_response(query_id, exc)
-            else:
-                call.audit.patient = answer.ssin
-                call.audit.detail = answer.audit_detail
-                saml = answer_response(query_id, answer, name_id, query.facets)
-            body = etree.tostring(saml, encoding="UTF-8", xml_declaration=True)
-            return sealed.answer(etee, send_response(COMMONS, request, body, encoding), body, reply_to, COMMONS)
+CONSULTATION_RESPONSE = _q(MD, "MemberDataConsultationResponse")
+# The answer's prefixes, as the service has always written them (its Spyne days: soap11env, tns).
+ENVELOPE_PREFIXES: dict[str | None, str] = {"soap11env": ns.SOAP11_ENV, "tns": MD}
 
-    return MemberDataService
+
+def make_handler(memberdata: MemberData, limits: ParseLimits,
+                 etee: sealed.Etee | None = None) -> Callable[[etree._Element, Call], etree._Element]:
+    def consultation(payload: etree._Element, call: Call) -> etree._Element:
+        """Answers a validated ``MemberDataConsultationRequest`` (SAML AttributeQuery in Detail)."""
+        request = read_request(payload, CORE, PROTOCOL)
+        detail, reply_to = sealed.open_detail(etee, request.detail, call)  # a sealed (ETEE) blob opened
+        root, encoding = read_detail(detail, limits)
+        query_id = root.get("ID") or ""
+        try:
+            query, name_id = read_query(root)
+            # Only a NISS is a patient for the audit (a registration number is not recorded).
+            call.audit.patient = query.subject.ssin
+            answer = memberdata.consult(requester(call, request.claim), query)
+        except AssurabilityError as exc:
+            call.audit.detail = f"refused {exc.code}"
+            saml = error_response(query_id, exc)
+        else:
+            call.audit.patient = answer.ssin
+            call.audit.detail = answer.audit_detail
+            saml = answer_response(query_id, answer, name_id, query.facets)
+        body = etree.tostring(saml, encoding="UTF-8", xml_declaration=True)
+        blob = sealed.answer_blob(etee, body, encoding, reply_to)
+        return response_element(CONSULTATION_RESPONSE, CORE, PROTOCOL, request, blob)
+
+    return consultation
 
 
 def build(memberdata: MemberData, deps: EndpointDeps, etee: sealed.Etee | None = None) -> SoapEndpoint:
     limits = ParseLimits(max_bytes=MAX_BLOB)
-    return build_endpoint("memberdata", [make_service(memberdata, limits, etee)], MD,
-                          "mycarenet-memberdata-v1.xsd", "mycarenet-memberdata-v1.wsdl", deps)
+    return build_element_endpoint("memberdata", make_handler(memberdata, limits, etee), "mycarenet-memberdata-v1.xsd",
+                                  "mycarenet-memberdata-v1.wsdl", deps, prefixes=ENVELOPE_PREFIXES)

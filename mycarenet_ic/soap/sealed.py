@@ -40,7 +40,6 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 from cryptography import x509
@@ -51,6 +50,7 @@ from mycarenet_ic.security.etee import known_content, read_known_content
 from mycarenet_ic.security.etk import EtkRegistry
 from mycarenet_ic.security.parser import ParseLimits
 from mycarenet_ic.security.pki import KeyPair, identity_from_certificate
+from mycarenet_ic.soap.commons import Blob, pack
 from mycarenet_ic.soap.endpoint import Call
 
 FOR_PLATFORM = "encryptedForKnownBED"
@@ -98,8 +98,7 @@ class Etee:
         named = reply_etk if reply_etk is not None else (_b64(blob.Etk) if blob.Etk else None)
         if named is None:
             raise MalformedRequest("A sealed request names the ETK to seal its answer for (Reply-to-Etk).")
-        plain = SimpleNamespace(value=[business], ContentEncoding=encoding, ContentEncryption=None,
-                                ContentType=blob.ContentType, Etk=None)
+        plain = Blob([business], ContentType=blob.ContentType, ContentEncoding=encoding)
         return plain, self.reply_certificate(named)
 
     def reply_certificate(self, etk: bytes) -> x509.Certificate:
@@ -131,11 +130,10 @@ class Etee:
         if not same:
             raise SecurityRejected(f"ETEE inner signer is not the caller: {signer.subject.rfc4514_string()}")
 
-    def seal_answer(self, body: bytes, reply_to: x509.Certificate, models: SimpleNamespace) -> Any:
+    def seal_answer(self, body: bytes, reply_to: x509.Certificate) -> Blob:
         """``body`` as an answer's Detail, sealed ``encryptedForKnownRecipient`` for ``reply_to``."""
         sealed = etee.seal(known_content(body), self.sender, [reply_to])
-        return models.BlobType(ContentType="text/plain", ContentEncoding="none", ContentEncryption=FOR_RECIPIENT,
-                               value=[sealed])
+        return Blob([sealed], ContentType="text/plain", ContentEncoding="none", ContentEncryption=FOR_RECIPIENT)
 
 
 def _b64(value: Any) -> bytes:
@@ -154,9 +152,9 @@ def open_detail(etee_: Etee | None, blob: Any, call: Call) -> tuple[Any, x509.Ce
     return etee_.open(blob, call) if etee_ is not None else (blob, None)
 
 
-def answer(etee_: Etee | None, response: Any, body: bytes, reply_to: x509.Certificate | None,
-           models: SimpleNamespace) -> Any:
-    """``response`` with its Detail sealed for ``reply_to`` when the request asked for a sealed answer."""
+def answer_blob(etee_: Etee | None, body: bytes, encoding: str, reply_to: x509.Certificate | None) -> Blob:
+    """The answer's Detail: ``body`` sealed for ``reply_to`` when the request asked for a sealed answer, else
+    encoded as ``encoding``."""
     if etee_ is not None and reply_to is not None:
-        response.Return.Detail = etee_.seal_answer(body, reply_to, models)
-    return response
+        return etee_.seal_answer(body, reply_to)
+    return Blob([pack(body, encoding)], ContentEncoding=encoding)

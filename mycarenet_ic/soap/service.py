@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lxml import etree
@@ -30,17 +30,21 @@ class ElementDispatcher:
     validated Body element and the call, and returns the answer's Body element."""
 
     handler: Callable[[etree._Element, Call], etree._Element]
+    # The answer envelope's namespace prefixes (its children inherit them).
+    prefixes: dict[str | None, str] = field(default_factory=lambda: {"soap": ns.SOAP11_ENV})
 
     def dispatch(self, payload: etree._Element, call: Call) -> etree._Element:
-        envelope = etree.Element(f"{{{ns.SOAP11_ENV}}}Envelope", nsmap={"soap": ns.SOAP11_ENV})
+        envelope = etree.Element(f"{{{ns.SOAP11_ENV}}}Envelope", nsmap=self.prefixes)
         etree.SubElement(envelope, f"{{{ns.SOAP11_ENV}}}Body").append(self.handler(payload, call))
         return envelope
 
 
 def build_element_endpoint(name: str, handler: Callable[[etree._Element, Call], etree._Element], xsd_name: str,
-                           wsdl_name: str, deps: EndpointDeps, other_actions: Iterable[str] = ()) -> SoapEndpoint:
-    return SoapEndpoint(name, ElementDispatcher(handler), contract.wsdl_path(wsdl_name), contract.schema(xsd_name),
-                        deps, other_actions)
+                           wsdl_name: str, deps: EndpointDeps, other_actions: Iterable[str] = (),
+                           prefixes: dict[str | None, str] | None = None) -> SoapEndpoint:
+    dispatcher = ElementDispatcher(handler) if prefixes is None else ElementDispatcher(handler, prefixes)
+    return SoapEndpoint(name, dispatcher, contract.wsdl_path(wsdl_name), contract.schema(xsd_name), deps,
+                        other_actions)
 
 
 def requester(call: Call, claim: Claim) -> Requester:
