@@ -1,4 +1,5 @@
-"""Spyne models of the MyCareNet commons (``CommonInput``, ``Routing``, ``Detail`` blob, ``Return``).
+"""The MyCareNet commons (``CommonInput``, ``Routing``, ``Detail`` blob, ``Return``): as Spyne models (Tarification,
+Mediprima), and read and written as XML directly (MemberData: :func:`read_request`, :func:`response_element`).
 
 Versions 2 (Tarification, Mediprima) and 3 (MemberData) have the same shape in different
 namespaces, so the models are built by one function per pair of namespaces and cached: each
@@ -86,7 +87,8 @@ def commons_models(core_ns: str, protocol_ns: str, sealable: bool = True) -> Sim
 
 # -- the Detail blob --------------------------------------------------------------------------------
 def decode_blob(blob: Any) -> bytes:
-    """The bytes of a Detail blob: base64 already undone by Spyne, then inflated when ``deflate``."""
+    """The bytes of a Detail blob: base64 already undone (by Spyne or :func:`read_request`), then inflated when
+    ``deflate``."""
     if blob is None or blob.value is None:
         raise SchemaViolation("The Detail blob is empty.")
     if getattr(blob, "ContentEncryption", None):

@@ -137,7 +137,7 @@ class Etee:
 
 
 def _b64(value: Any) -> bytes:
-    """An attribute Spyne gives as text (``Etk`` is xs:base64Binary)."""
+    """An attribute read as text (``Etk`` is xs:base64Binary)."""
     if isinstance(value, bytes | bytearray):
         return bytes(value)
     try:
