@@ -83,13 +83,12 @@ class SignedSoapClient:
                 zeep.exceptions.ValidationError, zeep.exceptions.XMLParseError) as exc:
             raise UpstreamFault(reason=f"{self.address} {operation}: {type(exc).__name__}") from None
 
-    def exchange(self, body: etree._Element, action: str) -> etree._Element:
+    def exchange(self, operation: str, body: etree._Element, action: str) -> etree._Element:
         """``body`` (the request element, as the contract spells it) posted in a signed envelope over the same
         session and contract as :meth:`call`; the answer's signature verified, its body element validated
         against the contract's schema and returned as an element: for the hot calls, where zeep's own
         serialising and parsing of both messages costs more than the exchange (py-spy: most of the National
         Register lookup of each declaration)."""
-        operation = etree.QName(body).localname
         env = etree.Element(f"{{{ns.SOAP11_ENV}}}Envelope", nsmap={"soap-env": ns.SOAP11_ENV})
         etree.SubElement(env, f"{{{ns.SOAP11_ENV}}}Header")
         etree.SubElement(env, f"{{{ns.SOAP11_ENV}}}Body").append(body)
@@ -105,8 +104,8 @@ class SignedSoapClient:
             answer = self._verifier.verify(parse_untrusted(response.content)).envelope
         except SecurityRejected as exc:
             raise UpstreamFault(reason=f"{self.address} {operation}: answer rejected: {exc.reason}") from None
-        except MycarenetError:
-            raise UpstreamFault(reason=f"{self.address} {operation}: XMLSyntaxError") from None
+        except MycarenetError:  # not XML: zeep's TransportError, whatever the status
+            raise UpstreamFault(reason=f"{self.address} {operation}: TransportError") from None
         found = answer.find(f"{{{ns.SOAP11_ENV}}}Body")
         content = next(iter(found), None) if found is not None else None
         if content is not None and content.tag == f"{{{ns.SOAP11_ENV}}}Fault":

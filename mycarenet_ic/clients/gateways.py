@@ -107,7 +107,8 @@ class ZeepNationalRegisterGateway:
         request = etree.Element(f"{rn}SearchPersonBySsinRequest", nsmap={"rn": ns.SANDBOX_NATIONAL_REGISTER},
                                 Id=header["Id"], IssueInstant=header["IssueInstant"].isoformat())
         etree.SubElement(etree.SubElement(request, f"{rn}Criteria"), f"{rn}Ssin").text = ssin
-        answer = self._client.exchange(request, f"{ns.SANDBOX_NATIONAL_REGISTER}:SearchPersonBySsin")
+        answer = self._client.exchange("searchPersonBySsin", request,
+                                       f"{ns.SANDBOX_NATIONAL_REGISTER}:SearchPersonBySsin")
         code = answer.find(f"{rn}Status/{rn}StatusCode")
         p = answer.find(f"{rn}Person")
         if code is None or code.get("Value") != ns.EHEALTH_STATUS_SUCCESS or p is None:
