@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lxml import etree
+
 from mycarenet_ic import ns
 from mycarenet_ic.clients.base import SignedSoapClient
 from mycarenet_ic.config import Settings
@@ -99,12 +101,28 @@ class ZeepNationalRegisterGateway:
             address, signer, verifier, timeout, ca_file=ca_file)
 
     def person(self, ssin: str) -> Person | None:
-        answer = self._client.call("searchPersonBySsin", Criteria={"Ssin": ssin})
-        if not _found(answer.Status) or answer.Person is None:
+        # Asked for each new patient of a declaration: the request and the answer in lxml, not through zeep.
+        rn = f"{{{ns.SANDBOX_NATIONAL_REGISTER}}}"
+        header = self._client.header()
+        request = etree.Element(f"{rn}SearchPersonBySsinRequest", nsmap={"rn": ns.SANDBOX_NATIONAL_REGISTER},
+                                Id=header["Id"], IssueInstant=header["IssueInstant"].isoformat())
+        etree.SubElement(etree.SubElement(request, f"{rn}Criteria"), f"{rn}Ssin").text = ssin
+        answer = self._client.exchange("searchPersonBySsin", request,
+                                       f"{ns.SANDBOX_NATIONAL_REGISTER}:SearchPersonBySsin")
+        code = answer.find(f"{rn}Status/{rn}StatusCode")
+        p = answer.find(f"{rn}Person")
+        if code is None or code.get("Value") != ns.EHEALTH_STATUS_SUCCESS or p is None:
             return None
-        p, data = answer.Person, answer.Person.PersonData
-        return Person(p.Ssin, data.LastName, tuple(data.FirstName), data.BirthDate, data.Gender, data.DeceaseDate,
-                      p.ReplacedBy)
+
+        def day(text: str | None) -> dt.date | None:
+            return dt.date.fromisoformat(text.strip()[:10]) if text else None
+
+        data = p.find(f"{rn}PersonData")
+        assert data is not None  # the schema requires it
+        return Person(p.findtext(f"{rn}Ssin", ""), data.findtext(f"{rn}LastName", ""),
+                      tuple(f.text or "" for f in data.findall(f"{rn}FirstName")),
+                      day(data.findtext(f"{rn}BirthDate")), data.findtext(f"{rn}Gender", ""),
+                      day(data.findtext(f"{rn}DeceaseDate")), p.findtext(f"{rn}ReplacedBy"))
 
     def mutations_after(self, seq: int, max_results: int = 100) -> MutationBatch:
         answer = self._client.call("consultMutations", SequenceNumber=seq, MaxResults=max_results)

@@ -20,7 +20,9 @@ import zeep.exceptions
 from zeep.transports import Transport
 
 from mycarenet_ic import contract, ns
+from mycarenet_ic.clients.gateways import CachingNationalRegister
 from mycarenet_ic.domain.qualities import Quality
+from mycarenet_ic.errors import UpstreamFault, UpstreamUnavailable
 from mycarenet_ic.inspector.store import InspectorStore, QueuedRecorder
 from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security.pki import KeyPair
@@ -284,3 +286,23 @@ def test_every_admin_route_is_in_the_openapi_document_and_back(sandbox: Sandbox)
                          ("GET", "/scenario/faults/x/y")):
         assert admin(sandbox, method, path, {} if method in ("PUT", "POST") else None) == (
             404, {"error": "unknown admin path"}), (method, path)
+
+
+def test_the_platforms_national_register_lookup_turns_each_failure_into_an_upstream_error(sandbox: Sandbox) -> None:
+    # The lookup each declaration makes (lxml over the signed contract, not zeep): a fault, an HTTP error
+    # without a SOAP answer and a reset each become the platform's error, never a person.
+    register = sandbox.platform.gateways(sandbox.urls).national_register
+    lookup = register.inner.person if isinstance(register, CachingNationalRegister) else register.person
+    inject(sandbox, effect="system-error", service=NR, operation="searchPersonBySsin", times=1)
+    with pytest.raises(UpstreamFault) as fault:
+        lookup(support.PATIENT_LINKED)
+    assert "fault soap:Server" in str(fault.value.reason)
+    inject(sandbox, effect="http-503", service=NR, times=1)
+    with pytest.raises(UpstreamFault) as unavailable:
+        lookup(support.PATIENT_LINKED)
+    assert "TransportError" in str(unavailable.value.reason)
+    inject(sandbox, effect="drop", service=NR, times=1)
+    with pytest.raises(UpstreamUnavailable):
+        lookup(support.PATIENT_LINKED)
+    person = lookup(support.PATIENT_LINKED)  # the rules used up: answered, verified, read
+    assert person is not None and person.last_name == "Peeters"
