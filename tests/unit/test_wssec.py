@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import pytest
 import xmlsec
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from mycarenet_ic import ns
@@ -70,6 +72,23 @@ def test_signed_message_verifies_and_names_the_signer(doctor: pki.KeyPair, verif
     ident = pki.identity_from_certificate(result.certificate)
     assert (ident.quality, ident.ssin, ident.nihii) == (Quality.DOCTOR, support.DOCTOR_SSIN, support.DOCTOR_NIHII)
     assert result.body.tag == f"{{{S}}}Body"
+
+
+def test_the_identity_is_read_once_per_certificate_and_never_mixed_up(ca: pki.KeyPair, doctor: pki.KeyPair) -> None:
+    """The identity is cached by certificate: the same certificate parsed again hits it; another holder's
+    certificate (even of the same quality) gets its own; a subject naming nobody raises every time."""
+    nurse = pki.issue(ca, pki.holder_name(Quality.PHARMACIST, support.PHARMACIST_SSIN, "61229665000"))
+    nobody = pki.issue(ca, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nobody")]))
+    first = pki.identity_from_certificate(x509.load_pem_x509_certificate(doctor.cert_pem))
+    hits = pki.identity_from_certificate.cache_info().hits
+    again = pki.identity_from_certificate(x509.load_pem_x509_certificate(doctor.cert_pem))
+    assert again == first and pki.identity_from_certificate.cache_info().hits == hits + 1
+    other = pki.identity_from_certificate(x509.load_pem_x509_certificate(nurse.cert_pem))
+    assert (other.quality, other.ssin, other.nihii) == (Quality.PHARMACIST, support.PHARMACIST_SSIN, "61229665000")
+    assert other.fingerprint != first.fingerprint
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            pki.identity_from_certificate(x509.load_pem_x509_certificate(nobody.cert_pem))
 
 
 def _body(root: etree._Element) -> etree._Element:
