@@ -120,6 +120,7 @@ class Platform:
         self.pseudonymiser = Pseudonymiser.from_data_dir(settings.data_dir)
         self.audit = SqlAuditLog(self.engine, self.pseudonymiser)
         self.replay = SqlReplayCache(self.engine)
+        self._seen = MemoryReplayCache()
         self.sealer = NissSealer.from_data_dir(settings.data_dir)
         self.inclusions = SqlInclusionStore(self.engine, self.pseudonymiser, self.sealer, self.audit)
         self.inclusion_events = SqlInclusionEvents(self.engine, self.sealer, self.audit)
@@ -160,7 +161,9 @@ class Platform:
             accepted = frozenset(TokenKind(kind) for kind in token_kinds(self.settings.accepted_tokens))
         else:
             accepted = frozenset(TokenKind)
-        return Verifier(self.trust, self.replay, self.policy, assertions=self.sts_tokens, accepted=accepted)
+        # This process's look first (what it saw); the database's, where each signature's key goes in with its
+        # request's audit row (one commit per request), decides for every worker and across restarts.
+        return Verifier(self.trust, self._seen, self.policy, assertions=self.sts_tokens, accepted=accepted)
 
     def answer_verifier(self) -> Verifier:
         # Answers from upstream are checked as strictly; their replay cache is per process.

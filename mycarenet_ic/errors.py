@@ -83,6 +83,14 @@ class SecurityRejected(ClientError):
         super().__init__(None, reason=reason)
 
 
+class Replayed(SecurityRejected):
+    """A signature already taken by an earlier request: found by this process at verification, or by the
+    database when the request's audit row is committed (another worker, or before a restart, took it)."""
+
+    def __init__(self) -> None:
+        super().__init__("message replayed")
+
+
 class RequestTooLarge(ClientError):
     audit_outcome = "DENIED"
     code = "REQUEST_TOO_LARGE"

@@ -19,16 +19,18 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from mycarenet_ic.domain.identifiers import is_valid_niss
 from mycarenet_ic.domain.qualities import CallerIdentity
+from mycarenet_ic.errors import Replayed
 from mycarenet_ic.persistence.db import reading
 from mycarenet_ic.persistence.group_commit import GroupCommit
 from mycarenet_ic.persistence.pseudonym import Pseudonymiser
+from mycarenet_ic.persistence.replay import KeyStore
 from mycarenet_ic.persistence.tables import audit_head, audit_log
 from mycarenet_ic.services.ports import AuditEntry
 from mycarenet_ic.textsafe import printable
@@ -66,6 +68,7 @@ class SqlAuditLog:
     def __init__(self, engine: Engine, pseudonymiser: Pseudonymiser) -> None:
         self.engine = engine
         self.pseudonymiser = pseudonymiser
+        self._replay = KeyStore()
         self._group: GroupCommit[AuditEntry, int] = GroupCommit(self._commit)
 
     def caller_label(self, caller: CallerIdentity) -> str:
@@ -85,12 +88,25 @@ class SqlAuditLog:
             return self._group.submit(entry)
         return self._append(conn, [entry])[0]
 
+    def claim(self, conn: Connection, entry: AuditEntry) -> AuditEntry:
+        """The replay key of ``entry``'s signature stored first thing in ``conn``'s transaction (a write's: a
+        signature another worker took makes it commit nothing, before it even reads); ``entry`` without it,
+        for the row the write appends last. Raises :class:`Replayed`."""
+        if entry.replay is not None and entry.seq is None and not self._replay.store_keys(conn, [entry.replay])[0]:
+            raise Replayed()
+        return replace(entry, replay=None)
+
     def _commit(self, entries: Sequence[AuditEntry]) -> list[int]:
         with self.engine.begin() as conn:
             return self._append(conn, entries)
 
     def _append(self, conn: Connection, entries: Sequence[AuditEntry]) -> list[int]:
-        """``entries`` chained after the head, in order: the head read (locked) and moved once."""
+        """``entries`` chained after the head, in order: the head read (locked) and moved once. The replay
+        key of an entry's signature goes in with its first row; a key already stored raises :class:`Replayed`
+        (a group that raises is written again entry by entry: only the replay's caller fails)."""
+        claims = [e.replay for e in entries if e.replay is not None and e.seq is None]
+        if claims and not all(self._replay.store_keys(conn, claims)):
+            raise Replayed()
         head = conn.execute(_LOCK_HEAD).one()
         seq, prev_hash = int(head.seq), str(head.hash)
         rows = []

@@ -233,6 +233,7 @@ class SqlInclusionStore:
         for _attempt in range(3):
             try:
                 with self.engine.begin() as conn:
+                    claimed = self.audit.claim(conn, audit) if audit is not None and self.audit is not None else None
                     lock_patient(conn, patient)
                     current = inclusions_of_patient(conn, patient, self.sealer)
                     inc, kind = change(current)
@@ -255,8 +256,8 @@ class SqlInclusionStore:
                     conn.execute(_INSERT_REQUEST, {
                         "sender": self._sender(sender), "request_id": request_id, "operation": operation,
                         "request_hash": request_hash, "answer": json.dumps(answer), "at": at})
-                    seq = (self.audit.append(replace(audit, detail=outcome.audit_detail), conn)
-                           if audit is not None and self.audit is not None else None)
+                    seq = (self.audit.append(replace(claimed, detail=outcome.audit_detail), conn)
+                           if claimed is not None and self.audit is not None else None)
                 if audit is not None and seq is not None:  # committed: the request's row is written
                     audit.detail, audit.seq = outcome.audit_detail, seq
                 return outcome

@@ -1,8 +1,10 @@
 """The replay cache in the database, so every worker sees every signature.
 
-Inserts are group-committed (``group_commit.py``): the signatures that wait while one transaction is
-written go in the next one together, each ``INSERT … ON CONFLICT DO NOTHING`` telling by its row count
-whether its digest was new (a digest twice in one group: the second is the replay)."""
+Each ``INSERT … ON CONFLICT DO NOTHING`` tells by its row count whether its digest was new (a digest twice
+in one transaction: the second is the replay). The SOAP endpoints' signatures go in the transaction of
+their request's audit row (``audit.py``, :func:`store_keys`): one commit per request, and a request whose
+signature another worker took first commits nothing. What else needs a durable "seen once" (the IdP's
+one-time codes) uses :class:`SqlReplayCache`, group-committed (``group_commit.py``)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import threading
 from collections.abc import Sequence
 
 from sqlalchemy import DateTime, bindparam, delete, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from mycarenet_ic.persistence.group_commit import GroupCommit
 from mycarenet_ic.persistence.tables import replay_cache
@@ -23,12 +25,31 @@ _INSERT = text("INSERT INTO replay_cache (digest, expires_at) VALUES (:digest, :
                "ON CONFLICT (digest) DO NOTHING").bindparams(bindparam("expires_at", type_=DateTime(timezone=True)))
 
 
-class SqlReplayCache:
-    def __init__(self, engine: Engine, purge_every: int = 1000) -> None:
-        self.engine = engine
+class KeyStore:
+    """Stores keys in the caller's transaction; every ``purge_every`` keys it also deletes the expired ones."""
+
+    def __init__(self, purge_every: int = 1000) -> None:
         self._purge_every = purge_every
         self._count = 0
         self._lock = threading.Lock()
+
+    def store_keys(self, conn: Connection, keys: Sequence[_Key]) -> list[bool]:
+        """For each key, True if it was new (and is now stored in ``conn``'s transaction), False if seen."""
+        with self._lock:
+            before = self._count
+            self._count += len(keys)
+            purge = before // self._purge_every != self._count // self._purge_every
+        if purge:
+            conn.execute(delete(replay_cache).where(replay_cache.c.expires_at < dt.datetime.now(dt.UTC)))
+        return [conn.execute(_INSERT, {"digest": key, "expires_at": expires}).rowcount == 1 for key, expires in keys]
+
+
+class SqlReplayCache:
+    durable = True
+
+    def __init__(self, engine: Engine, purge_every: int = 1000) -> None:
+        self.engine = engine
+        self._keys = KeyStore(purge_every)
         self._group: GroupCommit[_Key, bool] = GroupCommit(self._commit)
 
     def check_and_store(self, key: str, expires: dt.datetime) -> bool:
@@ -36,12 +57,5 @@ class SqlReplayCache:
         return self._group.submit((key, expires))
 
     def _commit(self, keys: Sequence[_Key]) -> list[bool]:
-        with self._lock:
-            before = self._count
-            self._count += len(keys)
-            purge = before // self._purge_every != self._count // self._purge_every
         with self.engine.begin() as conn:
-            if purge:
-                conn.execute(delete(replay_cache).where(replay_cache.c.expires_at < dt.datetime.now(dt.UTC)))
-            return [conn.execute(_INSERT, {"digest": key, "expires_at": expires}).rowcount == 1
-                    for key, expires in keys]
+            return self._keys.store_keys(conn, keys)

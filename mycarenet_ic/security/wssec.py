@@ -34,7 +34,7 @@ from lxml import etree
 
 from mycarenet_ic import ns
 from mycarenet_ic.config import Settings
-from mycarenet_ic.errors import SecurityRejected
+from mycarenet_ic.errors import Replayed, SecurityRejected
 from mycarenet_ic.security.pki import KeyPair
 
 if TYPE_CHECKING:  # saml11 builds on this module
@@ -207,7 +207,10 @@ class ReplayCache(Protocol):
 
 
 class MemoryReplayCache:
-    """A bounded in-process replay cache (for clients verifying answers)."""
+    """A bounded in-process replay cache: for clients verifying answers, and the endpoints' first look (what
+    this process saw; the database, where the key goes with the request's audit row, has the last word)."""
+
+    durable = False
 
     def __init__(self, capacity: int = 100_000) -> None:
         self._seen: OrderedDict[str, dt.datetime] = OrderedDict()
@@ -326,6 +329,9 @@ class VerifiedMessage:
     body: etree._Element
     certificate: x509.Certificate
     token: VerifiedAssertion | None = None
+    # The signature's replay key and until when it must stay unique, when this process's cache is not the
+    # durable one: the endpoint stores it with the request's audit row (persistence/audit.py).
+    replay: tuple[str, dt.datetime] | None = None
 
 
 class TokenKind(enum.Enum):
@@ -424,9 +430,11 @@ class Verifier:
             signed = {f"#{body_id}": body, f"#{stamp_id}": stamp, f"#{token_id}": token}
             raise SecurityRejected(f"signature does not verify: {why_not_verified(signature, signed)}") from None
 
-        if not self.replay.check_and_store(self.replay_key(signature, cert), expires):
-            raise SecurityRejected("message replayed")
-        return VerifiedMessage(envelope, body, cert, verified_token)
+        key = self.replay_key(signature, cert)
+        if not self.replay.check_and_store(key, expires):
+            raise Replayed()
+        return VerifiedMessage(envelope, body, cert, verified_token,
+                               None if getattr(self.replay, "durable", False) else (key, expires))
 
     def _token(self, security: etree._Element) -> tuple[TokenKind, etree._Element]:
         """The one token of the Security header, of a kind this endpoint accepts."""

@@ -137,6 +137,9 @@ class AuditEntry:
     # Its number once written: a writing request's row is written in the write's transaction, and the
     # endpoint then writes no second one.
     seq: int | None = None
+    # The verified signature's replay-cache key and expiry: stored in the transaction of the request's first
+    # row, which fails (Replayed) if the key is already there, so no other write of it commits either.
+    replay: tuple[str, dt.datetime] | None = None
 
 
 class AuditLog(Protocol):

@@ -27,6 +27,8 @@ from mycarenet_ic.domain.qualities import CallerIdentity
 from mycarenet_ic.errors import (
     HeaderNotUnderstood,
     MalformedRequest,
+    MycarenetError,
+    Replayed,
     RequestTooLarge,
     SchemaViolation,
     SoapActionMismatch,
@@ -269,6 +271,7 @@ class SoapEndpoint:
         return self._read_body(environ)
 
     def _call(self, verified: VerifiedMessage, entry: AuditEntry) -> Call:
+        entry.replay = verified.replay  # stored with the request's first row (persistence/audit.py)
         identity = caller_of(verified)
         entry.caller = self.deps.audit.caller_label(identity)
         return Call(identity, entry.caller, entry, verified.certificate)
@@ -302,14 +305,13 @@ class SoapEndpoint:
         answer signed, the exchange handed to the inspector.
         Returns (HTTP status, signed bytes, headers: in the sandbox, a fault's says where its reason is)."""
         error = None if isinstance(outcome, etree._Element) else faults.as_mycarenet_error(outcome)
-        if error is not None:
-            if entry.outcome == "OK":
-                entry.outcome = error.audit_outcome
-            reason = f"{error.code}: {error.reason}"
-            entry.detail = f"after row {entry.seq}, no answer: {reason}" if entry.seq else entry.detail or reason
         try:
-            if entry.seq is None or error is not None:  # a write's row went in with the write (one transaction)
-                entry.seq = self.deps.audit.append(entry)
+            try:
+                if error is not None or entry.seq is None:  # a write's row went in with the write (one transaction)
+                    entry.seq = self._audit(entry, error)
+            except Replayed as replayed:  # the database had this signature (another worker took it, or before a
+                error = replayed           # restart): the answer is not given, the refusal is
+                entry.seq = self._audit(entry, error)
         except Exception:  # noqa: BLE001
             log.exception("audit write failed")
             if error is None:
@@ -327,6 +329,18 @@ class SoapEndpoint:
             raise error
         pointer = self.deps.reason_pointer
         return status, body, [pointer.header(entry.seq)] if pointer is not None and error is not None else []
+
+    def _audit(self, entry: AuditEntry, error: MycarenetError | None) -> int:
+        """The request's row: with the fault's outcome and reason if it failed; a replay's row does not claim
+        the signature it replayed."""
+        if error is not None:
+            if entry.outcome == "OK":
+                entry.outcome = error.audit_outcome
+            reason = f"{error.code}: {error.reason}"
+            entry.detail = f"after row {entry.seq}, no answer: {reason}" if entry.seq else entry.detail or reason
+            if isinstance(error, Replayed):
+                entry.replay, entry.detail = None, reason
+        return self.deps.audit.append(entry)
 
     @staticmethod
     def _respond(answer: Concluded, start_response: StartResponse) -> Iterable[bytes]:

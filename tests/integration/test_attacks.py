@@ -4,6 +4,7 @@ audit row (nothing else written: no OK row, no replay-cache entry, no scenario c
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Callable
 
 import pytest
@@ -11,11 +12,13 @@ import requests
 import xmlsec
 from lxml import etree
 
+from mycarenet_ic.domain.identifiers import make_niss
 from mycarenet_ic.domain.qualities import Quality
 from mycarenet_ic.sandbox import Sandbox
 from mycarenet_ic.security import pki
 from mycarenet_ic.security.wssec import Signer, Verifier
 from tests import attacks, support
+from tests.ic_client import IC_NS
 from tests.unit import test_wssec as tamper
 
 pytestmark = pytest.mark.integration
@@ -122,6 +125,51 @@ def test_the_same_message_twice_is_processed_once(sandbox: Sandbox, attacker_sig
     assert second.error_detail()["Code"] == "SECURITY_ERROR"
     assert [r.outcome for r in after["audit"][len(before["audit"]):]] == ["OK", "DENIED"]
     assert after["replay"] == before["replay"] + 1
+
+
+def _forget_what_this_process_saw(sandbox: Sandbox) -> None:
+    """As if the next request reached another worker, or the sandbox after a restart: only the database knows."""
+    sandbox.platform._seen._seen.clear()
+
+
+def test_a_replay_this_process_did_not_see_is_refused_when_its_row_is_committed(sandbox: Sandbox,
+                                                                              attacker_signer: Signer,
+                                                                              answer_verifier: Verifier) -> None:
+    data = support.to_bytes(support.signed(attacker_signer, support.aa_body()))
+    first = support.post(sandbox.urls["attribute-authority"], data)
+    assert first.status == 200 and first.fault is None
+    _forget_what_this_process_saw(sandbox)
+    before = attacks.state(sandbox)
+    second = support.post(sandbox.urls["attribute-authority"], data)
+    after = attacks.state(sandbox)
+    attacks.refused(second, answer_verifier)  # the answer it had worked out is not given
+    attacks.only_denied(before, after, "message replayed")
+
+
+def test_a_replayed_declaration_another_worker_took_first_stores_nothing(sandbox: Sandbox, attacker_signer: Signer,
+                                                                         answer_verifier: Verifier) -> None:
+    """The write claims the signature first thing in its transaction: the replay commits no inclusion."""
+    patient = next(ssin for n in range(400) if sandbox.scenario.person(ssin := make_niss(dt.date(1951, 7, 7), 600 + n))
+                   is None)
+    sandbox.scenario.add_persons([{"ssin": patient, "last_name": "Replay", "first_names": ["Test"],
+                                   "birth_date": "1951-07-07", "sex": "unknown"}])
+    declare = (f'<ic:DeclareInclusionRequest xmlns:ic="{IC_NS}" Id="_{secrets.token_hex(8)}" '
+               f'IssueInstant="{support.now().replace(microsecond=0).isoformat()}">'
+               "<ic:CommonInput><ic:IsTest>true</ic:IsTest><ic:Origin><ic:Package><ic:Name>t</ic:Name>"
+               "</ic:Package></ic:Origin></ic:CommonInput>"
+               f"<ic:Patient><ic:Ssin>{patient}</ic:Ssin></ic:Patient><ic:Project>91000252</ic:Project>"
+               "<ic:Status>information</ic:Status><ic:StartDate>2026-10-01</ic:StartDate>"
+               "<ic:Consent><ic:Agreement>agree</ic:Agreement><ic:Date>2026-10-01</ic:Date></ic:Consent>"
+               "</ic:DeclareInclusionRequest>")
+    data = support.to_bytes(support.signed(attacker_signer, declare))
+    first = support.post(sandbox.urls["integrated-care"], data)
+    assert first.fault is None, first.body[:800]
+    _forget_what_this_process_saw(sandbox)
+    before = attacks.state(sandbox)
+    second = support.post(sandbox.urls["integrated-care"], data)
+    after = attacks.state(sandbox)
+    attacks.refused(second, answer_verifier)
+    attacks.only_denied(before, after, "message replayed")
 
 
 def test_wrong_content_type_and_method(sandbox: Sandbox, attacker_signer: Signer) -> None:
