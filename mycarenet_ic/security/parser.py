@@ -89,9 +89,15 @@ def _too_many_attributes(n: int) -> re.Pattern[bytes]:
 
 
 def _check_attributes(data: bytes, limits: ParseLimits) -> None:
-    if len(re.findall(_ATTRIBUTE_VALUE, data)) > limits.max_attributes_total:
+    # Every attribute value starts with "=" and holds no "<": a document with no more "=" than a limit cannot
+    # pass it, and one start tag's values all lie in one "<"-free segment. Only what could pass a limit is
+    # searched (the per-tag pattern costs ~70 µs per KiB on the whole document; byte counts are C-speed).
+    equals = data.count(b"=")
+    if equals > limits.max_attributes_total and len(re.findall(_ATTRIBUTE_VALUE, data)) > limits.max_attributes_total:
         raise SecurityRejected("too many elements or attributes")
-    if _too_many_attributes(limits.max_attributes_per_element).search(data):
+    n = limits.max_attributes_per_element
+    if equals > n and any(segment.count(b"=") > n and _too_many_attributes(n).search(segment)
+                          for segment in data.split(b"<")):
         raise SecurityRejected("too many attributes on one element")
 
 

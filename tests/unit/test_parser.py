@@ -128,3 +128,33 @@ def test_attributes_are_counted_before_libxml2_builds_a_start_tag() -> None:
     # many elements with a few attributes each: the total is what counts
     with pytest.raises(SecurityRejected):
         parse_untrusted(ENV % (b'<b x="1" y="2"/>' * 20_001), ParseLimits(max_bytes=2_000_000))
+
+
+def test_the_byte_count_prefilter_refuses_exactly_what_the_full_search_refuses() -> None:
+    # The attribute pre-check only searches the "<"-free segments that hold more "=" than the limit. Against
+    # the plain definition (the pattern over the whole document), on documents made to sit at the edges:
+    # "=" in text and in values, '<' in values (malformed), quotes of both kinds, white space around "=".
+    import random
+    import re
+
+    from mycarenet_ic.security import parser
+
+    limits = ParseLimits(max_attributes_per_element=4, max_attributes_total=12)
+    rng = random.Random(20261203)
+    pieces = [b'a="v"', b"b = 'w'", b'c="x=y"', b"d='<'", b"=", b"e=\"1\"", b"text==", b"f\t=\n'z'"]
+    for _ in range(3000):
+        tags = []
+        for _ in range(rng.randint(1, 6)):
+            tags.append(b"<t " + b" ".join(rng.choice(pieces) for _ in range(rng.randint(0, 7))) + b">"
+                        + rng.choice([b"", b"x=1", b"==="]))
+        data = b"".join(tags)
+        whole_per_tag = parser._too_many_attributes(4).search(data) is not None
+        whole_total = len(re.findall(parser._ATTRIBUTE_VALUE, data)) > 12
+        try:
+            parser._check_attributes(data, limits)
+            refused = None
+        except SecurityRejected as exc:
+            refused = exc.reason
+        expected = ("too many elements or attributes" if whole_total
+                    else "too many attributes on one element" if whole_per_tag else None)
+        assert refused == expected, data
