@@ -21,13 +21,13 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
 from mycarenet_ic.domain.identifiers import is_valid_niss
 from mycarenet_ic.domain.qualities import CallerIdentity
 from mycarenet_ic.errors import Replayed
-from mycarenet_ic.persistence.db import reading
+from mycarenet_ic.persistence.db import DriverSql, reading
 from mycarenet_ic.persistence.group_commit import GroupCommit
 from mycarenet_ic.persistence.pseudonym import Pseudonymiser
 from mycarenet_ic.persistence.replay import KeyStore
@@ -39,12 +39,14 @@ GENESIS = "0" * 64
 # A NISS or BIS as people write it: 11 digits, perhaps grouped by dots, dashes or spaces (yy.mm.dd-sss.cc).
 _NISS_LIKE = re.compile(r"(?<!\d)\d{2}[.\- ]?\d{2}[.\- ]?\d{2}[.\- ]?\d{3}[.\- ]?\d{2}(?!\d)")
 OUTCOMES = ("OK", "DENIED", "ERROR")
-# Built once: SQLAlchemy then reuses their compiled form without working out a cache key per row
-# (py-spy: the statements built per append were a third of the audit's cost under load).
-_LOCK_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-_INSERT_ROW = audit_log.insert()
-_MOVE_HEAD = update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam("new_seq"),
-                                                                     hash=bindparam("new_hash"))
+# The append's statements, run on the driver's cursor in the caller's transaction (db.DriverSql: SQLAlchemy's
+# work per execution was most of an audit row's cost). The head is locked: FOR UPDATE on PostgreSQL, and on
+# SQLite by the writer's BEGIN IMMEDIATE.
+_LOCK_HEAD = DriverSql("SELECT seq, hash FROM audit_head WHERE id = 1", for_update=True)
+_INSERT_ROW = DriverSql("INSERT INTO audit_log (seq, at, service, caller, operation, patient, outcome, request_id, "
+                        "detail, prev_hash, hash) VALUES (:seq, :at, :service, :caller, :operation, :patient, "
+                        ":outcome, :request_id, :detail, :prev_hash, :hash)")
+_MOVE_HEAD = DriverSql("UPDATE audit_head SET seq = :new_seq, hash = :new_hash WHERE id = 1")
 
 
 def filtered(text: str, limit: int) -> str:
@@ -107,16 +109,18 @@ class SqlAuditLog:
         claims = [e.replay for e in entries if e.replay is not None and e.seq is None]
         if claims and not all(self._replay.store_keys(conn, claims)):
             raise Replayed()
-        head = conn.execute(_LOCK_HEAD).one()
-        seq, prev_hash = int(head.seq), str(head.hash)
+        _, head = _LOCK_HEAD.execute(conn, {})
+        if head is None:
+            raise RuntimeError("the audit chain has no head row (the schema was not migrated)")
+        seq, prev_hash = int(head[0]), str(head[1])
         rows = []
         for entry in entries:
             seq += 1
             row = self._row(entry, seq, prev_hash)
             prev_hash = str(row["hash"])
             rows.append(row)
-        conn.execute(_INSERT_ROW, rows)
-        conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev_hash})
+        _INSERT_ROW.execute_many(conn, rows)
+        _MOVE_HEAD.execute(conn, {"new_seq": seq, "new_hash": prev_hash})
         return [int(row["seq"]) for row in rows]  # type: ignore[call-overload]
 
     def _row(self, entry: AuditEntry, seq: int, prev_hash: str) -> dict[str, object]:

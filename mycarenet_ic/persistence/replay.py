@@ -10,19 +10,32 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from sqlalchemy import DateTime, bindparam, delete, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import delete
+from sqlalchemy.engine import Connection, Dialect, Engine
 
+from mycarenet_ic.persistence.db import DriverSql
 from mycarenet_ic.persistence.group_commit import GroupCommit
 from mycarenet_ic.persistence.tables import replay_cache
 
 _Key = tuple[str, dt.datetime]
-# Plain SQL (SQLite and PostgreSQL both say it so): SQLAlchemy's dialect inserts with ON CONFLICT are
-# compiled again for every execution (py-spy: 3 % of the GIL's time); a text() statement is cached.
-_INSERT = text("INSERT INTO replay_cache (digest, expires_at) VALUES (:digest, :expires_at) "
-               "ON CONFLICT (digest) DO NOTHING").bindparams(bindparam("expires_at", type_=DateTime(timezone=True)))
+# On the driver's cursor (db.DriverSql); the expiry converted as SQLAlchemy stores a DateTime for the dialect, so
+# the purge's comparison (a SQLAlchemy statement) reads it back the same.
+_INSERT = DriverSql("INSERT INTO replay_cache (digest, expires_at) VALUES (:digest, :expires_at) "
+                    "ON CONFLICT (digest) DO NOTHING")
+
+
+_CONVERTERS: dict[str, Callable[[dt.datetime], Any]] = {}
+
+
+def _expiry_converter(dialect: Dialect) -> Callable[[dt.datetime], Any]:
+    convert = _CONVERTERS.get(dialect.name)
+    if convert is None:
+        convert = replay_cache.c.expires_at.type.bind_processor(dialect) or (lambda value: value)
+        _CONVERTERS[dialect.name] = convert
+    return convert
 
 
 class KeyStore:
@@ -41,7 +54,8 @@ class KeyStore:
             purge = before // self._purge_every != self._count // self._purge_every
         if purge:
             conn.execute(delete(replay_cache).where(replay_cache.c.expires_at < dt.datetime.now(dt.UTC)))
-        return [conn.execute(_INSERT, {"digest": key, "expires_at": expires}).rowcount == 1 for key, expires in keys]
+        convert = _expiry_converter(conn.dialect)
+        return [_INSERT.execute(conn, {"digest": key, "expires_at": convert(expires)})[0] == 1 for key, expires in keys]
 
 
 class SqlReplayCache:
