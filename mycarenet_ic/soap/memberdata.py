@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
+import os
 import re
 import secrets
 import zlib
@@ -189,6 +191,14 @@ _NO_DETAIL_SOURCE = frozenset({"UNAUTHORIZED_FACET"})
 _REAL_MESSAGE = {"INVALID_INSS_FORMAT": "The INSS has an invalid format (not 11 digits)"}
 
 
+# Clark names of the answer, once (not an f-string per element per answer).
+_RESPONSE, _ISSUER, _STATUS = _q(SAMLP, "Response"), _q(SAML, "Issuer"), _q(SAMLP, "Status")
+_STATUS_CODE, _FACET, _ASSERTION = _q(SAMLP, "StatusCode"), _q(EXT, "Facet"), _q(SAML, "Assertion")
+_ATTRIBUTE_STATEMENT, _XSI_TYPE = _q(SAML, "AttributeStatement"), _q(XSI, "type")
+_STEP = _q(SUPPORT, "Step")
+_ANSWER_NSMAP: dict[str | None, str] = {"samlp": SAMLP, "saml": SAML, "ext": EXT, "xsi": XSI, "xs": XS}
+
+
 def _now() -> str:
     """Real answers write instants without a zone."""
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
@@ -222,14 +232,15 @@ def _fault(status: etree._Element, fault_code: str, source: str, message: str,
         etree.SubElement(one, _q(CIN_TYPES, "Message"), {XML_LANG: "en"}).text = text
 
 
-def _response(in_response_to: str, issuer: str, nsmap: dict[str | None, str]) -> etree._Element:
-    root = etree.Element(_q(SAMLP, "Response"), nsmap=nsmap)
-    root.set("ID", f"_{secrets.token_hex(16)}")
+def _response(in_response_to: str, issuer: str, nsmap: dict[str | None, str],
+              response_id: str | None = None) -> etree._Element:
+    root = etree.Element(_RESPONSE, nsmap=nsmap)
+    root.set("ID", response_id or f"_{secrets.token_hex(16)}")
     if in_response_to:
         root.set("InResponseTo", in_response_to)
     root.set("IssueInstant", _now())
     root.set("Version", "2.0")
-    etree.SubElement(root, _q(SAML, "Issuer")).text = issuer
+    etree.SubElement(root, _ISSUER).text = issuer
     return root
 
 
@@ -248,49 +259,107 @@ def error_response(in_response_to: str, error: AssurabilityError) -> etree._Elem
     return root
 
 
-def _assertion(parent: etree._Element, kind: str, facet: FacetRequest | None, attributes: tuple[Attribute, ...],
-               period: tuple[dt.date, dt.date], name_id: NameId, issuer: str, now: str) -> None:
-    """One ``saml:Assertion``: the subject as asked, ``period`` (first day, first day after) in its
-    SubjectConfirmationData, an Advice naming its type ``kind`` and echoing ``facet``, its attributes."""
-    el = etree.SubElement(parent, _q(SAML, "Assertion"), ID=f"_{secrets.token_hex(16)}", IssueInstant=now,
-                          Version="2.0")
-    etree.SubElement(el, _q(SAML, "Issuer")).text = issuer
+def _skeleton() -> etree._Element:
+    """The fixed part of every assertion (values left empty, attributes in their order), inside a Response
+    declaring the answer's prefixes: a copy of it (lxml's, deep, at C speed) is what :func:`_assertion` fills in;
+    appended to an answer, a copy's namespace declarations are the answer's own and go."""
+    holder = etree.Element(_RESPONSE, nsmap=_ANSWER_NSMAP)
+    el = etree.SubElement(holder, _ASSERTION, ID="", IssueInstant="", Version="2.0")
+    etree.SubElement(el, _ISSUER)
     subject = etree.SubElement(el, _q(SAML, "Subject"))
-    etree.SubElement(subject, _q(SAML, "NameID"), Format=name_id.format).text = name_id.value
+    etree.SubElement(subject, _q(SAML, "NameID"), Format="")
     confirmation = etree.SubElement(subject, _q(SAML, "SubjectConfirmation"), Method=nippin.CONFIRMATION_METHOD)
-    start, after = period
-    etree.SubElement(confirmation, _q(SAML, "SubjectConfirmationData"), NotBefore=_midnight(start),
-                     NotOnOrAfter=_midnight(after))
+    etree.SubElement(confirmation, _q(SAML, "SubjectConfirmationData"), NotBefore="", NotOnOrAfter="")
     advice = etree.SubElement(el, _q(SAML, "Advice"))
-    advice.set(_q(XSI, "type"), "ext:AdviceType")
-    etree.SubElement(advice, _q(EXT, "AssertionType")).text = kind
-    if facet is not None:
-        echoed = etree.SubElement(advice, _q(EXT, "Facet"), id=facet.id)
-        for dim, value in facet.dimensions:
-            etree.SubElement(echoed, "Dimension", id=dim).text = value
+    advice.set(_XSI_TYPE, "ext:AdviceType")
+    etree.SubElement(advice, _q(EXT, "AssertionType"))
+    return el
+
+
+@functools.cache
+def _attribute_skeleton(kind: str) -> tuple[etree._Element, etree._Element]:
+    """For values of XML Schema type ``kind``: an ``Attribute`` (its Name empty) holding one value, and
+    one more value of it, inside a Response declaring the answer's prefixes."""
+    holder = etree.Element(_RESPONSE, nsmap=_ANSWER_NSMAP)
+    attr = etree.SubElement(holder, _q(SAML, "Attribute"), Name="")
+    value = etree.SubElement(attr, _q(SAML, "AttributeValue"))
+    value.set(_XSI_TYPE, f"xs:{kind}")
+    return attr, value
+
+
+_SKELETON = _skeleton()
+# lxml's copy of an element is a deep one, its subtree whole (``copy.deepcopy`` without the memo's cost).
+_copy = etree._Element.__copy__
+
+
+def _ids(count: int) -> list[str]:
+    """``count`` fresh IDs, each ``_`` and 128 random bits (the OS's, as :func:`secrets.token_hex`), in
+    one read."""
+    pool = os.urandom(16 * count).hex()
+    return [f"_{pool[i:i + 32]}" for i in range(0, 32 * count, 32)]
+
+
+def _echo(facet: FacetRequest) -> etree._Element:
+    """The Advice's echo of ``facet``."""
+    echoed = etree.Element(_FACET, id=facet.id, nsmap={"ext": EXT})
+    for dim, value in facet.dimensions:
+        etree.SubElement(echoed, "Dimension", id=dim).text = value
+    return echoed
+
+
+def _assertion(parent: etree._Element, common: etree._Element, assertion_id: str, kind: str,
+               echoed: etree._Element | None, attributes: tuple[Attribute, ...], period: tuple[str, str]) -> None:
+    """One ``saml:Assertion`` under ``parent``: a copy of ``common`` (the skeleton with the answer's issuer,
+    subject and instant) with ``assertion_id``, ``period`` (first day, first day after, written) in its
+    SubjectConfirmationData, an Advice naming its type ``kind`` and echoing the facet (a copy of
+    ``echoed``), its attributes. Each copy joins the answer before it is filled in (its namespaces are
+    then settled once)."""
+    el = _copy(common)
+    parent.append(el)
+    el.set("ID", assertion_id)
+    _issuer, subject, advice = el
+    data = subject[1][0]
+    data.set("NotBefore", period[0])
+    data.set("NotOnOrAfter", period[1])
+    advice[0].text = kind
+    if echoed is not None:
+        advice.append(_copy(echoed))
     if attributes:
-        statement = etree.SubElement(el, _q(SAML, "AttributeStatement"))
+        statement = etree.SubElement(el, _ATTRIBUTE_STATEMENT)
         for attribute in attributes:
-            attr = etree.SubElement(statement, _q(SAML, "Attribute"), Name=attribute.name)
-            for value in attribute.values:
-                av = etree.SubElement(attr, _q(SAML, "AttributeValue"))
-                av.set(_q(XSI, "type"), f"xs:{attribute.type}")
+            attr_skeleton, value_skeleton = _attribute_skeleton(attribute.type)
+            attr = _copy(attr_skeleton)
+            statement.append(attr)
+            attr.set("Name", attribute.name)
+            if not attribute.values:
+                del attr[0]
+                continue
+            first, *more = attribute.values
+            attr[0].text = first
+            for value in more:
+                av = _copy(value_skeleton)
+                attr.append(av)
                 av.text = value
+
+
+@functools.lru_cache(maxsize=256)
+def _technical_status(warning: bool, kinds: tuple[str, ...]) -> str:
+    status = etree.Element(_q(SUPPORT, "Status"), nsmap={"s": SUPPORT},
+                           code="WARNING" if warning else "SUCCESS", encryptionRequired="false")
+    for kind in kinds:
+        step = kind.removeprefix(f"{nippin.NIPPIN}:").replace(":", ".")
+        etree.SubElement(status, _STEP, name=f"Response.assertion.{step}.general", status="SUCCESS", location="")
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    raw = etree.tostring(status, encoding="UTF-8", xml_declaration=True)
+    return base64.b64encode(packer.compress(raw) + packer.flush()).decode()
 
 
 def technical_status(answer: Answer, kinds: list[str]) -> str:
     """The ``technicalAssertion:status`` value: as in real answers, a raw-deflated, base64 ``Status`` of
     ``urn:be:cin:nippin:memberData:support:v2`` (its code, and one ``Step`` per assertion type
-    answered, ``kinds``). What the steps are called is the sandbox's own: clients treat the value as opaque."""
-    status = etree.Element(_q(SUPPORT, "Status"), nsmap={"s": SUPPORT},
-                           code="WARNING" if answer.warnings else "SUCCESS", encryptionRequired="false")
-    for kind in dict.fromkeys(kinds):
-        step = kind.removeprefix(f"{nippin.NIPPIN}:").replace(":", ".")
-        etree.SubElement(status, _q(SUPPORT, "Step"), name=f"Response.assertion.{step}.general",
-                         status="SUCCESS", location="")
-    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
-    raw = etree.tostring(status, encoding="UTF-8", xml_declaration=True)
-    return base64.b64encode(packer.compress(raw) + packer.flush()).decode()
+    answered, ``kinds``). What the steps are called is the sandbox's own: clients treat the value as opaque.
+    It depends on nothing else, so it is made once per (code, types answered)."""
+    return _technical_status(bool(answer.warnings), tuple(dict.fromkeys(kinds)))
 
 
 def _warnings(status: etree._Element, warnings: tuple[Warning, ...], insurer: str | None) -> None:
@@ -306,24 +375,41 @@ def answer_response(in_response_to: str, answer: Answer, name_id: NameId,
     """The answer to a query naming its subject ``name_id`` and asking ``facets`` (the technical
     assertion echoes the first)."""
     issuer = f"urn:be:cin:io:{answer.insurer or '000'}"
-    root = _response(in_response_to, issuer, {"samlp": SAMLP, "saml": SAML, "ext": EXT, "xsi": XSI, "xs": XS})
-    status = etree.SubElement(root, _q(SAMLP, "Status"))
-    top = etree.SubElement(status, _q(SAMLP, "StatusCode"), Value=f"{STATUS}:Success")
+    *assertion_ids, technical_id, response_id = _ids(len(answer.assertions) + 2)
+    root = _response(in_response_to, issuer, _ANSWER_NSMAP, response_id)
+    status = etree.SubElement(root, _STATUS)
+    top = etree.SubElement(status, _STATUS_CODE, Value=f"{STATUS}:Success")
     if answer.warnings:
-        etree.SubElement(top, _q(SAMLP, "StatusCode"), Value=f"{CIN_STATUS}:PartialAnswer")
+        etree.SubElement(top, _STATUS_CODE, Value=f"{CIN_STATUS}:PartialAnswer")
         _warnings(status, answer.warnings, answer.insurer)
-    now = root.get("IssueInstant") or _now()
+    # What every assertion of this answer says alike, once: its issuer, its subject, its instant.
+    common = _copy(_SKELETON)
+    common.set("IssueInstant", root.get("IssueInstant") or _now())
+    issuer_el, subject, _advice = common
+    issuer_el.text = issuer
+    written_id = subject[0]
+    written_id.set("Format", name_id.format)
+    written_id.text = name_id.value
+    whole = (_midnight(answer.start), _midnight(answer.end))
+    echoes: dict[FacetRequest, etree._Element] = {}
+
+    def echo(facet: FacetRequest | None) -> etree._Element | None:
+        if facet is None:
+            return None
+        if facet not in echoes:
+            echoes[facet] = _echo(facet)
+        return echoes[facet]
+
     kinds = []
-    for one in answer.assertions:
+    for assertion_id, one in zip(assertion_ids, answer.assertions, strict=True):
         kind, attributes = nippin.assertion(one.facts)
         kinds.append(kind)
         facts = one.facts
-        period = (facts.start, facts.after) if isinstance(facts, PeriodFacts) else (answer.start, answer.end)
-        _assertion(root, kind, one.facet, attributes, period, name_id, issuer, now)
+        period = (_midnight(facts.start), _midnight(facts.after)) if isinstance(facts, PeriodFacts) else whole
+        _assertion(root, common, assertion_id, kind, echo(one.facet), attributes, period)
     technical = (Attribute(f"{TECHNICAL}:status", (technical_status(answer, kinds),)),
                  Attribute(f"{TECHNICAL}:version", (TECHNICAL_VERSION,)))
-    _assertion(root, TECHNICAL, facets[0] if facets else None, technical, (answer.start, answer.end), name_id,
-               issuer, now)
+    _assertion(root, common, technical_id, TECHNICAL, echo(facets[0] if facets else None), technical, whole)
     return root
 
 
