@@ -391,14 +391,15 @@ def answer_response(in_response_to: str, answer: Answer, name_id: NameId,
     written_id.set("Format", name_id.format)
     written_id.text = name_id.value
     whole = (_midnight(answer.start), _midnight(answer.end))
-    echoes: dict[FacetRequest, etree._Element] = {}
+    echoes: dict[int, etree._Element] = {}  # by the facet asked (the same object answers every assertion of it)
 
     def echo(facet: FacetRequest | None) -> etree._Element | None:
         if facet is None:
             return None
-        if facet not in echoes:
-            echoes[facet] = _echo(facet)
-        return echoes[facet]
+        echoed = echoes.get(id(facet))
+        if echoed is None:
+            echoed = echoes[id(facet)] = _echo(facet)
+        return echoed
 
     kinds = []
     for assertion_id, one in zip(assertion_ids, answer.assertions, strict=True):
