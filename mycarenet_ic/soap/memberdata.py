@@ -195,6 +195,7 @@ _REAL_MESSAGE = {"INVALID_INSS_FORMAT": "The INSS has an invalid format (not 11 
 _RESPONSE, _ISSUER, _STATUS = _q(SAMLP, "Response"), _q(SAML, "Issuer"), _q(SAMLP, "Status")
 _STATUS_CODE, _FACET, _ASSERTION = _q(SAMLP, "StatusCode"), _q(EXT, "Facet"), _q(SAML, "Assertion")
 _ATTRIBUTE_STATEMENT, _XSI_TYPE = _q(SAML, "AttributeStatement"), _q(XSI, "type")
+_ATTRIBUTE, _ATTRIBUTE_VALUE = _q(SAML, "Attribute"), _q(SAML, "AttributeValue")
 _STEP = _q(SUPPORT, "Step")
 _ANSWER_NSMAP: dict[str | None, str] = {"samlp": SAMLP, "saml": SAML, "ext": EXT, "xsi": XSI, "xs": XS}
 
@@ -261,7 +262,7 @@ def error_response(in_response_to: str, error: AssurabilityError) -> etree._Elem
 
 def _skeleton() -> etree._Element:
     """The fixed part of every assertion (values left empty, attributes in their order), inside a Response
-    declaring the answer's prefixes: a copy of it (lxml's, deep, at C speed) is what :func:`_assertion` fills in;
+    declaring the answer's prefixes: a copy of it (lxml's, deep, at C speed) is what :func:`_shaped` completes;
     appended to an answer, a copy's namespace declarations are the answer's own and go."""
     holder = etree.Element(_RESPONSE, nsmap=_ANSWER_NSMAP)
     el = etree.SubElement(holder, _ASSERTION, ID="", IssueInstant="", Version="2.0")
@@ -274,17 +275,6 @@ def _skeleton() -> etree._Element:
     advice.set(_XSI_TYPE, "ext:AdviceType")
     etree.SubElement(advice, _q(EXT, "AssertionType"))
     return el
-
-
-@functools.cache
-def _attribute_skeleton(kind: str) -> tuple[etree._Element, etree._Element]:
-    """For values of XML Schema type ``kind``: an ``Attribute`` (its Name empty) holding one value, and
-    one more value of it, inside a Response declaring the answer's prefixes."""
-    holder = etree.Element(_RESPONSE, nsmap=_ANSWER_NSMAP)
-    attr = etree.SubElement(holder, _q(SAML, "Attribute"), Name="")
-    value = etree.SubElement(attr, _q(SAML, "AttributeValue"))
-    value.set(_XSI_TYPE, f"xs:{kind}")
-    return attr, value
 
 
 _SKELETON = _skeleton()
@@ -307,39 +297,51 @@ def _echo(facet: FacetRequest) -> etree._Element:
     return echoed
 
 
-def _assertion(parent: etree._Element, common: etree._Element, assertion_id: str, kind: str,
+# An assertion's attributes as a skeleton is shaped: (name, XML Schema type, how many values) of each.
+_Shape = tuple[tuple[str, str, int], ...]
+
+
+@functools.lru_cache(maxsize=1024)
+def _shaped(kind: str, shape: _Shape) -> etree._Element:
+    """The skeleton of an assertion of type ``kind`` whose attributes are shaped ``shape`` (the values left
+    empty): what is written of it alike in every answer. Few shapes are answered (each type's attributes,
+    a value left out or a list's length), each made once."""
+    el = _copy(_SKELETON)
+    el[2][0].text = kind
+    if shape:
+        statement = etree.SubElement(el, _ATTRIBUTE_STATEMENT)
+        for name, type_, count in shape:
+            attr = etree.SubElement(statement, _ATTRIBUTE, Name=name)
+            for _ in range(count):
+                etree.SubElement(attr, _ATTRIBUTE_VALUE).set(_XSI_TYPE, f"xs:{type_}")
+    return el
+
+
+def _assertion(parent: etree._Element, assertion_id: str, now: str, issuer: str, name_id: NameId, kind: str,
                echoed: etree._Element | None, attributes: tuple[Attribute, ...], period: tuple[str, str]) -> None:
-    """One ``saml:Assertion`` under ``parent``: a copy of ``common`` (the skeleton with the answer's issuer,
-    subject and instant) with ``assertion_id``, ``period`` (first day, first day after, written) in its
-    SubjectConfirmationData, an Advice naming its type ``kind`` and echoing the facet (a copy of
-    ``echoed``), its attributes. Each copy joins the answer before it is filled in (its namespaces are
-    then settled once)."""
-    el = _copy(common)
+    """One ``saml:Assertion`` under ``parent``: a copy of its skeleton (:func:`_shaped`) with
+    ``assertion_id``, the instant ``now``, ``issuer``, the subject as asked, ``period`` (first day, first
+    day after, written) in its SubjectConfirmationData, an Advice naming its type ``kind`` and echoing the
+    facet (a copy of ``echoed``), its attributes' values. The copy joins the answer before it is filled in
+    (its namespaces are then settled once)."""
+    el = _copy(_shaped(kind, tuple((a.name, a.type, len(a.values)) for a in attributes)))
     parent.append(el)
     el.set("ID", assertion_id)
-    _issuer, subject, advice = el
-    data = subject[1][0]
+    el.set("IssueInstant", now)
+    issuer_el, subject, advice = el[0], el[1], el[2]
+    issuer_el.text = issuer
+    written_id, confirmation = subject
+    written_id.set("Format", name_id.format)
+    written_id.text = name_id.value
+    data = confirmation[0]
     data.set("NotBefore", period[0])
     data.set("NotOnOrAfter", period[1])
-    advice[0].text = kind
     if echoed is not None:
         advice.append(_copy(echoed))
     if attributes:
-        statement = etree.SubElement(el, _ATTRIBUTE_STATEMENT)
-        for attribute in attributes:
-            attr_skeleton, value_skeleton = _attribute_skeleton(attribute.type)
-            attr = _copy(attr_skeleton)
-            statement.append(attr)
-            attr.set("Name", attribute.name)
-            if not attribute.values:
-                del attr[0]
-                continue
-            first, *more = attribute.values
-            attr[0].text = first
-            for value in more:
-                av = _copy(value_skeleton)
-                attr.append(av)
-                av.text = value
+        values = [value for attribute in attributes for value in attribute.values]
+        for av, value in zip(el[3].iter(_ATTRIBUTE_VALUE), values, strict=True):
+            av.text = value
 
 
 @functools.lru_cache(maxsize=256)
@@ -382,14 +384,7 @@ def answer_response(in_response_to: str, answer: Answer, name_id: NameId,
     if answer.warnings:
         etree.SubElement(top, _STATUS_CODE, Value=f"{CIN_STATUS}:PartialAnswer")
         _warnings(status, answer.warnings, answer.insurer)
-    # What every assertion of this answer says alike, once: its issuer, its subject, its instant.
-    common = _copy(_SKELETON)
-    common.set("IssueInstant", root.get("IssueInstant") or _now())
-    issuer_el, subject, _advice = common
-    issuer_el.text = issuer
-    written_id = subject[0]
-    written_id.set("Format", name_id.format)
-    written_id.text = name_id.value
+    now = root.get("IssueInstant") or _now()
     whole = (_midnight(answer.start), _midnight(answer.end))
     echoes: dict[int, etree._Element] = {}  # by the facet asked (the same object answers every assertion of it)
 
@@ -407,10 +402,11 @@ def answer_response(in_response_to: str, answer: Answer, name_id: NameId,
         kinds.append(kind)
         facts = one.facts
         period = (_midnight(facts.start), _midnight(facts.after)) if isinstance(facts, PeriodFacts) else whole
-        _assertion(root, common, assertion_id, kind, echo(one.facet), attributes, period)
+        _assertion(root, assertion_id, now, issuer, name_id, kind, echo(one.facet), attributes, period)
     technical = (Attribute(f"{TECHNICAL}:status", (technical_status(answer, kinds),)),
                  Attribute(f"{TECHNICAL}:version", (TECHNICAL_VERSION,)))
-    _assertion(root, common, technical_id, TECHNICAL, echo(facets[0] if facets else None), technical, whole)
+    _assertion(root, technical_id, now, issuer, name_id, TECHNICAL, echo(facets[0] if facets else None),
+               technical, whole)
     return root
 
 

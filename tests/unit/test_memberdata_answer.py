@@ -231,12 +231,29 @@ def test_answers_built_side_by_side_in_threads_are_each_their_own() -> None:
 
 
 def test_the_skeletons_copied_stay_as_they_were() -> None:
-    skeleton = etree.tostring(memberdata._SKELETON)
-    attribute = [etree.tostring(el) for el in memberdata._attribute_skeleton("string")]
     answer_response("_q1", PARTIAL, SSIN, (INSURABILITY,))
-    assert etree.tostring(memberdata._SKELETON) == skeleton
-    assert [etree.tostring(el) for el in memberdata._attribute_skeleton("string")] == attribute
-    assert b"61110202116" not in skeleton and b'ID=""' in skeleton
+    skeleton = etree.tostring(memberdata._SKELETON)
+    shaped = memberdata._shaped(f"{N}:insurability:patientData", (
+        ("urn:be:fgov:person:ssin", "string", 1), (f"{CR}:name", "string", 1), (f"{CR}:firstName", "string", 1),
+        (f"{CR}:birthDate", "date", 1), (f"{CR}:gender", "string", 1)))
+    before = etree.tostring(shaped)
+    answer_response("_q1", PARTIAL, SSIN, (INSURABILITY,))
+    assert etree.tostring(memberdata._SKELETON) == skeleton and etree.tostring(shaped) == before
+    for value in (b"61110202116", b"Luc", b"1961-11-02", b"io:300", b"2026-", b"insurability\"", b"_q1"):
+        assert value not in skeleton + before, value
+    assert b'ID=""' in skeleton and before.count(b"<saml:AttributeValue ") == 5
+
+
+def test_an_assertion_shaped_as_one_before_carries_only_its_own_values() -> None:
+    first = answer_response("_q1", PARTIAL, SSIN, (INSURABILITY,))
+    again = PatientData("48031202166", "Peeters", "Jan", D(1948, 3, 12), "female", None)  # the same attributes
+    answer = Answer("48031202166", "300", D(2026, 5, 1), D(2026, 8, 31), (Assertion(again, INSURABILITY),))
+    second = answer_response("_q2", answer, NameId("urn:be:fgov:person:ssin", "48031202166"), (INSURABILITY,))
+    values = [av.text for av in second.iter("{urn:oasis:names:tc:SAML:2.0:assertion}AttributeValue")]
+    assert values[:5] == ["48031202166", "Peeters", "Jan", "1948-03-12", "female"] and len(values) == 7
+    text = etree.tostring(second).decode()
+    assert "61110202116" not in text and "Hondt" not in text and "Luc" not in text and "1961" not in text
+    assert _written(first)[0] == PARTIAL_TEXT
 
 
 def test_each_assertion_echoes_its_own_facet_and_the_technical_one_the_first_asked() -> None:
