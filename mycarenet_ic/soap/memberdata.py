@@ -196,7 +196,10 @@ _RESPONSE, _ISSUER, _STATUS = _q(SAMLP, "Response"), _q(SAML, "Issuer"), _q(SAML
 _STATUS_CODE, _FACET, _ASSERTION = _q(SAMLP, "StatusCode"), _q(EXT, "Facet"), _q(SAML, "Assertion")
 _ATTRIBUTE_STATEMENT, _XSI_TYPE = _q(SAML, "AttributeStatement"), _q(XSI, "type")
 _ATTRIBUTE, _ATTRIBUTE_VALUE = _q(SAML, "Attribute"), _q(SAML, "AttributeValue")
-_STEP = _q(SUPPORT, "Step")
+_STEP, _STATUS_DETAIL = _q(SUPPORT, "Step"), _q(SAMLP, "StatusDetail")
+# A fault's elements (urn:be:cin:types:v1), by local name.
+_T = {local: _q(CIN_TYPES, local) for local in ("FaultCode", "FaultSource", "Message", "Details", "Detail",
+                                               "DetailCode", "DetailSource", "Location")}
 _ANSWER_NSMAP: dict[str | None, str] = {"samlp": SAMLP, "saml": SAML, "ext": EXT, "xsi": XSI, "xs": XS}
 
 
@@ -217,20 +220,20 @@ def _fault(status: etree._Element, fault_code: str, source: str, message: str,
            details: list[tuple[str, str, str | None, str]]) -> None:
     """``StatusDetail/Fault`` (``urn:be:cin:types:v1`` FaultType): FaultCode, FaultSource, Message,
     Details/Detail (DetailCode, DetailSource, Location?, Message), messages with ``xml:lang``."""
-    detail = etree.SubElement(status, _q(SAMLP, "StatusDetail"))
+    detail = etree.SubElement(status, _STATUS_DETAIL)
     fault = etree.SubElement(detail, "Fault", nsmap={"t": CIN_TYPES, "xsi": XSI})
-    fault.set(_q(XSI, "type"), "t:FaultType")
-    etree.SubElement(fault, _q(CIN_TYPES, "FaultCode")).text = fault_code
-    etree.SubElement(fault, _q(CIN_TYPES, "FaultSource")).text = source
-    etree.SubElement(fault, _q(CIN_TYPES, "Message"), {XML_LANG: "en"}).text = message
-    all_details = etree.SubElement(fault, _q(CIN_TYPES, "Details"))
+    fault.set(_XSI_TYPE, "t:FaultType")
+    etree.SubElement(fault, _T["FaultCode"]).text = fault_code
+    etree.SubElement(fault, _T["FaultSource"]).text = source
+    etree.SubElement(fault, _T["Message"], {XML_LANG: "en"}).text = message
+    all_details = etree.SubElement(fault, _T["Details"])
     for code, detail_source, location, text in details:
-        one = etree.SubElement(all_details, _q(CIN_TYPES, "Detail"))
-        etree.SubElement(one, _q(CIN_TYPES, "DetailCode")).text = code
-        etree.SubElement(one, _q(CIN_TYPES, "DetailSource")).text = detail_source
+        one = etree.SubElement(all_details, _T["Detail"])
+        etree.SubElement(one, _T["DetailCode"]).text = code
+        etree.SubElement(one, _T["DetailSource"]).text = detail_source
         if location:
-            etree.SubElement(one, _q(CIN_TYPES, "Location")).text = location
-        etree.SubElement(one, _q(CIN_TYPES, "Message"), {XML_LANG: "en"}).text = text
+            etree.SubElement(one, _T["Location"]).text = location
+        etree.SubElement(one, _T["Message"], {XML_LANG: "en"}).text = text
 
 
 def _response(in_response_to: str, issuer: str, nsmap: dict[str | None, str],
