@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
+import os
 import re
 import secrets
 import zlib
@@ -189,6 +191,18 @@ _NO_DETAIL_SOURCE = frozenset({"UNAUTHORIZED_FACET"})
 _REAL_MESSAGE = {"INVALID_INSS_FORMAT": "The INSS has an invalid format (not 11 digits)"}
 
 
+# Clark names of the answer, once (not an f-string per element per answer).
+_RESPONSE, _ISSUER, _STATUS = _q(SAMLP, "Response"), _q(SAML, "Issuer"), _q(SAMLP, "Status")
+_STATUS_CODE, _FACET, _ASSERTION = _q(SAMLP, "StatusCode"), _q(EXT, "Facet"), _q(SAML, "Assertion")
+_ATTRIBUTE_STATEMENT, _XSI_TYPE = _q(SAML, "AttributeStatement"), _q(XSI, "type")
+_ATTRIBUTE, _ATTRIBUTE_VALUE = _q(SAML, "Attribute"), _q(SAML, "AttributeValue")
+_STEP, _STATUS_DETAIL = _q(SUPPORT, "Step"), _q(SAMLP, "StatusDetail")
+# A fault's elements (urn:be:cin:types:v1), by local name.
+_T = {local: _q(CIN_TYPES, local) for local in ("FaultCode", "FaultSource", "Message", "Details", "Detail",
+                                               "DetailCode", "DetailSource", "Location")}
+_ANSWER_NSMAP: dict[str | None, str] = {"samlp": SAMLP, "saml": SAML, "ext": EXT, "xsi": XSI, "xs": XS}
+
+
 def _now() -> str:
     """Real answers write instants without a zone."""
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
@@ -206,30 +220,31 @@ def _fault(status: etree._Element, fault_code: str, source: str, message: str,
            details: list[tuple[str, str, str | None, str]]) -> None:
     """``StatusDetail/Fault`` (``urn:be:cin:types:v1`` FaultType): FaultCode, FaultSource, Message,
     Details/Detail (DetailCode, DetailSource, Location?, Message), messages with ``xml:lang``."""
-    detail = etree.SubElement(status, _q(SAMLP, "StatusDetail"))
+    detail = etree.SubElement(status, _STATUS_DETAIL)
     fault = etree.SubElement(detail, "Fault", nsmap={"t": CIN_TYPES, "xsi": XSI})
-    fault.set(_q(XSI, "type"), "t:FaultType")
-    etree.SubElement(fault, _q(CIN_TYPES, "FaultCode")).text = fault_code
-    etree.SubElement(fault, _q(CIN_TYPES, "FaultSource")).text = source
-    etree.SubElement(fault, _q(CIN_TYPES, "Message"), {XML_LANG: "en"}).text = message
-    all_details = etree.SubElement(fault, _q(CIN_TYPES, "Details"))
+    fault.set(_XSI_TYPE, "t:FaultType")
+    etree.SubElement(fault, _T["FaultCode"]).text = fault_code
+    etree.SubElement(fault, _T["FaultSource"]).text = source
+    etree.SubElement(fault, _T["Message"], {XML_LANG: "en"}).text = message
+    all_details = etree.SubElement(fault, _T["Details"])
     for code, detail_source, location, text in details:
-        one = etree.SubElement(all_details, _q(CIN_TYPES, "Detail"))
-        etree.SubElement(one, _q(CIN_TYPES, "DetailCode")).text = code
-        etree.SubElement(one, _q(CIN_TYPES, "DetailSource")).text = detail_source
+        one = etree.SubElement(all_details, _T["Detail"])
+        etree.SubElement(one, _T["DetailCode"]).text = code
+        etree.SubElement(one, _T["DetailSource"]).text = detail_source
         if location:
-            etree.SubElement(one, _q(CIN_TYPES, "Location")).text = location
-        etree.SubElement(one, _q(CIN_TYPES, "Message"), {XML_LANG: "en"}).text = text
+            etree.SubElement(one, _T["Location"]).text = location
+        etree.SubElement(one, _T["Message"], {XML_LANG: "en"}).text = text
 
 
-def _response(in_response_to: str, issuer: str, nsmap: dict[str | None, str]) -> etree._Element:
-    root = etree.Element(_q(SAMLP, "Response"), nsmap=nsmap)
-    root.set("ID", f"_{secrets.token_hex(16)}")
+def _response(in_response_to: str, issuer: str, nsmap: dict[str | None, str],
+              response_id: str | None = None) -> etree._Element:
+    root = etree.Element(_RESPONSE, nsmap=nsmap)
+    root.set("ID", response_id or f"_{secrets.token_hex(16)}")
     if in_response_to:
         root.set("InResponseTo", in_response_to)
     root.set("IssueInstant", _now())
     root.set("Version", "2.0")
-    etree.SubElement(root, _q(SAML, "Issuer")).text = issuer
+    etree.SubElement(root, _ISSUER).text = issuer
     return root
 
 
@@ -248,49 +263,108 @@ def error_response(in_response_to: str, error: AssurabilityError) -> etree._Elem
     return root
 
 
-def _assertion(parent: etree._Element, kind: str, facet: FacetRequest | None, attributes: tuple[Attribute, ...],
-               period: tuple[dt.date, dt.date], name_id: NameId, issuer: str, now: str) -> None:
-    """One ``saml:Assertion``: the subject as asked, ``period`` (first day, first day after) in its
-    SubjectConfirmationData, an Advice naming its type ``kind`` and echoing ``facet``, its attributes."""
-    el = etree.SubElement(parent, _q(SAML, "Assertion"), ID=f"_{secrets.token_hex(16)}", IssueInstant=now,
-                          Version="2.0")
-    etree.SubElement(el, _q(SAML, "Issuer")).text = issuer
+def _skeleton() -> etree._Element:
+    """The fixed part of every assertion (values left empty, attributes in their order), inside a Response
+    declaring the answer's prefixes: a copy of it (lxml's, deep, at C speed) is what :func:`_shaped` completes;
+    appended to an answer, a copy's namespace declarations are the answer's own and go."""
+    holder = etree.Element(_RESPONSE, nsmap=_ANSWER_NSMAP)
+    el = etree.SubElement(holder, _ASSERTION, ID="", IssueInstant="", Version="2.0")
+    etree.SubElement(el, _ISSUER)
     subject = etree.SubElement(el, _q(SAML, "Subject"))
-    etree.SubElement(subject, _q(SAML, "NameID"), Format=name_id.format).text = name_id.value
+    etree.SubElement(subject, _q(SAML, "NameID"), Format="")
     confirmation = etree.SubElement(subject, _q(SAML, "SubjectConfirmation"), Method=nippin.CONFIRMATION_METHOD)
-    start, after = period
-    etree.SubElement(confirmation, _q(SAML, "SubjectConfirmationData"), NotBefore=_midnight(start),
-                     NotOnOrAfter=_midnight(after))
+    etree.SubElement(confirmation, _q(SAML, "SubjectConfirmationData"), NotBefore="", NotOnOrAfter="")
     advice = etree.SubElement(el, _q(SAML, "Advice"))
-    advice.set(_q(XSI, "type"), "ext:AdviceType")
-    etree.SubElement(advice, _q(EXT, "AssertionType")).text = kind
-    if facet is not None:
-        echoed = etree.SubElement(advice, _q(EXT, "Facet"), id=facet.id)
-        for dim, value in facet.dimensions:
-            etree.SubElement(echoed, "Dimension", id=dim).text = value
+    advice.set(_XSI_TYPE, "ext:AdviceType")
+    etree.SubElement(advice, _q(EXT, "AssertionType"))
+    return el
+
+
+_SKELETON = _skeleton()
+# lxml's copy of an element is a deep one, its subtree whole (``copy.deepcopy`` without the memo's cost).
+_copy = etree._Element.__copy__
+
+
+def _ids(count: int) -> list[str]:
+    """``count`` fresh IDs, each ``_`` and 128 random bits (the OS's, as :func:`secrets.token_hex`), in
+    one read."""
+    pool = os.urandom(16 * count).hex()
+    return [f"_{pool[i:i + 32]}" for i in range(0, 32 * count, 32)]
+
+
+def _echo(facet: FacetRequest) -> etree._Element:
+    """The Advice's echo of ``facet``."""
+    echoed = etree.Element(_FACET, id=facet.id, nsmap={"ext": EXT})
+    for dim, value in facet.dimensions:
+        etree.SubElement(echoed, "Dimension", id=dim).text = value
+    return echoed
+
+
+# An assertion's attributes as a skeleton is shaped: (name, XML Schema type, how many values) of each.
+_Shape = tuple[tuple[str, str, int], ...]
+
+
+@functools.lru_cache(maxsize=1024)
+def _shaped(kind: str, shape: _Shape) -> etree._Element:
+    """The skeleton of an assertion of type ``kind`` whose attributes are shaped ``shape`` (the values left
+    empty): what is written of it alike in every answer. Few shapes are answered (each type's attributes,
+    a value left out or a list's length), each made once."""
+    el = _copy(_SKELETON)
+    el[2][0].text = kind
+    if shape:
+        statement = etree.SubElement(el, _ATTRIBUTE_STATEMENT)
+        for name, type_, count in shape:
+            attr = etree.SubElement(statement, _ATTRIBUTE, Name=name)
+            for _ in range(count):
+                etree.SubElement(attr, _ATTRIBUTE_VALUE).set(_XSI_TYPE, f"xs:{type_}")
+    return el
+
+
+def _assertion(parent: etree._Element, assertion_id: str, now: str, issuer: str, name_id: NameId, kind: str,
+               echoed: etree._Element | None, attributes: tuple[Attribute, ...], period: tuple[str, str]) -> None:
+    """One ``saml:Assertion`` under ``parent``: a copy of its skeleton (:func:`_shaped`) with
+    ``assertion_id``, the instant ``now``, ``issuer``, the subject as asked, ``period`` (first day, first
+    day after, written) in its SubjectConfirmationData, an Advice naming its type ``kind`` and echoing the
+    facet (a copy of ``echoed``), its attributes' values. The copy joins the answer before it is filled in
+    (its namespaces are then settled once)."""
+    el = _copy(_shaped(kind, tuple((a.name, a.type, len(a.values)) for a in attributes)))
+    parent.append(el)
+    el.set("ID", assertion_id)
+    el.set("IssueInstant", now)
+    issuer_el, subject, advice = el[0], el[1], el[2]
+    issuer_el.text = issuer
+    written_id, confirmation = subject
+    written_id.set("Format", name_id.format)
+    written_id.text = name_id.value
+    data = confirmation[0]
+    data.set("NotBefore", period[0])
+    data.set("NotOnOrAfter", period[1])
+    if echoed is not None:
+        advice.append(_copy(echoed))
     if attributes:
-        statement = etree.SubElement(el, _q(SAML, "AttributeStatement"))
-        for attribute in attributes:
-            attr = etree.SubElement(statement, _q(SAML, "Attribute"), Name=attribute.name)
-            for value in attribute.values:
-                av = etree.SubElement(attr, _q(SAML, "AttributeValue"))
-                av.set(_q(XSI, "type"), f"xs:{attribute.type}")
-                av.text = value
+        values = [value for attribute in attributes for value in attribute.values]
+        for av, value in zip(el[3].iter(_ATTRIBUTE_VALUE), values, strict=True):
+            av.text = value
+
+
+@functools.lru_cache(maxsize=256)
+def _technical_status(warning: bool, kinds: tuple[str, ...]) -> str:
+    status = etree.Element(_q(SUPPORT, "Status"), nsmap={"s": SUPPORT},
+                           code="WARNING" if warning else "SUCCESS", encryptionRequired="false")
+    for kind in kinds:
+        step = kind.removeprefix(f"{nippin.NIPPIN}:").replace(":", ".")
+        etree.SubElement(status, _STEP, name=f"Response.assertion.{step}.general", status="SUCCESS", location="")
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    raw = etree.tostring(status, encoding="UTF-8", xml_declaration=True)
+    return base64.b64encode(packer.compress(raw) + packer.flush()).decode()
 
 
 def technical_status(answer: Answer, kinds: list[str]) -> str:
     """The ``technicalAssertion:status`` value: as in real answers, a raw-deflated, base64 ``Status`` of
     ``urn:be:cin:nippin:memberData:support:v2`` (its code, and one ``Step`` per assertion type
-    answered, ``kinds``). What the steps are called is the sandbox's own: clients treat the value as opaque."""
-    status = etree.Element(_q(SUPPORT, "Status"), nsmap={"s": SUPPORT},
-                           code="WARNING" if answer.warnings else "SUCCESS", encryptionRequired="false")
-    for kind in dict.fromkeys(kinds):
-        step = kind.removeprefix(f"{nippin.NIPPIN}:").replace(":", ".")
-        etree.SubElement(status, _q(SUPPORT, "Step"), name=f"Response.assertion.{step}.general",
-                         status="SUCCESS", location="")
-    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
-    raw = etree.tostring(status, encoding="UTF-8", xml_declaration=True)
-    return base64.b64encode(packer.compress(raw) + packer.flush()).decode()
+    answered, ``kinds``). What the steps are called is the sandbox's own: clients treat the value as opaque.
+    It depends on nothing else, so it is made once per (code, types answered)."""
+    return _technical_status(bool(answer.warnings), tuple(dict.fromkeys(kinds)))
 
 
 def _warnings(status: etree._Element, warnings: tuple[Warning, ...], insurer: str | None) -> None:
@@ -306,24 +380,36 @@ def answer_response(in_response_to: str, answer: Answer, name_id: NameId,
     """The answer to a query naming its subject ``name_id`` and asking ``facets`` (the technical
     assertion echoes the first)."""
     issuer = f"urn:be:cin:io:{answer.insurer or '000'}"
-    root = _response(in_response_to, issuer, {"samlp": SAMLP, "saml": SAML, "ext": EXT, "xsi": XSI, "xs": XS})
-    status = etree.SubElement(root, _q(SAMLP, "Status"))
-    top = etree.SubElement(status, _q(SAMLP, "StatusCode"), Value=f"{STATUS}:Success")
+    *assertion_ids, technical_id, response_id = _ids(len(answer.assertions) + 2)
+    root = _response(in_response_to, issuer, _ANSWER_NSMAP, response_id)
+    status = etree.SubElement(root, _STATUS)
+    top = etree.SubElement(status, _STATUS_CODE, Value=f"{STATUS}:Success")
     if answer.warnings:
-        etree.SubElement(top, _q(SAMLP, "StatusCode"), Value=f"{CIN_STATUS}:PartialAnswer")
+        etree.SubElement(top, _STATUS_CODE, Value=f"{CIN_STATUS}:PartialAnswer")
         _warnings(status, answer.warnings, answer.insurer)
     now = root.get("IssueInstant") or _now()
+    whole = (_midnight(answer.start), _midnight(answer.end))
+    echoes: dict[int, etree._Element] = {}  # by the facet asked (the same object answers every assertion of it)
+
+    def echo(facet: FacetRequest | None) -> etree._Element | None:
+        if facet is None:
+            return None
+        echoed = echoes.get(id(facet))
+        if echoed is None:
+            echoed = echoes[id(facet)] = _echo(facet)
+        return echoed
+
     kinds = []
-    for one in answer.assertions:
+    for assertion_id, one in zip(assertion_ids, answer.assertions, strict=True):
         kind, attributes = nippin.assertion(one.facts)
         kinds.append(kind)
         facts = one.facts
-        period = (facts.start, facts.after) if isinstance(facts, PeriodFacts) else (answer.start, answer.end)
-        _assertion(root, kind, one.facet, attributes, period, name_id, issuer, now)
+        period = (_midnight(facts.start), _midnight(facts.after)) if isinstance(facts, PeriodFacts) else whole
+        _assertion(root, assertion_id, now, issuer, name_id, kind, echo(one.facet), attributes, period)
     technical = (Attribute(f"{TECHNICAL}:status", (technical_status(answer, kinds),)),
                  Attribute(f"{TECHNICAL}:version", (TECHNICAL_VERSION,)))
-    _assertion(root, TECHNICAL, facets[0] if facets else None, technical, (answer.start, answer.end), name_id,
-               issuer, now)
+    _assertion(root, technical_id, now, issuer, name_id, TECHNICAL, echo(facets[0] if facets else None),
+               technical, whole)
     return root
 
 

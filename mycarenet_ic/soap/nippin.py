@@ -133,17 +133,25 @@ def _attrs(*pairs: tuple[str, object]) -> tuple[Attribute, ...]:
     Dates are typed ``date`` and booleans ``boolean`` (as real answers type them), the rest ``string``."""
     out = []
     for name, value in pairs:
-        if value is None or value == [] or value == ():
+        if value is None:
             continue
-        values = value if isinstance(value, list | tuple) else [value]
-        kind = "boolean" if isinstance(values[0], bool) else "date" if isinstance(values[0], dt.date) else "string"
-        out.append(Attribute(name, tuple(_text(v) for v in values), kind))
+        if isinstance(value, list | tuple):
+            if not value:
+                continue
+            values: list[object] | tuple[object, ...] = value
+        else:
+            values = (value,)
+        first = values[0]
+        kind = "boolean" if first is True or first is False else "date" if isinstance(first, dt.date) else "string"
+        out.append(Attribute(name, tuple(map(_text, values)), kind))
     return tuple(out)
 
 
 def _text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)
