@@ -176,7 +176,7 @@ class DriverSql:
     statements costing five times what SQLite takes to run them). Written once with ``:name`` parameters
     (sqlite3's named style); psycopg gets ``%(name)s``, and ``for_update`` is added on PostgreSQL only (SQLite's
     writers hold the whole database from ``BEGIN IMMEDIATE``). Values go to the driver as they are: only
-    strings, numbers and values the caller has already converted (:meth:`bind_processor`).
+    strings, numbers and values the caller has already converted (a column type's ``bind_processor``).
     A driver error goes through SQLAlchemy's own handling, so it is raised as ``DBAPIError`` and a dead
     connection is invalidated, exactly as for a statement SQLAlchemy ran."""
 
