@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mycarenet_ic.clients.messages import attribute_query, commons_request, tariff_request
+from mycarenet_ic.server import wait_ready
 
 GP_NIHII, GP_SSIN = "11200035003", "74030902123"
 PATIENT = "48031202166"
@@ -56,14 +57,23 @@ def declaration_body(ssin: str, project: str, request_id: str) -> str:
 
 
 class SandboxProcess:
-    """``mycarenet-ic sandbox`` in a child process (its own cores' worth of GIL), on free ports."""
+    """``mycarenet-ic sandbox`` in a child process (its own cores' worth of GIL), on free ports; or, with
+    ``deployment="serve"``, ``mycarenet-ic serve --sandbox`` (gunicorn workers on ``DATABASE_URL``)."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, deployment: str = "sandbox",
+                 workers: int = 2) -> None:
         # The benchmarks' clients sign with certificates that say their quality (the simple mode).
-        full = ({k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"MYCARENET_TOKENS": "x509,saml-hok"}
-                | (env or {}))
+        keep = deployment == "serve"  # serve needs the PostgreSQL of DATABASE_URL; the sandbox runs on SQLite
+        full = ({k: v for k, v in os.environ.items() if keep or k != "DATABASE_URL"}
+                | {"MYCARENET_TOKENS": "x509,saml-hok"} | (env or {}))
         full["MYCARENET_DATA_DIR"] = str(data_dir)
-        self.proc = subprocess.Popen([sys.executable, "-m", "mycarenet_ic.cli", "sandbox", "--port", "0"],
+        if deployment == "serve":
+            if not full.get("DATABASE_URL", "").startswith("postgresql"):
+                raise SystemExit("--deployment serve needs DATABASE_URL=postgresql://USER@HOST:PORT/DB")
+            command, last = ["serve", "--sandbox", "--workers", str(workers)], "READY readyz"
+        else:
+            command, last = ["sandbox"], "Ctrl-C"
+        self.proc = subprocess.Popen([sys.executable, "-m", "mycarenet_ic.cli", *command, "--port", "0"],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=full)
         self.urls: dict[str, str] = {}
         assert self.proc.stdout is not None
@@ -71,11 +81,13 @@ class SandboxProcess:
             if line.startswith("READY "):
                 _, name, url = line.split()
                 self.urls[name] = url
-            if line.startswith("Ctrl-C"):
+            if line.startswith(last):
                 # HTTPS with the sandbox's own CA: trusted by run_load and by requests in this process
                 trust_ca(Path(data_dir) / "pki" / "ca.cert.pem")
+                if deployment == "serve":  # the port is bound before the workers are: wait for them
+                    wait_ready(self.urls["readyz"], 60, Path(data_dir) / "pki" / "ca.cert.pem")
                 return
-        raise RuntimeError("the sandbox did not start")
+        raise RuntimeError(f"mycarenet-ic {command[0]} did not start")
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)

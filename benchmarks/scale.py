@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import limit_harness  # noqa: E402
 from benchmarks._common import (  # noqa: E402
     GP_NIHII,
     GP_SSIN,
@@ -103,6 +104,7 @@ def workers(database_url: str, count: int, rounds: int) -> None:
     drift of a shared machine hits both alike; the figures are the medians."""
     ceiling = machine_ceiling()
     print(f"machine ceiling: 2 processes of pure CPU work (RSA signing) do {ceiling:.2f}x what 1 does", flush=True)
+    harness = [limit_harness.measure(300)["per_second"]]  # this machine's one-core floor, before and after
     results: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
     for r in range(rounds):
         for n in ((1, 2) if r % 2 == 0 else (2, 1)):
@@ -113,6 +115,9 @@ def workers(database_url: str, count: int, rounds: int) -> None:
           f"on {cores_two:.2f} cores")
     print(f"2 workers / 1 worker: {two / one:.2f}x (target >= 1.8; per round: "
           + ", ".join(f"{b[0] / a[0]:.2f}" for a, b in zip(results[1], results[2], strict=True)) + ")")
+    harness.append(limit_harness.measure(300)["per_second"])
+    print(f"limit harness (same run, before / after): {harness[0]:.1f} / {harness[1]:.1f} requests/s on one core; "
+          f"2 workers / the faster harness: {two / max(harness):.2f} (plain HTTP here)")
 
 
 def _fill(platform: Platform, total: int) -> None:
