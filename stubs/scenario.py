@@ -5,13 +5,24 @@ on load (NISS and NIHII check digits, references between records), changed at
 run time through :class:`Scenario` methods (the admin endpoint and the
 ``mycarenet-ic scenario`` command call them) and saved atomically after each
 change when a state file is given.
+
+Several processes may share one state file (``mycarenet-ic serve --sandbox``: gunicorn workers, each with its
+own :class:`Scenario`): a change is made under an exclusive lock of ``<state file>.lock`` (``flock``) on the
+newest saved state, and every query first takes up what another process saved (the file's inode, time and
+size differ from what this one last read or wrote: one ``stat``). Without that, a person added through one
+worker's admin API was unknown to the other's National Register.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
+import logging
+import os
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +30,7 @@ from typing import Any
 from mycarenet_ic.domain.identifiers import is_valid_cbe, parse_nihii, parse_niss
 from mycarenet_ic.domain.nurse_premium import activity_from_dict
 
+log = logging.getLogger(__name__)
 DEMO_FILE = Path(__file__).parent / "scenarios" / "demo.json"
 
 PROFESSIONS = {
@@ -127,6 +139,10 @@ class Scenario:
     def __init__(self, data: dict[str, Any], state_file: Path | None = None) -> None:
         self._lock = threading.RLock()
         self.state_file = state_file
+        self._seen: tuple[int, int, int] | None = None  # the state file as this process last read or wrote it
+        self._take(data)
+
+    def _take(self, data: dict[str, Any]) -> None:
         self.description: str = data.get("description", "")
         self.persons = {p["ssin"]: Person(**p) for p in data.get("persons", [])}
         self.professionals = [Professional(**p) for p in data.get("professionals", [])]
@@ -137,10 +153,47 @@ class Scenario:
         self.extra: dict[str, Any] = {k: v for k, v in data.items() if k not in _KNOWN_KEYS}
         self.validate()
 
+    def _follow(self) -> None:
+        """Take up the state another process saved since this one last read or wrote it (under ``_lock``)."""
+        if self.state_file is None:
+            return
+        seen = _signature(self.state_file)
+        if seen is None or seen == self._seen:
+            return
+        try:
+            data = json.loads(self.state_file.read_text(encoding="utf-8"))
+            Scenario(data)  # validated whole before this one changes
+        except (OSError, ValueError, TypeError, KeyError) as exc:  # ScenarioError is a ValueError
+            log.warning("scenario: the saved state %s is not readable (%s); keeping the one in memory",
+                        self.state_file, exc)
+        else:
+            self._take(data)
+        self._seen = seen
+
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[None]:
+        """One change: this process's lock, the state file's lock across processes, on the newest state."""
+        with self._lock:
+            if self.state_file is None:
+                yield
+                return
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(f"{self.state_file}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._follow()
+                yield
+            finally:
+                os.close(fd)  # releases the flock
+
     # -- loading and saving ---------------------------------------------------
     @classmethod
     def load(cls, path: Path, state_file: Path | None = None) -> Scenario:
-        return cls(json.loads(Path(path).read_text(encoding="utf-8")), state_file)
+        seen = _signature(Path(path))
+        scenario = cls(json.loads(Path(path).read_text(encoding="utf-8")), state_file)
+        if state_file is not None and Path(path) == Path(state_file):
+            scenario._seen = seen
+        return scenario
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, source: Path = DEMO_FILE, reset: bool = False) -> Scenario:
@@ -153,6 +206,11 @@ class Scenario:
         return cls.load(state, state)
 
     def to_dict(self) -> dict[str, Any]:
+        with self._lock:
+            self._follow()
+            return self._as_dict()
+
+    def _as_dict(self) -> dict[str, Any]:
         with self._lock:
             return {
                 "description": self.description,
@@ -170,9 +228,11 @@ class Scenario:
             return
         with self._lock:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.state_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
+            # a name of this process's own: two processes saving at once never write one temporary file
+            tmp = self.state_file.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self._as_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
             tmp.replace(self.state_file)
+            self._seen = _signature(self.state_file)
 
     # -- validation -------------------------------------------------------------
     def validate(self) -> None:
@@ -267,10 +327,12 @@ class Scenario:
     # -- queries ------------------------------------------------------------------
     def person(self, ssin: str) -> Person | None:
         with self._lock:
+            self._follow()
             return self.persons.get(ssin)
 
     def professional(self, *, ssin: str | None = None, nihii: str | None = None) -> Professional | None:
         with self._lock:
+            self._follow()
             for pro in self.professionals:
                 if (ssin and pro.ssin == ssin) or (nihii and (pro.nihii == nihii or pro.nihii[:8] == nihii)):
                     return pro
@@ -278,10 +340,12 @@ class Scenario:
 
     def professionals_of(self, ssin: str) -> list[Professional]:
         with self._lock:
+            self._follow()
             return [p for p in self.professionals if p.ssin == ssin]
 
     def organisation(self, *, nihii: str | None = None, cbe: str | None = None) -> Organisation | None:
         with self._lock:
+            self._follow()
             for org in self.organisations.values():
                 if (nihii and org.nihii == nihii) or (cbe and org.cbe == cbe):
                     return org
@@ -289,40 +353,44 @@ class Scenario:
 
     def link(self, patient: str, hcparty: str, on: dt.date) -> TherapeuticLink | None:
         with self._lock:
+            self._follow()
             return next((lk for lk in self.links if lk.covers(patient, hcparty, on)), None)
 
     def roles_of(self, ssin: str) -> list[PsiRole]:
         with self._lock:
+            self._follow()
             return [r for r in self.psi_roles if r.ssin == ssin]
 
     def mutations_after(self, seq: int, limit: int) -> tuple[list[Mutation], bool]:
         with self._lock:
+            self._follow()
             after = [m for m in self.mutations if m.seq > seq]
             return after[:limit], len(after) > limit
 
     @property
     def last_mutation_seq(self) -> int:
         with self._lock:
+            self._follow()
             return self.mutations[-1].seq if self.mutations else 0
 
     # -- changes ------------------------------------------------------------------
     def add_link(self, patient: str, hcparty: str, type: str, start: str, end: str | None = None) -> TherapeuticLink:
         link = TherapeuticLink(patient, hcparty, type, start, end)
-        with self._lock:
+        with self._changing():
             self._check_link(link)
             self.links.append(link)
             self.save()
         return link
 
     def remove_links(self, patient: str, hcparty: str) -> int:
-        with self._lock:
+        with self._changing():
             before = len(self.links)
             self.links = [lk for lk in self.links if not (lk.patient == patient and lk.hcparty == hcparty)]
             self.save()
             return before - len(self.links)
 
     def record_death(self, ssin: str, date: str) -> Mutation:
-        with self._lock:
+        with self._changing():
             person = self.persons.get(ssin)
             if person is None:
                 raise ScenarioError(f"unknown person {ssin}")
@@ -334,7 +402,7 @@ class Scenario:
             return mutation
 
     def replace_ssin(self, old: str, new: str, date: str) -> Mutation:
-        with self._lock:
+        with self._changing():
             person = self.persons.get(old)
             if person is None:
                 raise ScenarioError(f"unknown person {old}")
@@ -357,7 +425,7 @@ class Scenario:
     def add_persons(self, records: list[dict[str, Any]]) -> list[Person]:
         """Add several persons at once (validated first, saved once)."""
         persons = [Person(**record) for record in records]
-        with self._lock:
+        with self._changing():
             for person in persons:
                 parse_niss(person.ssin)
                 if person.ssin in self.persons:
@@ -389,6 +457,15 @@ class Scenario:
         except ValueError as exc:
             raise ScenarioError(str(exc)) from None
         raise ScenarioError(f"unknown action {action!r}")
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """What tells one saved state from the next (each save is a new file renamed over the old)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 _KNOWN_KEYS = {"description", "persons", "professionals", "organisations", "therapeutic_links", "mutations",

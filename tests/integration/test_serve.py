@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import date as dt_date
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,51 @@ def test_readyz_names_what_is_not_ready_while_healthz_stays_ok(tmp_path: Path) -
     finally:
         served.stop()
         platform.close()
+
+
+def test_scenario_changes_through_one_worker_are_seen_by_every_worker(tmp_path: Path, pg_url: str) -> None:
+    """``serve --sandbox`` with two workers: persons added through the admin API, each on a connection of its
+    own and several at once, are all in the scenario every later connection reads, whichever worker it meets
+    (before: only the worker that took the change knew them; the National Register said "unknown patient")."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mycarenet_ic.domain.identifiers import make_niss
+
+    env = sandbox_env() | {"DATABASE_URL": pg_url, "MYCARENET_FOLLOW_FEED": "0"}
+    data = tmp_path / "d"
+    err = tmp_path / "stderr.txt"
+    with err.open("wb") as stderr:
+        proc = subprocess.Popen([*sandbox_command(), "serve", "--data-dir", str(data), "--port", "0", "--plain-http",
+                                 "--sandbox", "--workers", "2", "--threads", "4"],
+                                stdout=subprocess.PIPE, stderr=stderr, env=env)
+    lines = _read_lines(proc)
+    try:
+        deadline = time.monotonic() + DEADLINE
+        ready = _poll("READY lines", lambda: (proc.poll() is None or pytest.fail(err.read_text())) and (
+            (found := dict(line.split()[1:3] for line in lines if line.startswith("READY "))).get("readyz")
+            and found), deadline)
+        _poll("two workers", lambda: len(_children(proc.pid)) == 2, deadline)
+        _poll("ready", lambda: requests.get(ready["readyz"], timeout=10).status_code == 200, deadline)
+        admin = ready["scenario-admin"].rstrip("/") + "/scenario"
+        auth = {"Authorization": "Bearer " + (data / "secrets" / "admin.token").read_text().strip()}
+        ssins = [make_niss(dt_date(1941, 3, 3), 601 + n) for n in range(12)]
+
+        def add(ssin: str) -> int:
+            return requests.post(admin + "/changes", headers=auth, timeout=60, json={
+                "action": "add-person", "ssin": ssin, "last_name": "Worker", "first_names": ["W"],
+                "birth_date": None, "sex": "unknown"}).status_code
+
+        with ThreadPoolExecutor(6) as pool:  # a new connection each: both workers take some, some at once
+            assert list(pool.map(add, ssins)) == [200] * len(ssins)
+        for _ in range(16):  # each read a new connection too
+            known = {p["ssin"] for p in requests.get(admin, headers=auth, timeout=60).json()["persons"]}
+            assert set(ssins) <= known
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, err.read_text()
+        assert "Traceback" not in err.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()

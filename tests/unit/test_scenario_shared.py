@@ -1,0 +1,66 @@
+"""Several processes on one scenario state file (``serve --sandbox``: gunicorn workers): what one saves the
+others see at their next query, and changes made at once in two processes are all kept."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mycarenet_ic.domain.identifiers import make_niss
+from mycarenet_ic.stubs.scenario import Scenario
+
+pytestmark = pytest.mark.unit
+
+
+def _ssin(n: int) -> str:
+    return make_niss(dt.date(1950, 1, 1) + dt.timedelta(days=n // 400), 501 + n % 400)
+
+
+def _person(n: int) -> dict[str, object]:
+    return {"ssin": _ssin(n), "last_name": "Shared", "first_names": ["S"], "birth_date": None, "sex": "unknown"}
+
+
+def _add_one_by_one(data_dir: str, first: int, count: int, start: Any) -> None:
+    scenario = Scenario.for_data_dir(Path(data_dir))  # this process's own copy, loaded once
+    start.wait()  # both processes loaded: now at once
+    for n in range(first, first + count):
+        scenario.add_person(_person(n))
+
+
+def test_a_person_saved_by_one_process_is_known_to_the_other_at_its_next_query(tmp_path: Path) -> None:
+    one = Scenario.for_data_dir(tmp_path)
+    other = Scenario.for_data_dir(tmp_path)
+    assert other.person(_ssin(1)) is None
+    one.add_person(_person(1))
+    found = other.person(_ssin(1))
+    assert found is not None and found.last_name == "Shared"
+    other.record_death(_ssin(1), "2026-11-30")  # a change on the newest state, seen back by the first
+    assert one.last_mutation_seq == other.last_mutation_seq
+    assert one.person(_ssin(1)).death_date == "2026-11-30"
+
+
+def test_changes_made_at_once_in_two_processes_are_all_kept(tmp_path: Path) -> None:
+    Scenario.for_data_dir(tmp_path, reset=True)
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(2)
+    workers = [context.Process(target=_add_one_by_one, args=(str(tmp_path), first, 40, start)) for first in (0, 400)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+        assert w.exitcode == 0
+    saved = {p["ssin"] for p in json.loads((tmp_path / "scenario.json").read_text())["persons"]}
+    assert {_ssin(n) for n in [*range(40), *range(400, 440)]} <= saved  # not one lost to the other's save
+    assert all(Scenario.for_data_dir(tmp_path).person(_ssin(n)) for n in (0, 39, 400, 439))
+
+
+def test_an_unreadable_saved_state_leaves_the_one_in_memory(tmp_path: Path) -> None:
+    scenario = Scenario.for_data_dir(tmp_path)
+    scenario.add_person(_person(7))
+    (tmp_path / "scenario.json").write_text('{"persons": [{"ssin": "12345678901"}]}')  # broken by hand
+    assert scenario.person(_ssin(7)) is not None  # a warning is logged; queries go on
