@@ -48,6 +48,15 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _ended(proc: subprocess.Popen[bytes]) -> None:
+    """Whatever the test's outcome: the server killed if still running, its output closed."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    assert proc.stdout is not None
+    proc.stdout.close()
+
+
 def _advisory_locks(engine: Any) -> int:
     with engine.connect() as conn:
         return int(conn.execute(text(
@@ -114,11 +123,7 @@ def test_one_worker_follows_the_feed_and_another_takes_over_when_it_dies(tmp_pat
         assert "Traceback" not in err.read_text()
         _poll("the lock released", lambda: _advisory_locks(engine) == 0, time.monotonic() + 30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
+        _ended(proc)
         engine.dispose()
 
 
@@ -226,8 +231,4 @@ def test_scenario_changes_through_one_worker_are_seen_by_every_worker(tmp_path: 
         assert proc.wait(timeout=60) == 0, err.read_text()
         assert "Traceback" not in err.read_text()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
+        _ended(proc)
