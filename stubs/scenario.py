@@ -153,8 +153,10 @@ class Scenario:
         self.extra: dict[str, Any] = {k: v for k, v in data.items() if k not in _KNOWN_KEYS}
         self.validate()
 
-    def _follow(self) -> None:
-        """Take up the state another process saved since this one last read or wrote it (under ``_lock``)."""
+    def _follow(self, changing: bool = False) -> None:
+        """Take up the state another process saved since this one last read or wrote it (under ``_lock``).
+        A state that does not read or validate is left for the queries (warned once, the memory's kept); a
+        change on it is refused instead (``changing``): saving the memory over it would drop what it holds."""
         if self.state_file is None:
             return
         seen = _signature(self.state_file)
@@ -164,6 +166,8 @@ class Scenario:
             data = json.loads(self.state_file.read_text(encoding="utf-8"))
             Scenario(data)  # validated whole before this one changes
         except (OSError, ValueError, TypeError, KeyError) as exc:  # ScenarioError is a ValueError
+            if changing:
+                raise ScenarioError(f"the saved scenario state is not readable ({exc}); fix or reset it") from None
             log.warning("scenario: the saved state %s is not readable (%s); keeping the one in memory",
                         self.state_file, exc)
         else:
@@ -172,19 +176,26 @@ class Scenario:
 
     @contextlib.contextmanager
     def _changing(self) -> Iterator[None]:
-        """One change: this process's lock, the state file's lock across processes, on the newest state."""
+        """One change: this process's lock, the state file's lock across processes, on the newest state.
+        A change that fails leaves memory as the file says (taken up again), never half made."""
         with self._lock:
             if self.state_file is None:
                 yield
                 return
-            self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(f"{self.state_file}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                self._follow()
-                yield
-            finally:
-                os.close(fd)  # releases the flock
+            with _file_lock(self.state_file):
+                self._follow(changing=True)
+                try:
+                    yield
+                except BaseException:
+                    self._seen = None  # what memory holds may be half a change: the file's state again
+                    self._follow()
+                    raise
+
+    def set_extra(self, key: str, value: Any) -> None:
+        """One top-level entry of the scenario's other data (the fault rules, …), saved as a change."""
+        with self._changing():
+            self.extra[key] = value
+            self.save()
 
     # -- loading and saving ---------------------------------------------------
     @classmethod
@@ -199,11 +210,12 @@ class Scenario:
     def for_data_dir(cls, data_dir: Path, source: Path = DEMO_FILE, reset: bool = False) -> Scenario:
         """The running scenario of a data directory: its saved state, or a fresh copy of ``source``."""
         state = Path(data_dir) / "scenario.json"
-        if reset or not state.exists():
-            scenario = cls.load(source, state)
-            scenario.save()
-            return scenario
-        return cls.load(state, state)
+        with _file_lock(state):  # two workers starting at once: one makes the state, the other reads it
+            if reset or not state.exists():
+                scenario = cls.load(source, state)
+                scenario.save()
+                return scenario
+            return cls.load(state, state)
 
     def to_dict(self) -> dict[str, Any]:
         with self._lock:
@@ -371,7 +383,10 @@ class Scenario:
     def last_mutation_seq(self) -> int:
         with self._lock:
             self._follow()
-            return self.mutations[-1].seq if self.mutations else 0
+            return self._last_seq()
+
+    def _last_seq(self) -> int:
+        return self.mutations[-1].seq if self.mutations else 0
 
     # -- changes ------------------------------------------------------------------
     def add_link(self, patient: str, hcparty: str, type: str, start: str, end: str | None = None) -> TherapeuticLink:
@@ -396,7 +411,7 @@ class Scenario:
                 raise ScenarioError(f"unknown person {ssin}")
             _date(date)
             person.death_date = date
-            mutation = Mutation(self.last_mutation_seq + 1, "Deceased", ssin, date, "Person deceased")
+            mutation = Mutation(self._last_seq() + 1, "Deceased", ssin, date, "Person deceased")
             self.mutations.append(mutation)
             self.save()
             return mutation
@@ -413,7 +428,7 @@ class Scenario:
             self.persons[new] = Person(new, person.last_name, list(person.first_names), person.birth_date,
                                        person.sex, person.death_date)
             person.replaced_by = new
-            mutation = Mutation(self.last_mutation_seq + 1, "SsinReplaced", old, date,
+            mutation = Mutation(self._last_seq() + 1, "SsinReplaced", old, date,
                                 "SSIN replaced by a new one", new_ssin=new)
             self.mutations.append(mutation)
             self.save()
@@ -432,6 +447,7 @@ class Scenario:
                     raise ScenarioError(f"{person.ssin} already exists")
             for person in persons:
                 self.persons[person.ssin] = person
+            self.validate()  # a bad record raises here: _changing takes the saved state up again
             self.save()
         return persons
 
@@ -457,6 +473,18 @@ class Scenario:
         except ValueError as exc:
             raise ScenarioError(str(exc)) from None
         raise ScenarioError(f"unknown action {action!r}")
+
+
+@contextlib.contextmanager
+def _file_lock(state_file: Path) -> Iterator[None]:
+    """The state file's lock across processes (``flock`` of ``<state file>.lock``, owner-only)."""
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{state_file}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:

@@ -308,8 +308,7 @@ class FaultInjector:
     def _save(self) -> None:
         now = self._clock()
         self._rules = [r for r in self._rules if not expired(r, now)]
-        self.scenario.extra["faults"] = [r.to_dict() for r in self._rules]
-        self.scenario.save()
+        self.scenario.set_extra("faults", [r.to_dict() for r in self._rules])  # under the state file's lock
 
     # -- the request side -------------------------------------------------------------------------------
     def decide(self, service: str, operation: str, identity: Any, payload: etree._Element) -> Fault:

@@ -131,7 +131,8 @@ class _Scenario:
         self.extra: dict[str, Any] = {"faults": faults} if faults is not None else {}
         self.saved = 0
 
-    def save(self) -> None:
+    def set_extra(self, key: str, value: Any) -> None:
+        self.extra[key] = value
         self.saved += 1
 
 

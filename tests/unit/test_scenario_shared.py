@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mycarenet_ic.domain.identifiers import make_niss
-from mycarenet_ic.stubs.scenario import Scenario
+from mycarenet_ic.stubs.scenario import Scenario, ScenarioError
 
 pytestmark = pytest.mark.unit
 
@@ -64,3 +64,33 @@ def test_an_unreadable_saved_state_leaves_the_one_in_memory(tmp_path: Path) -> N
     scenario.add_person(_person(7))
     (tmp_path / "scenario.json").write_text('{"persons": [{"ssin": "12345678901"}]}')  # broken by hand
     assert scenario.person(_ssin(7)) is not None  # a warning is logged; queries go on
+
+
+def test_a_change_on_an_unreadable_saved_state_is_refused_and_leaves_the_file(tmp_path: Path) -> None:
+    scenario = Scenario.for_data_dir(tmp_path)
+    broken = '{"persons": [{"ssin": "12345678901"}]}'
+    (tmp_path / "scenario.json").write_text(broken)
+    with pytest.raises(ScenarioError, match="not readable"):
+        scenario.add_person(_person(8))
+    assert (tmp_path / "scenario.json").read_text() == broken  # not overwritten from this process's memory
+
+
+def test_a_bad_record_is_refused_whole_in_memory_and_on_disk(tmp_path: Path) -> None:
+    scenario = Scenario.for_data_dir(tmp_path)
+    before = (tmp_path / "scenario.json").read_text()
+    with pytest.raises(ScenarioError):
+        scenario.add_persons([_person(9), {**_person(10), "birth_date": "not a date"}])
+    assert scenario.person(_ssin(9)) is None and scenario.person(_ssin(10)) is None
+    assert (tmp_path / "scenario.json").read_text() == before
+
+
+def test_the_fault_rules_saved_by_one_process_keep_a_person_another_added(tmp_path: Path) -> None:
+    from mycarenet_ic.services.fault_injection import FaultInjector
+
+    faults_side = Scenario.for_data_dir(tmp_path)  # loaded before the person exists
+    injector = FaultInjector(faults_side)
+    Scenario.for_data_dir(tmp_path).add_person(_person(11))  # another process
+    injector.add({"id": "slow", "effect": "delay", "service": "memberdata", "delay_ms": 10})
+    saved = json.loads((tmp_path / "scenario.json").read_text())
+    assert _ssin(11) in {p["ssin"] for p in saved["persons"]}
+    assert [r["id"] for r in saved["faults"]] == ["slow"]
