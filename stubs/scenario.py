@@ -166,8 +166,10 @@ class Scenario:
             data = json.loads(self.state_file.read_text(encoding="utf-8"))
             Scenario(data)  # validated whole before this one changes
         except (OSError, ValueError, TypeError, KeyError) as exc:  # ScenarioError is a ValueError
+            if changing and isinstance(exc, OSError):
+                raise  # the system's failure, not the request's: the caller's generic 500
             if changing:
-                raise ScenarioError(f"the saved scenario state is not readable ({exc}); fix or reset it") from None
+                raise ScenarioError(f"the saved scenario state is not valid ({exc}); fix or reset it") from None
             log.warning("scenario: the saved state %s is not readable (%s); keeping the one in memory",
                         self.state_file, exc)
         else:

@@ -70,7 +70,7 @@ def test_a_change_on_an_unreadable_saved_state_is_refused_and_leaves_the_file(tm
     scenario = Scenario.for_data_dir(tmp_path)
     broken = '{"persons": [{"ssin": "12345678901"}]}'
     (tmp_path / "scenario.json").write_text(broken)
-    with pytest.raises(ScenarioError, match="not readable"):
+    with pytest.raises(ScenarioError, match="not valid"):
         scenario.add_person(_person(8))
     assert (tmp_path / "scenario.json").read_text() == broken  # not overwritten from this process's memory
 
