@@ -102,7 +102,7 @@ def test_scenario_show_escapes_remote_text_and_stays_json(sandbox: Sandbox) -> N
     name = f"Evil{ATTACK}\u202eredro\x9b"
     added = requests.post(admin + "/scenario/changes", timeout=10, headers=headers, json={
         "action": "add-person", "ssin": ssin, "last_name": name, "first_names": ["Ève\x07"],
-        "birth_date": "1961-02-03", "sex": "F"})
+        "birth_date": "1961-02-03", "sex": "female"})  # the scenario's values: male, female, unknown
     assert added.status_code == 200, added.text
     out = _cli(sandbox, "scenario", "show")
     assert out.returncode == 0, out.stderr
