@@ -3,6 +3,12 @@
 Upstream faults, timeouts, refused connections and answers that fail
 verification become our errors (``UpstreamFault`` / ``UpstreamUnavailable``),
 so callers never see zeep or requests.
+
+A kept-alive connection is not taken again once it has been idle for ``MAX_IDLE_SECONDS``: a server
+closes an idle connection when it chooses (the sandbox's front after 15 s, Apache's default after 5 s),
+and a request sent on it at that moment is lost with a reset, an upstream error for a call that had
+nothing wrong with it. Below the server's bound the race cannot happen; a fresh connection costs one
+handshake.
 """
 
 from __future__ import annotations
@@ -11,10 +17,13 @@ import datetime as dt
 import os
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 import zeep
 import zeep.exceptions
 from lxml import etree
@@ -25,6 +34,44 @@ from mycarenet_ic.config import Settings
 from mycarenet_ic.errors import MycarenetError, SecurityRejected, UpstreamFault, UpstreamUnavailable
 from mycarenet_ic.security.parser import parse_untrusted
 from mycarenet_ic.security.wssec import Signer, Verifier
+
+MAX_IDLE_SECONDS = 4.0
+
+
+class _FreshConnections:
+    """A connection pool's behaviour: a connection back in the pool notes when; one taken out after more
+    than ``max_idle`` seconds there is closed first (urllib3 then opens a new one for the request)."""
+
+    max_idle: float = MAX_IDLE_SECONDS
+    clock: Callable[[], float] = staticmethod(time.monotonic)
+
+    def _put_conn(self, conn: Any) -> None:
+        if conn is not None:
+            conn.mcn_idle_since = self.clock()
+        super()._put_conn(conn)  # type: ignore[misc]
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)  # type: ignore[misc]
+        since = getattr(conn, "mcn_idle_since", None)
+        if since is not None and self.clock() - since > self.max_idle:
+            conn.close()
+        return conn
+
+
+class _FreshHTTPPool(_FreshConnections, urllib3.HTTPConnectionPool):
+    pass
+
+
+class _FreshHTTPSPool(_FreshConnections, urllib3.HTTPSConnectionPool):
+    pass
+
+
+class FreshConnectionAdapter(requests.adapters.HTTPAdapter):
+    """``HTTPAdapter`` whose pools never reuse a connection idle for longer than ``MAX_IDLE_SECONDS``."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _FreshHTTPPool, "https": _FreshHTTPSPool}
 
 
 class _VerifyingSigner:
@@ -49,7 +96,7 @@ class SignedSoapClient:
         # https: the server's certificate must chain to ``ca_file`` (the sandbox CA), else to the bundle
         # REQUESTS_CA_BUNDLE names, else to the system's CAs; never unchecked.
         session.verify = str(ca_file) if ca_file else os.environ.get("REQUESTS_CA_BUNDLE") or True
-        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        adapter = FreshConnectionAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.trust_env = False  # loopback only: no proxy from the environment
