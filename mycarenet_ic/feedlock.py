@@ -102,21 +102,27 @@ class FeedLock:
 
 
 class LockedFollower(MutationFollower):
-    """A :class:`MutationFollower` that reads the feed only while it holds ``lock``: at once when it
-    starts, then every ``every`` seconds (each round, a worker without the lock tries to take it)."""
+    """A :class:`MutationFollower` that applies the feed only while it holds ``lock``: at once when it
+    starts, then every ``every`` seconds (each round, a worker without the lock tries to take it). A worker
+    without the lock reads the feed all the same, applying nothing, so that its National Register cache
+    forgets a dead or renumbered person as soon as the follower's does (:meth:`MutationSync.catch_up`)."""
 
     def __init__(self, sync: Any, every: float, lock: FeedLock) -> None:
         super().__init__(sync, every)
         self.lock = lock
 
     def _loop(self) -> None:
+        watched: int | None = None  # where this process, not following, has read the feed to
         while True:
             try:
                 was = self.lock.held
                 if self.lock.hold():
                     if not was:
                         log.warning("mutation feed: followed by this process (pid %d)", os.getpid())
+                    watched = None
                     self.sync.run()
+                else:  # another process applies the feed; this one still forgets the persons it names
+                    watched = self.sync.catch_up(watched)
             except Exception as exc:  # noqa: BLE001 - the next round tries again; the feed cursor keeps our place
                 # One line (a stub that is restarting, the server stopping); the traceback for --log-level DEBUG.
                 log.warning("mutation feed: this round failed (%s: %s); will retry", type(exc).__name__, exc)

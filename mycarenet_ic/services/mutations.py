@@ -54,3 +54,18 @@ class MutationSync:
             else:
                 if not batch.more:
                     return report
+
+    def catch_up(self, position: int | None) -> int:
+        """Read the feed after ``position`` (the cursor when None) without applying anything; return where
+        it ends. A process that does not follow the feed calls this so that its National Register cache
+        forgets the persons the feed names (the caching gateway forgets them as it reads) as soon as the
+        follower's process does, instead of answering from an outdated identity until the cache expires."""
+        if position is None:
+            position = self.sink.cursor(CURSOR)
+        while True:
+            batch = self.nr.mutations_after(position, self.batch)
+            if not batch.mutations:
+                return position
+            position = max(position, *(m.seq for m in batch.mutations))
+            if not batch.more:
+                return position

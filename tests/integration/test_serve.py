@@ -4,6 +4,9 @@ over when it dies). Real processes, a real PostgreSQL server, ephemeral ports, p
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import datetime as dt
 import os
 import re
 import signal
@@ -227,6 +230,72 @@ def test_scenario_changes_through_one_worker_are_seen_by_every_worker(tmp_path: 
         for _ in range(16):  # each read a new connection too
             known = {p["ssin"] for p in requests.get(admin, headers=auth, timeout=60).json()["persons"]}
             assert set(ssins) <= known
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, err.read_text()
+        assert "Traceback" not in err.read_text()
+    finally:
+        _ended(proc)
+
+
+def _blobs(answer: bytes) -> bytes:
+    """Every base64 text of a SOAP answer, decoded (the MemberData answer's SAML response is one)."""
+    from lxml import etree
+
+    found = []
+    for el in etree.fromstring(answer).iter():
+        text_ = (el.text or "").strip()
+        if isinstance(el.tag, str) and len(text_) > 200:
+            with contextlib.suppress(ValueError):
+                found.append(base64.b64decode(text_, validate=True))
+    return b"\n".join(found)
+
+
+def test_a_death_is_seen_by_every_worker_once_the_feed_names_it(tmp_path: Path, pg_url: str) -> None:
+    """``serve --sandbox`` with two workers: only one follows the mutation feed, but both keep National
+    Register persons in a cache (60 s here). After a death, every MemberData answer says it within a few
+    feed rounds, whichever worker answers (before: the worker that did not follow the feed answered from
+    its cached, living person until the cache expired)."""
+    from benchmarks._common import GP_NIHII, GP_SSIN, PATIENT, memberdata_body
+    from benchmarks.service_load import signed
+    from mycarenet_ic.domain.qualities import Quality
+    from mycarenet_ic.security.pki import Pki
+    from mycarenet_ic.security.wssec import Signer
+
+    env = sandbox_env() | {"DATABASE_URL": pg_url, "MYCARENET_MUTATION_SYNC_SECONDS": "0.5",
+                           "MYCARENET_NR_CACHE_SECONDS": "60"}
+    data = tmp_path / "d"
+    err = tmp_path / "stderr.txt"
+    with err.open("wb") as stderr:
+        proc = subprocess.Popen([*sandbox_command(), "serve", "--data-dir", str(data), "--port", "0", "--plain-http",
+                                 "--sandbox", "--workers", "2", "--threads", "4"],
+                                stdout=subprocess.PIPE, stderr=stderr, env=env)
+    lines = _read_lines(proc)
+    try:
+        deadline = time.monotonic() + DEADLINE
+        ready = _poll("READY lines", lambda: (proc.poll() is None or pytest.fail(err.read_text())) and (
+            (found := dict(line.split()[1:3] for line in lines if line.startswith("READY "))).get("readyz")
+            and found), deadline)
+        _poll("two workers", lambda: len(_children(proc.pid)) == 2, deadline)
+        _poll("ready", lambda: requests.get(ready["readyz"], timeout=10).status_code == 200, deadline)
+        signer = Signer(Pki(data).issue_holder(Quality.DOCTOR, GP_SSIN, GP_NIHII))
+
+        def consult() -> bytes:  # a new connection each time: either worker may take it
+            answer = requests.post(ready["memberdata"], data=signed(signer, memberdata_body()), timeout=60,
+                                   headers={"Content-Type": "text/xml; charset=utf-8", "Connection": "close"})
+            assert answer.status_code == 200, answer.text[:500]
+            return _blobs(answer.content)
+
+        death = (dt_date.today() - dt.timedelta(days=10)).isoformat()
+        for _ in range(24):  # both workers now hold the living person in their cache
+            assert death.encode() not in consult()
+        admin = ready["scenario-admin"].rstrip("/") + "/scenario/changes"
+        auth = {"Authorization": "Bearer " + (data / "secrets" / "admin.token").read_text().strip()}
+        said = requests.post(admin, headers=auth, timeout=60, json={"action": "death", "ssin": PATIENT, "date": death})
+        assert said.status_code == 200, said.text
+        # A few feed rounds (0.5 s each), far less than the cache's 60 s: then every answer says the death.
+        _poll("the death in every answer", lambda: all(death.encode() in consult() for _ in range(16)),
+              time.monotonic() + 20)
+        assert all(death.encode() in consult() for _ in range(16))
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, err.read_text()
         assert "Traceback" not in err.read_text()
