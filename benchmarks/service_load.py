@@ -1,11 +1,11 @@
 """The service under load: signed MemberData consultations, inclusion declarations and tariff consultations
 over HTTP against ``mycarenet-ic sandbox`` (a child process, SQLite) or, with ``--deployment serve``,
-``mycarenet-ic serve --sandbox`` (gunicorn workers on the PostgreSQL of DATABASE_URL), at 1, 4, 16 and 32
-concurrent clients; then MemberData's and the declarations' throughput divided by their limit harnesses',
-measured in the same run. Bounded: a fixed number of requests per level and a time cap. Loopback only.
+``mycarenet-ic serve --sandbox`` (gunicorn workers on DATABASE_URL, or unset on the data directory's SQLite),
+at 1, 4, 16 and 32 concurrent clients; then MemberData's and the declarations' throughput divided by their
+limit harnesses', measured in the same run. Bounded: a fixed number of requests per level and a time cap. Loopback only.
 
     .venv/bin/python benchmarks/service_load.py [--count 200] [--levels 1,4,16,32] [--seconds 60]
-    DATABASE_URL=postgresql://... .venv/bin/python benchmarks/service_load.py --deployment serve [--workers 2]
+    [DATABASE_URL=postgresql://...] .venv/bin/python benchmarks/service_load.py --deployment serve [--workers 2]
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="time cap per operation and level")
     parser.add_argument("--only", default="", help="comma-separated operations to run (default: all)")
     parser.add_argument("--deployment", choices=("sandbox", "serve"), default="sandbox",
-                        help="sandbox (one process, SQLite) or serve (gunicorn workers on DATABASE_URL's PostgreSQL)")
+                        help="sandbox (one process, SQLite) or serve (gunicorn workers on DATABASE_URL, else SQLite)")
     parser.add_argument("--workers", type=int, default=2, help="serve's worker processes (default: 2)")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]

@@ -1,5 +1,7 @@
 """``mycarenet-ic serve``: the production-style deployment — gunicorn workers on :mod:`mycarenet_ic.wsgi`,
-against the database of ``DATABASE_URL`` (PostgreSQL), every service on one port, one path each.
+against the database of ``DATABASE_URL`` (PostgreSQL; or, unset, the data directory's SQLite file, whose
+writers queue on a lock between processes: :class:`~mycarenet_ic.persistence.db.WriterFileLock`), every
+service on one port, one path each.
 
 The parent prepares what the workers open (PKI, schema at head) once, binds the port itself (so
 ``--port 0`` works and the addresses are known before a worker starts) and hands it to gunicorn as
@@ -42,9 +44,20 @@ def one_send_response() -> type:
     return OneSendResponse
 
 
+def _shared(url: str) -> bool:
+    """``url`` names a database several processes can share: PostgreSQL, or SQLite in a file."""
+    from sqlalchemy.engine import make_url
+
+    if url.startswith("postgresql"):
+        return True
+    database = make_url(url).database or ""
+    return url.startswith("sqlite") and database not in ("", ":memory:") and "mode=memory" not in url
+
+
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("serve", parents=[common],
-                       help="serve every service with gunicorn workers (production style: PostgreSQL, one port)")
+                       help="serve every service with gunicorn workers (production style: one port; PostgreSQL or "
+                            "the data directory's SQLite)")
     p.add_argument("--host", help="the address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
                    help=f"the one port of every service, each at its own path (default: {DEFAULT_PORT}; "
@@ -73,9 +86,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.threads < 1 or args.graceful_timeout < 0:
         raise CliError("--workers and --threads must be at least 1, --graceful-timeout 0 or more")
     settings = _settings(args)
-    if not settings.database_url or not settings.database_url.startswith("postgresql"):
-        raise CliError("serve needs a PostgreSQL database its workers share: set DATABASE_URL=postgresql://USER@HOST:"
-                       "PORT/DB (pip install 'mycarenet-ic[postgres]'); mycarenet-ic sandbox runs on SQLite")
+    if not _shared(settings.effective_database_url):
+        raise CliError("serve's workers share one database, and an in-memory SQLite one is each process's own: "
+                       "leave DATABASE_URL unset (the data directory's SQLite file) or set it to "
+                       "postgresql://USER@HOST:PORT/DB or sqlite:///PATH")
     try:
         listener = socket.create_server((settings.host, args.port), backlog=2048)
     except OSError as exc:

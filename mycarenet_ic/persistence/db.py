@@ -11,6 +11,7 @@ and SQLite gives its ``-wal`` and ``-shm`` files the mode of the database file.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import stat
@@ -66,9 +67,37 @@ def owner_only_sqlite_file(url: str) -> Path | None:
     return path
 
 
+class WriterFileLock:
+    """The writers' lock of one SQLite file between processes (``serve``'s workers, a command run beside the
+    sandbox): an exclusive ``flock`` on ``<file>.writers`` (0600), taken before ``BEGIN IMMEDIATE``. A process
+    waiting for it sleeps in the kernel and is woken as soon as the holder lets go, where SQLite's own busy
+    handler (what another process's writer would otherwise meet) polls in sleeps of up to 100 ms. Taken by at
+    most one thread of a process at a time (the in-process lock comes first). The descriptor is opened
+    again in a forked child: a descriptor inherited across ``fork`` shares its lock with the parent."""
+
+    def __init__(self, database: Path) -> None:
+        self.path = Path(f"{database}.writers")
+        self._fd: int | None = None
+        self._pid = 0
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, OWNER_FILE)
+            self._pid = os.getpid()
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
 def make_engine(url: str, *, pool_size: int = 10, idle_ping_seconds: float = IDLE_PING_SECONDS) -> Engine:
     if url.startswith("sqlite"):
-        owner_only_sqlite_file(url)
+        database = owner_only_sqlite_file(url)
         engine = create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},
@@ -86,9 +115,11 @@ def make_engine(url: str, *, pool_size: int = 10, idle_ping_seconds: float = IDL
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
-        # Writers of this process queue on a lock that wakes the next one at once; SQLite's own busy
-        # handler (for other processes) sleeps in steps of up to 100 ms, which starves a busy server.
+        # Writers of this process queue on a lock that wakes the next one at once, then on the file's lock
+        # between processes; SQLite's own busy handler sleeps in steps of up to 100 ms, which starves a busy
+        # server.
         writers = threading.Lock()
+        between = WriterFileLock(database) if database is not None else None
         holder = threading.local()
 
         @event.listens_for(engine, "begin")
@@ -99,6 +130,9 @@ def make_engine(url: str, *, pool_size: int = 10, idle_ping_seconds: float = IDL
             writers.acquire()
             holder.held = True
             try:
+                if between is not None:
+                    between.acquire()
+                    holder.between = True
                 # Writers take the write lock up front: no failed lock upgrade halfway through.
                 _BEGIN_IMMEDIATE.execute(conn, {})
             except BaseException:
@@ -108,7 +142,12 @@ def make_engine(url: str, *, pool_size: int = 10, idle_ping_seconds: float = IDL
         def _release() -> None:
             if getattr(holder, "held", False):
                 holder.held = False
-                writers.release()
+                try:
+                    if getattr(holder, "between", False):
+                        holder.between = False
+                        between.release()  # type: ignore[union-attr]  # set with it
+                finally:
+                    writers.release()
 
         dialect = engine.dialect
         commit, rollback = dialect.do_commit, dialect.do_rollback

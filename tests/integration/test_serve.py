@@ -1,6 +1,7 @@
-"""``mycarenet-ic serve``: gunicorn workers on PostgreSQL, every service on one port, ``/healthz`` and
-``/readyz``, exactly one worker following the National Register's mutation feed (and another one taking
-over when it dies). Real processes, a real PostgreSQL server, ephemeral ports, polling instead of sleeps."""
+"""``mycarenet-ic serve``: gunicorn workers on PostgreSQL or on the data directory's SQLite, every service on
+one port, ``/healthz`` and ``/readyz``, exactly one worker following the National Register's mutation feed (and
+another one taking over when it dies). Real processes, a real PostgreSQL server, ephemeral ports, polling
+instead of sleeps."""
 
 from __future__ import annotations
 
@@ -67,16 +68,14 @@ def _advisory_locks(engine: Any) -> int:
             "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")).scalar_one())
 
 
-@pytest.mark.parametrize("database_url", [None, "sqlite:///elsewhere.db"])
-def test_serve_without_postgresql_says_so_in_one_line(tmp_path: Path, database_url: str | None) -> None:
-    env = {k: v for k, v in sandbox_env().items() if k != "DATABASE_URL"}
-    if database_url:
-        env["DATABASE_URL"] = database_url
+@pytest.mark.parametrize("database_url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"])
+def test_serve_on_a_database_its_workers_cannot_share_says_so_in_one_line(tmp_path: Path, database_url: str) -> None:
+    env = sandbox_env() | {"DATABASE_URL": database_url}
     done = subprocess.run([*sandbox_command(), "serve", "--data-dir", str(tmp_path / "d"), "--port", "0"],
                           capture_output=True, text=True, env=env, timeout=120, check=False)
     lines = [line for line in done.stderr.splitlines() if line.startswith("error")]
     assert done.returncode == 2 and len(lines) == 1, done.stderr
-    assert "DATABASE_URL=postgresql://" in lines[0] and "Traceback" not in done.stderr
+    assert "in-memory" in lines[0] and "postgresql://" in lines[0] and "Traceback" not in done.stderr
     assert "READY" not in done.stdout
 
 
@@ -128,6 +127,17 @@ def test_one_worker_follows_the_feed_and_another_takes_over_when_it_dies(tmp_pat
     finally:
         _ended(proc)
         engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_database(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """What the environment of ``serve`` says of its database: nothing (the data directory's SQLite file, its
+    workers' writers queued on the file's lock) or a fresh PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        yield {}
+    else:
+        for url in support.postgres_database():
+            yield {"DATABASE_URL": url}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -193,7 +203,8 @@ def test_readyz_names_what_is_not_ready_while_healthz_stays_ok(tmp_path: Path) -
         platform.close()
 
 
-def test_scenario_changes_through_one_worker_are_seen_by_every_worker(tmp_path: Path, pg_url: str) -> None:
+def test_scenario_changes_through_one_worker_are_seen_by_every_worker(tmp_path: Path,
+                                                                     shared_database: dict[str, str]) -> None:
     """``serve --sandbox`` with two workers: persons added through the admin API, each on a connection of its
     own and several at once, are all in the scenario every later connection reads, whichever worker it meets
     (before: only the worker that took the change knew them; the National Register said "unknown patient")."""
@@ -201,7 +212,7 @@ def test_scenario_changes_through_one_worker_are_seen_by_every_worker(tmp_path: 
 
     from mycarenet_ic.domain.identifiers import make_niss
 
-    env = sandbox_env() | {"DATABASE_URL": pg_url, "MYCARENET_FOLLOW_FEED": "0"}
+    env = sandbox_env() | shared_database | {"MYCARENET_FOLLOW_FEED": "0"}
     data = tmp_path / "d"
     err = tmp_path / "stderr.txt"
     with err.open("wb") as stderr:
@@ -250,7 +261,8 @@ def _blobs(answer: bytes) -> bytes:
     return b"\n".join(found)
 
 
-def test_a_death_is_seen_by_every_worker_once_the_feed_names_it(tmp_path: Path, pg_url: str) -> None:
+def test_a_death_is_seen_by_every_worker_once_the_feed_names_it(tmp_path: Path,
+                                                                shared_database: dict[str, str]) -> None:
     """``serve --sandbox`` with two workers: only one follows the mutation feed, but both keep National
     Register persons in a cache (60 s here). After a death, every MemberData answer says it within a few
     feed rounds, whichever worker answers (before: the worker that did not follow the feed answered from
@@ -261,7 +273,7 @@ def test_a_death_is_seen_by_every_worker_once_the_feed_names_it(tmp_path: Path, 
     from mycarenet_ic.security.pki import Pki
     from mycarenet_ic.security.wssec import Signer
 
-    env = sandbox_env() | {"DATABASE_URL": pg_url, "MYCARENET_MUTATION_SYNC_SECONDS": "0.5",
+    env = sandbox_env() | shared_database | {"MYCARENET_MUTATION_SYNC_SECONDS": "0.5",
                            "MYCARENET_NR_CACHE_SECONDS": "60"}
     data = tmp_path / "d"
     err = tmp_path / "stderr.txt"
