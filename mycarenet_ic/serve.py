@@ -44,6 +44,22 @@ def one_send_response() -> type:
     return OneSendResponse
 
 
+def _seed_demo(settings: Any) -> None:
+    """The scenario's demo inclusions, as the sandbox writes them (once, into an empty store), before any
+    worker starts: by the parent, on a platform of its own closed again before gunicorn forks."""
+    import dataclasses
+
+    from mycarenet_ic.app import Platform
+    from mycarenet_ic.sandbox import seed_demo_inclusions
+    from mycarenet_ic.stubs.scenario import Scenario
+
+    platform = Platform(dataclasses.replace(settings, inspector=False))  # no recorder thread in the parent
+    try:
+        seed_demo_inclusions(platform, Scenario.for_data_dir(settings.data_dir).extra.get("inclusions", []))
+    finally:
+        platform.close()
+
+
 def _shared(url: str) -> bool:
     """``url`` names a database several processes can share: PostgreSQL, or SQLite in a file."""
     from sqlalchemy.engine import make_url
@@ -97,6 +113,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(_error(message), file=sys.stderr)
         return code
     prepare(settings)  # once, here: the workers only open
+    if args.sandbox:
+        _seed_demo(settings)
     listener.set_inheritable(True)
     port = listener.getsockname()[1]
     scheme = "https" if settings.tls else "http"

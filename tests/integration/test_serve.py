@@ -203,6 +203,17 @@ def test_readyz_names_what_is_not_ready_while_healthz_stays_ok(tmp_path: Path) -
         platform.close()
 
 
+def _stored_inclusions(shared_database: dict[str, str], data: Path) -> int:
+    from mycarenet_ic.persistence.tables import ic_inclusion
+
+    engine = make_engine(shared_database.get("DATABASE_URL") or f"sqlite:///{data / 'mycarenet.sqlite3'}")
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(f"SELECT count(*) FROM {ic_inclusion.name}")).scalar_one())
+    finally:
+        engine.dispose()
+
+
 def test_scenario_changes_through_one_worker_are_seen_by_every_worker(tmp_path: Path,
                                                                      shared_database: dict[str, str]) -> None:
     """``serve --sandbox`` with two workers: persons added through the admin API, each on a connection of its
@@ -230,6 +241,8 @@ def test_scenario_changes_through_one_worker_are_seen_by_every_worker(tmp_path: 
         admin = ready["scenario-admin"].rstrip("/") + "/scenario"
         auth = {"Authorization": "Bearer " + (data / "secrets" / "admin.token").read_text().strip()}
         ssins = [make_niss(dt_date(1941, 3, 3), 601 + n) for n in range(12)]
+        demo = requests.get(admin, headers=auth, timeout=60).json()["inclusions"]
+        assert len(demo) > 0 and _stored_inclusions(shared_database, data) == len(demo)  # seeded, as the sandbox
 
         def add(ssin: str) -> int:
             return requests.post(admin + "/changes", headers=auth, timeout=60, json={
