@@ -18,14 +18,17 @@ command line's reads are.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
 import secrets
+import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, url_for
@@ -33,6 +36,7 @@ from flask import Blueprint, Flask, Response, current_app, g, redirect, render_t
 from mycarenet_ic.config import Settings
 from mycarenet_ic.inspector import views
 from mycarenet_ic.inspector.store import FILE_NAME, Filters, InspectorStore
+from mycarenet_ic.persistence.db import owner_only_sqlite_file
 from mycarenet_ic.services.ports import AuditEntry, AuditLog
 from mycarenet_ic.web.app import own_path
 from mycarenet_ic.web.i18n import N_
@@ -63,16 +67,37 @@ class OperatorSession:
 
 
 class OperatorSessions:
-    """The operators signed in, in this process's memory (a sandbox tool: after a restart the operator signs in
-    again), keyed by the SHA-256 of the cookie's random id; ended after ``idle_seconds`` without a request or
-    ``max_seconds`` in all; at most ``max_sessions`` (the oldest goes first)."""
+    """The operators signed in, kept in ``operator-sessions.sqlite3`` of the data directory (0600), so every
+    worker of ``serve`` knows them and a restart keeps them; keyed by the SHA-256 of the cookie's random id (the
+    file holds no usable id); ended after ``idle_seconds`` without a request or ``max_seconds`` in all; at most
+    ``max_sessions`` (the oldest goes first)."""
 
-    def __init__(self, idle_seconds: float = 900.0, max_seconds: float = 8 * 3600.0, max_sessions: int = 100,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    FILE = "operator-sessions.sqlite3"
+
+    def __init__(self, data_dir: Path, idle_seconds: float = 900.0, max_seconds: float = 8 * 3600.0,
+                 max_sessions: int = 100, clock: Callable[[], float] = time.time) -> None:
         self.idle_seconds, self.max_seconds, self.max_sessions, self.clock = (idle_seconds, max_seconds,
                                                                                max_sessions, clock)
-        self._sessions: dict[str, OperatorSession] = {}
-        self._lock = threading.Lock()
+        self.path = data_dir / self.FILE
+        owner_only_sqlite_file(f"sqlite:///{self.path}")
+        with self._writing() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS operator_session "
+                       "(id_hash TEXT PRIMARY KEY, created REAL NOT NULL, seen REAL NOT NULL)")
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on a connection of its own (each call: nothing to share across a fork)."""
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
 
     @staticmethod
     def _key(session_id: str) -> str:
@@ -81,29 +106,30 @@ class OperatorSessions:
     def new(self) -> OperatorSession:
         now = self.clock()
         session = OperatorSession(secrets.token_urlsafe(32), now, now)
-        with self._lock:
-            while len(self._sessions) >= self.max_sessions:
-                del self._sessions[next(iter(self._sessions))]
-            self._sessions[self._key(session.id)] = session
+        with self._writing() as db:
+            db.execute("DELETE FROM operator_session WHERE id_hash IN (SELECT id_hash FROM operator_session "
+                       "ORDER BY created DESC, rowid DESC LIMIT -1 OFFSET ?)", (self.max_sessions - 1,))
+            db.execute("INSERT INTO operator_session VALUES (?, ?, ?)", (self._key(session.id), now, now))
         return session
 
     def get(self, session_id: str | None) -> OperatorSession | None:
         if not session_id:
             return None
         now, key = self.clock(), self._key(session_id)
-        with self._lock:
-            session = self._sessions.get(key)
-            if session is None:
+        with self._writing() as db:
+            row = db.execute("SELECT created, seen FROM operator_session WHERE id_hash = ?", (key,)).fetchone()
+            if row is None:
                 return None
-            if now - session.seen > self.idle_seconds or now - session.created > self.max_seconds:
-                del self._sessions[key]
+            created, seen = row
+            if now - seen > self.idle_seconds or now - created > self.max_seconds:
+                db.execute("DELETE FROM operator_session WHERE id_hash = ?", (key,))
                 return None
-            session.seen = now
-            return session
+            db.execute("UPDATE operator_session SET seen = ? WHERE id_hash = ?", (now, key))
+        return OperatorSession(session_id, created, now)
 
     def end(self, session_id: str) -> None:
-        with self._lock:
-            self._sessions.pop(self._key(session_id), None)
+        with self._writing() as db:
+            db.execute("DELETE FROM operator_session WHERE id_hash = ?", (self._key(session_id),))
 
 
 @dataclass
@@ -137,7 +163,7 @@ class InspectorPages:
 def register(app: Flask, platform: Any, idle_seconds: float = 900.0) -> None:
     """The inspector's pages on ``app`` (the web application of ``platform``)."""
     app.extensions["mycarenet-inspector"] = InspectorPages(platform.settings, platform.audit,
-                                                           OperatorSessions(idle_seconds))
+                                                           OperatorSessions(platform.settings.data_dir, idle_seconds))
     app.register_blueprint(bp)
 
 
