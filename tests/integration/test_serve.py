@@ -203,6 +203,32 @@ def test_readyz_names_what_is_not_ready_while_healthz_stays_ok(tmp_path: Path) -
         platform.close()
 
 
+@contextlib.contextmanager
+def _two_workers(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[dict[str, str], Path]]:
+    """``serve --sandbox`` with two workers on ``env``, ready: its URLs and data directory; stopped with SIGTERM
+    at the end, which must end it cleanly (exit 0, no traceback)."""
+    data = tmp_path / "d"
+    err = tmp_path / "stderr.txt"
+    with err.open("wb") as stderr:
+        proc = subprocess.Popen([*sandbox_command(), "serve", "--data-dir", str(data), "--port", "0", "--plain-http",
+                                 "--sandbox", "--workers", "2", "--threads", "4"],
+                                stdout=subprocess.PIPE, stderr=stderr, env=env)
+    lines = _read_lines(proc)
+    try:
+        deadline = time.monotonic() + DEADLINE
+        ready = _poll("READY lines", lambda: (proc.poll() is None or pytest.fail(err.read_text())) and (
+            (found := dict(line.split()[1:3] for line in lines if line.startswith("READY "))).get("readyz")
+            and found), deadline)
+        _poll("two workers", lambda: len(_children(proc.pid)) == 2, deadline)
+        _poll("ready", lambda: requests.get(ready["readyz"], timeout=10).status_code == 200, deadline)
+        yield ready, data
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, err.read_text()
+        assert "Traceback" not in err.read_text()
+    finally:
+        _ended(proc)
+
+
 def _stored_inclusions(shared_database: dict[str, str], data: Path) -> int:
     from mycarenet_ic.persistence.tables import ic_inclusion
 
@@ -224,20 +250,7 @@ def test_scenario_changes_through_one_worker_are_seen_by_every_worker(tmp_path: 
     from mycarenet_ic.domain.identifiers import make_niss
 
     env = sandbox_env() | shared_database | {"MYCARENET_FOLLOW_FEED": "0"}
-    data = tmp_path / "d"
-    err = tmp_path / "stderr.txt"
-    with err.open("wb") as stderr:
-        proc = subprocess.Popen([*sandbox_command(), "serve", "--data-dir", str(data), "--port", "0", "--plain-http",
-                                 "--sandbox", "--workers", "2", "--threads", "4"],
-                                stdout=subprocess.PIPE, stderr=stderr, env=env)
-    lines = _read_lines(proc)
-    try:
-        deadline = time.monotonic() + DEADLINE
-        ready = _poll("READY lines", lambda: (proc.poll() is None or pytest.fail(err.read_text())) and (
-            (found := dict(line.split()[1:3] for line in lines if line.startswith("READY "))).get("readyz")
-            and found), deadline)
-        _poll("two workers", lambda: len(_children(proc.pid)) == 2, deadline)
-        _poll("ready", lambda: requests.get(ready["readyz"], timeout=10).status_code == 200, deadline)
+    with _two_workers(tmp_path, env) as (ready, data):
         admin = ready["scenario-admin"].rstrip("/") + "/scenario"
         auth = {"Authorization": "Bearer " + (data / "secrets" / "admin.token").read_text().strip()}
         ssins = [make_niss(dt_date(1941, 3, 3), 601 + n) for n in range(12)]
@@ -254,11 +267,6 @@ def test_scenario_changes_through_one_worker_are_seen_by_every_worker(tmp_path: 
         for _ in range(16):  # each read a new connection too
             known = {p["ssin"] for p in requests.get(admin, headers=auth, timeout=60).json()["persons"]}
             assert set(ssins) <= known
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0, err.read_text()
-        assert "Traceback" not in err.read_text()
-    finally:
-        _ended(proc)
 
 
 def _blobs(answer: bytes) -> bytes:
@@ -288,20 +296,7 @@ def test_a_death_is_seen_by_every_worker_once_the_feed_names_it(tmp_path: Path,
 
     env = sandbox_env() | shared_database | {"MYCARENET_MUTATION_SYNC_SECONDS": "0.5",
                            "MYCARENET_NR_CACHE_SECONDS": "60"}
-    data = tmp_path / "d"
-    err = tmp_path / "stderr.txt"
-    with err.open("wb") as stderr:
-        proc = subprocess.Popen([*sandbox_command(), "serve", "--data-dir", str(data), "--port", "0", "--plain-http",
-                                 "--sandbox", "--workers", "2", "--threads", "4"],
-                                stdout=subprocess.PIPE, stderr=stderr, env=env)
-    lines = _read_lines(proc)
-    try:
-        deadline = time.monotonic() + DEADLINE
-        ready = _poll("READY lines", lambda: (proc.poll() is None or pytest.fail(err.read_text())) and (
-            (found := dict(line.split()[1:3] for line in lines if line.startswith("READY "))).get("readyz")
-            and found), deadline)
-        _poll("two workers", lambda: len(_children(proc.pid)) == 2, deadline)
-        _poll("ready", lambda: requests.get(ready["readyz"], timeout=10).status_code == 200, deadline)
+    with _two_workers(tmp_path, env) as (ready, data):
         signer = Signer(Pki(data).issue_holder(Quality.DOCTOR, GP_SSIN, GP_NIHII))
 
         def consult() -> bytes:  # a new connection each time: either worker may take it
@@ -321,8 +316,3 @@ def test_a_death_is_seen_by_every_worker_once_the_feed_names_it(tmp_path: Path,
         _poll("the death in every answer", lambda: all(death.encode() in consult() for _ in range(16)),
               time.monotonic() + 20)
         assert all(death.encode() in consult() for _ in range(16))
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0, err.read_text()
-        assert "Traceback" not in err.read_text()
-    finally:
-        _ended(proc)
