@@ -95,6 +95,12 @@ def create_app() -> Any:
     settings = wsgi_settings()
     platform = Platform.prepared(settings)
     scenario = Scenario.for_data_dir(settings.data_dir)
+    sandbox_mode = os.environ.get("MYCARENET_SANDBOX_MODE") == "1"
+    faults = None
+    if sandbox_mode:  # the scenario's injected faults on every endpoint, as the sandbox (shared by the workers)
+        from mycarenet_ic.services.fault_injection import FaultInjector
+
+        platform.faults = faults = FaultInjector(scenario)
     public = os.environ.get("MYCARENET_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
     upstream = os.environ.get("MYCARENET_UPSTREAM_URL", public).rstrip("/")
     stub_urls = {name: f"{upstream}/{name}" for name in STUBS}
@@ -105,10 +111,10 @@ def create_app() -> Any:
     apps: dict[str, Any] = {**endpoints, "web": create_web(platform, gateways),
                             "healthz": Health(platform, stub_urls, ready=False),
                             "readyz": Health(platform, stub_urls, ready=True)}
-    if os.environ.get("MYCARENET_SANDBOX_MODE") == "1":
+    if sandbox_mode:
         from mycarenet_ic.stubs.admin import ScenarioAdmin, admin_token
 
-        apps["scenario-admin"] = ScenarioAdmin(scenario, admin_token(settings.data_dir))
+        apps["scenario-admin"] = ScenarioAdmin(scenario, admin_token(settings.data_dir), faults)
     if os.environ.get("MYCARENET_FOLLOW_FEED", "1") != "0":
         from mycarenet_ic.feedlock import FeedLock, LockedFollower
 

@@ -22,14 +22,15 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mycarenet_ic.domain.identifiers import is_valid_cbe, parse_nihii, parse_niss
 from mycarenet_ic.domain.nurse_premium import activity_from_dict
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 DEMO_FILE = Path(__file__).parent / "scenarios" / "demo.json"
 
@@ -193,11 +194,21 @@ class Scenario:
                     self._follow()
                     raise
 
-    def set_extra(self, key: str, value: Any) -> None:
-        """One top-level entry of the scenario's other data (the fault rules, …), saved as a change."""
+    def update_extra(self, key: str, change: Callable[[Any], tuple[Any, T]]) -> T:
+        """``change(current)`` gives the entry's new value and what to return; made as one change, on the
+        newest saved state under the state file's lock, so what another process saved meanwhile is neither
+        lost nor counted twice (the fault rules a request uses up, workers adding rules at once)."""
         with self._changing():
+            value, result = change(self.extra.get(key))
             self.extra[key] = value
             self.save()
+            return result
+
+    def extra_now(self, key: str) -> Any:
+        """One entry of the scenario's other data as last saved by any process (one ``stat`` when unchanged)."""
+        with self._lock:
+            self._follow()
+            return self.extra.get(key)
 
     # -- loading and saving ---------------------------------------------------
     @classmethod

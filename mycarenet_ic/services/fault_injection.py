@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from lxml import etree
 
@@ -264,8 +264,14 @@ def mentions_niss(payload: etree._Element, niss: str) -> bool:
     return any(pattern.search(text) for text in _blob_texts(payload))
 
 
+T = TypeVar("T")
+
+
 class FaultInjector:
-    """The scenario's fault rules, decided per request and counted (the scenario saved after each change)."""
+    """The scenario's fault rules, decided per request and counted. The rules are the scenario's ``faults``
+    entry as last saved by any process (one ``stat`` a request while none changed); adding, clearing and
+    using one up are each a change of the scenario on its newest state, so several workers (``serve
+    --sandbox``) see the same rules and a rule for ``times`` requests fails exactly that many in all."""
 
     def __init__(self, scenario: Any, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -273,54 +279,75 @@ class FaultInjector:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        now = clock()
+        self._raw: Any = None
+        self._parsed: list[FaultRule] = []
         try:
-            rules = [parse_rule(raw, now) for raw in scenario.extra.get("faults", [])]
+            self._current()
         except FaultRuleError as exc:
             raise FaultRuleError(f"the scenario's faults: {exc}") from None
-        self._rules = [r for r in rules if not expired(r, now)]
+
+    def _parse(self, raw: Any) -> list[FaultRule]:
+        now = self._clock()
+        return [r for r in (parse_rule(x, now) for x in raw or []) if not expired(r, now)]
+
+    def _current(self) -> list[FaultRule]:
+        """The rules as saved now, parsed again only when the saved list is another one."""
+        raw = self.scenario.extra_now("faults")
+        with self._lock:
+            if raw is not self._raw:
+                self._parsed, self._raw = self._parse(raw), raw
+            return self._parsed
+
+    def _change(self, change: Callable[[list[FaultRule]], tuple[list[FaultRule], T]]) -> T:
+        """``change`` on the newest saved rules (expired ones dropped), saved as one scenario change."""
+        def on_saved(raw: Any) -> tuple[list[dict[str, Any]], T]:
+            rules, result = change(self._parse(raw))
+            now = self._clock()
+            return [r.to_dict() for r in rules if not expired(r, now)], result
+
+        return self.scenario.update_extra("faults", on_saved)
 
     # -- the admin side ---------------------------------------------------------------------------------
     def rules(self) -> list[FaultRule]:
-        with self._lock:
-            now = self._clock()
-            return [r for r in self._rules if not expired(r, now)]
+        now = self._clock()
+        return [r for r in self._current() if not expired(r, now)]
 
     def add(self, raw: Any) -> FaultRule:
         rule = parse_rule(raw, self._clock())
-        with self._lock:
-            if any(r.id == rule.id for r in self._rules):
+
+        def added(rules: list[FaultRule]) -> tuple[list[FaultRule], FaultRule]:
+            if any(r.id == rule.id for r in rules):
                 raise FaultRuleError(f"a rule {rule.id} exists already; remove it first")
-            if len(self._rules) >= MAX_RULES:
+            if len(rules) >= MAX_RULES:
                 raise FaultRuleError(f"at most {MAX_RULES} fault rules; clear some first")
-            self._rules.append(rule)
-            self._save()
-        return rule
+            return [*rules, rule], rule
+
+        return self._change(added)
 
     def clear(self, rule_id: str | None = None) -> int:
         """Remove one rule (by id) or every rule; how many were removed."""
-        with self._lock:
-            before = len(self._rules)
-            self._rules = [r for r in self._rules if rule_id is not None and r.id != rule_id]
-            self._save()
-            return before - len(self._rules)
+        def cleared(rules: list[FaultRule]) -> tuple[list[FaultRule], int]:
+            kept = [r for r in rules if rule_id is not None and r.id != rule_id]
+            return kept, len(rules) - len(kept)
 
-    def _save(self) -> None:
-        now = self._clock()
-        self._rules = [r for r in self._rules if not expired(r, now)]
-        self.scenario.set_extra("faults", [r.to_dict() for r in self._rules])  # under the state file's lock
+        return self._change(cleared)
 
     # -- the request side -------------------------------------------------------------------------------
     def decide(self, service: str, operation: str, identity: Any, payload: etree._Element) -> Fault:
-        if not self._rules:  # the usual case: no lock, no work
+        rules = self._current()
+        if not rules:  # the usual case: one stat, no lock of the state file, no work
             return NO_FAULT
         facts = RequestFacts(service, operation, getattr(identity, "ssin", None), getattr(identity, "nihii", None),
                              lambda niss: mentions_niss(payload, niss))
-        with self._lock:
-            now = self._clock()
-            for index, rule in enumerate(self._rules):
+        if not any(matches(rule, facts, self._clock()) for rule in rules):
+            return NO_FAULT
+
+        def used(saved: list[FaultRule]) -> tuple[list[FaultRule], FaultRule | None]:
+            now = self._clock()  # on the newest rules: another worker may have used this one up meanwhile
+            for index, rule in enumerate(saved):
                 if matches(rule, facts, now):
-                    self._rules[index] = consume(rule)
-                    self._save()
-                    return Fault(rule, self._sleep)
-        return NO_FAULT
+                    return [*saved[:index], consume(rule), *saved[index + 1:]], rule
+            return saved, None
+
+        rule = self._change(used)
+        return Fault(rule, self._sleep) if rule is not None else NO_FAULT

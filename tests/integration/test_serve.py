@@ -13,7 +13,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date as dt_date
 from pathlib import Path
 from typing import Any
@@ -282,26 +282,53 @@ def _blobs(answer: bytes) -> bytes:
     return b"\n".join(found)
 
 
+def _memberdata_caller(ready: dict[str, str], data: Path) -> Callable[[], requests.Response]:
+    """A signed MemberData consultation of the demo GP, each call on a new connection (either worker may take
+    it)."""
+    from benchmarks._common import GP_NIHII, GP_SSIN, memberdata_body
+    from benchmarks.service_load import signed
+    from mycarenet_ic.domain.qualities import Quality
+    from mycarenet_ic.security.pki import Pki
+    from mycarenet_ic.security.wssec import Signer
+
+    signer = Signer(Pki(data).issue_holder(Quality.DOCTOR, GP_SSIN, GP_NIHII))
+    return lambda: requests.post(ready["memberdata"], data=signed(signer, memberdata_body()), timeout=60,
+                                 headers={"Content-Type": "text/xml; charset=utf-8", "Connection": "close"})
+
+
+def test_an_injected_fault_counts_its_requests_across_the_workers(tmp_path: Path,
+                                                                 shared_database: dict[str, str]) -> None:
+    """``serve --sandbox``: a fault rule added through the admin API (whichever worker takes it) applies on
+    every worker, and a rule for 5 requests fails exactly 5 of them in all, then is used up (before: the rule
+    was saved but ``serve`` injected nothing)."""
+    with _two_workers(tmp_path, sandbox_env() | shared_database) as (ready, data):
+        faults = ready["scenario-admin"].rstrip("/") + "/scenario/faults"
+        auth = {"Authorization": "Bearer " + (data / "secrets" / "admin.token").read_text().strip()}
+        added = requests.post(faults, headers=auth, timeout=60, json={
+            "id": "five", "effect": "system-error", "service": "memberdata", "times": 5})
+        assert added.status_code == 201, added.text
+        consult = _memberdata_caller(ready, data)
+        statuses = [consult().status_code for _ in range(14)]
+        assert sorted(statuses) == [200] * 9 + [500] * 5, statuses
+        assert statuses[:5] == [500] * 5  # the first five, whichever worker took each
+        assert requests.get(faults, headers=auth, timeout=60).json()["faults"] == []  # used up, on every worker
+
+
 def test_a_death_is_seen_by_every_worker_once_the_feed_names_it(tmp_path: Path,
                                                                 shared_database: dict[str, str]) -> None:
     """``serve --sandbox`` with two workers: only one follows the mutation feed, but both keep National
     Register persons in a cache (60 s here). After a death, every MemberData answer says it within a few
     feed rounds, whichever worker answers (before: the worker that did not follow the feed answered from
     its cached, living person until the cache expired)."""
-    from benchmarks._common import GP_NIHII, GP_SSIN, PATIENT, memberdata_body
-    from benchmarks.service_load import signed
-    from mycarenet_ic.domain.qualities import Quality
-    from mycarenet_ic.security.pki import Pki
-    from mycarenet_ic.security.wssec import Signer
+    from benchmarks._common import PATIENT
 
     env = sandbox_env() | shared_database | {"MYCARENET_MUTATION_SYNC_SECONDS": "0.5",
                            "MYCARENET_NR_CACHE_SECONDS": "60"}
     with _two_workers(tmp_path, env) as (ready, data):
-        signer = Signer(Pki(data).issue_holder(Quality.DOCTOR, GP_SSIN, GP_NIHII))
+        consultation = _memberdata_caller(ready, data)
 
-        def consult() -> bytes:  # a new connection each time: either worker may take it
-            answer = requests.post(ready["memberdata"], data=signed(signer, memberdata_body()), timeout=60,
-                                   headers={"Content-Type": "text/xml; charset=utf-8", "Connection": "close"})
+        def consult() -> bytes:
+            answer = consultation()
             assert answer.status_code == 200, answer.text[:500]
             return _blobs(answer.content)
 

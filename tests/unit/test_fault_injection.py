@@ -131,9 +131,13 @@ class _Scenario:
         self.extra: dict[str, Any] = {"faults": faults} if faults is not None else {}
         self.saved = 0
 
-    def set_extra(self, key: str, value: Any) -> None:
-        self.extra[key] = value
+    def extra_now(self, key: str) -> Any:
+        return self.extra.get(key)
+
+    def update_extra(self, key: str, change: Any) -> Any:
+        self.extra[key], result = change(self.extra.get(key))
         self.saved += 1
+        return result
 
 
 def _injector(scenario: _Scenario, now: list[dt.datetime], slept: list[float]) -> FaultInjector:
