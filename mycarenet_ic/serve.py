@@ -13,11 +13,13 @@ The parent prepares what the workers open (PKI, schema at head) once, binds the 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import sys
 from typing import Any
 
+from mycarenet_ic.datadir import STATE_FILE
 from mycarenet_ic.mounts import DEFAULT_PORT
 
 
@@ -91,13 +93,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from gunicorn.app.base import BaseApplication
-
-    from mycarenet_ic.app import STUBS, prepare
     from mycarenet_ic.cli import _error, _settings
     from mycarenet_ic.cli_support import CliError, start_failure
-    from mycarenet_ic.security.pki import Pki
-    from mycarenet_ic.textsafe import printable
+    from mycarenet_ic.datadir import DataDirError
 
     if args.workers < 1 or args.threads < 1 or args.graceful_timeout < 0:
         raise CliError("--workers and --threads must be at least 1, --graceful-timeout 0 or more")
@@ -106,12 +104,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError("serve's workers share one database, and an in-memory SQLite one is each process's own: "
                        "leave DATABASE_URL unset (the data directory's SQLite file) or set it to "
                        "postgresql://USER@HOST:PORT/DB or sqlite:///PATH")
+    lock = None
     try:
+        if args.sandbox:  # one sandbox per data directory, as `mycarenet-ic sandbox` (refused before the port)
+            from mycarenet_ic.config import owner_only_dir
+            from mycarenet_ic.datadir import SandboxLock
+
+            lock = SandboxLock(owner_only_dir(settings.data_dir)).acquire()
         listener = socket.create_server((settings.host, args.port), backlog=2048)
-    except OSError as exc:
+    except (OSError, DataDirError) as exc:  # one line, not a traceback
+        if lock is not None:
+            lock.release()
         message, code = start_failure(exc, settings.host, args.port)
         print(_error(message), file=sys.stderr)
         return code
+    parent = os.getpid()
+    try:
+        return _run(args, settings, listener, lock is not None)
+    finally:
+        # The running addresses go with the sandbox that wrote them: the parent's, not a forked worker's exit
+        # (gunicorn's workers leave through this same frame).
+        if lock is not None and os.getpid() == parent:
+            (settings.data_dir / STATE_FILE).unlink(missing_ok=True)
+            lock.release()
+
+
+def _run(args: argparse.Namespace, settings: Any, listener: socket.socket, announce: bool) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from mycarenet_ic.app import STUBS, prepare
+    from mycarenet_ic.security.pki import Pki
+    from mycarenet_ic.textsafe import printable
+
     prepare(settings)  # once, here: the workers only open
     if args.sandbox:
         _seed_demo(settings)
@@ -139,6 +163,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         options.update(certfile=str(cert), keyfile=str(key))
 
     def when_ready(_server: Any) -> None:
+        if announce:  # where the command line's scenario, fault and inspect commands find this sandbox
+            state = settings.data_dir / STATE_FILE
+            state.write_text(json.dumps({"services": urls}, indent=1))
         for name, url in urls.items():
             print(printable(f"READY {name} {url}"), flush=True)
         print(printable(f"READY healthz {public}/healthz"), flush=True)

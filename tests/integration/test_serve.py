@@ -314,6 +314,25 @@ def test_an_injected_fault_counts_its_requests_across_the_workers(tmp_path: Path
         assert requests.get(faults, headers=auth, timeout=60).json()["faults"] == []  # used up, on every worker
 
 
+def test_serve_sandbox_is_its_data_directorys_running_sandbox(tmp_path: Path) -> None:
+    """``serve --sandbox`` holds the data directory as the sandbox does: its addresses in ``sandbox.json`` for the
+    command line, a second sandbox on the directory refused in one line, the file gone when it stops."""
+    from mycarenet_ic.sandbox import read_running
+
+    with _two_workers(tmp_path, sandbox_env()) as (ready, data):
+        assert read_running(data)["memberdata"] == ready["memberdata"]
+        env = sandbox_env() | {"MYCARENET_DATA_DIR": str(data)}
+        listed = subprocess.run([*sandbox_command(), "scenario", "faults"], capture_output=True, text=True,
+                                env=env, timeout=120, check=False)
+        assert listed.returncode == 0, listed.stderr  # found through sandbox.json, answered by a worker
+        second = subprocess.run([*sandbox_command(), "sandbox", "--data-dir", str(data), "--port", "0"],
+                                capture_output=True, text=True, env=env, timeout=120, check=False)
+        errors = [line for line in second.stderr.splitlines() if line.startswith("error")]
+        assert second.returncode == 2 and len(errors) == 1 and "already running" in errors[0], second.stderr
+        assert read_running(data)["memberdata"] == ready["memberdata"]  # the refused one changed nothing
+    assert not (data / "sandbox.json").exists()
+
+
 def test_a_death_is_seen_by_every_worker_once_the_feed_names_it(tmp_path: Path,
                                                                 shared_database: dict[str, str]) -> None:
     """``serve --sandbox`` with two workers: only one follows the mutation feed, but both keep National
