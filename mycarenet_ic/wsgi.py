@@ -95,13 +95,16 @@ def create_app() -> Any:
     settings = wsgi_settings()
     platform = Platform.prepared(settings)
     scenario = Scenario.for_data_dir(settings.data_dir)
+    public = os.environ.get("MYCARENET_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
     sandbox_mode = os.environ.get("MYCARENET_SANDBOX_MODE") == "1"
     faults = None
     if sandbox_mode:  # the scenario's injected faults on every endpoint, as the sandbox (shared by the workers)
+        from mycarenet_ic.inspector.reason import ReasonPointer
         from mycarenet_ic.services.fault_injection import FaultInjector
 
         platform.faults = faults = FaultInjector(scenario)
-    public = os.environ.get("MYCARENET_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+        # A fault's answer names its audit row (and the inspector's page of it, when the inspector is on).
+        platform.reason_pointer = ReasonPointer(f"{public}/web/" if settings.inspector else "")
     upstream = os.environ.get("MYCARENET_UPSTREAM_URL", public).rstrip("/")
     stub_urls = {name: f"{upstream}/{name}" for name in STUBS}
     gateways = platform.gateways(stub_urls)

@@ -330,6 +330,10 @@ def test_serve_sandbox_is_its_data_directorys_running_sandbox(tmp_path: Path) ->
         errors = [line for line in second.stderr.splitlines() if line.startswith("error")]
         assert second.returncode == 2 and len(errors) == 1 and "already running" in errors[0], second.stderr
         assert read_running(data)["memberdata"] == ready["memberdata"]  # the refused one changed nothing
+        refused = requests.post(ready["memberdata"], data=b"<not-soap/>", timeout=60,
+                                headers={"Content-Type": "text/xml; charset=utf-8"})
+        assert refused.status_code == 500  # a fault names its audit row, as the sandbox's
+        assert re.match(r"audit-row=\d+; ", refused.headers.get("X-Sandbox-Reason", "")), refused.headers
     assert not (data / "sandbox.json").exists()
 
 
