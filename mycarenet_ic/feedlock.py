@@ -121,8 +121,8 @@ class LockedFollower(MutationFollower):
                         log.warning("mutation feed: followed by this process (pid %d)", os.getpid())
                     watched = None
                     self.sync.run()
-                else:  # another process applies the feed; this one still forgets the persons it names
-                    watched = self.sync.catch_up(watched)
+                elif hasattr(self.sync.nr, "forget"):  # another process applies the feed; this one's cache
+                    watched = self.sync.catch_up(watched)  # still forgets the persons it names
             except Exception as exc:  # noqa: BLE001 - the next round tries again; the feed cursor keeps our place
                 # One line (a stub that is restarting, the server stopping); the traceback for --log-level DEBUG.
                 log.warning("mutation feed: this round failed (%s: %s); will retry", type(exc).__name__, exc)

@@ -68,7 +68,7 @@ def _shared(url: str) -> bool:
 
     if url.startswith("postgresql"):
         return True
-    database = make_url(url).database or ""
+    database = make_url(url).database or ""  # a URL it reads: the settings refused any other
     return url.startswith("sqlite") and database not in ("", ":memory:") and "mode=memory" not in url
 
 
@@ -101,7 +101,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError("--workers and --threads must be at least 1, --graceful-timeout 0 or more")
     settings = _settings(args)
     if not _shared(settings.effective_database_url):
-        raise CliError("serve's workers share one database, and an in-memory SQLite one is each process's own: "
+        raise CliError("serve's workers share one database (an in-memory SQLite one is each process's own): "
                        "leave DATABASE_URL unset (the data directory's SQLite file) or set it to "
                        "postgresql://USER@HOST:PORT/DB or sqlite:///PATH")
     lock = None

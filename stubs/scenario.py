@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -141,6 +142,7 @@ class Scenario:
         self._lock = threading.RLock()
         self.state_file = state_file
         self._seen: tuple[int, int, int] | None = None  # the state file as this process last read or wrote it
+        self._digest: bytes | None = None  # the SHA-256 of its bytes then
         self._take(data)
 
     def _take(self, data: dict[str, Any]) -> None:
@@ -161,10 +163,17 @@ class Scenario:
         if self.state_file is None:
             return
         seen = _signature(self.state_file)
-        if seen is None or seen == self._seen:
+        if seen is None or (seen == self._seen and not changing):
             return
         try:
-            data = json.loads(self.state_file.read_text(encoding="utf-8"))
+            # A change looks at the bytes too: a file saved again within the clock's granule, of the same size,
+            # on an inode just freed (a rule's count going 9 → 8) has the same signature as the last one seen.
+            raw = self.state_file.read_bytes()
+            digest = hashlib.sha256(raw).digest()
+            if digest == self._digest:
+                self._seen = seen
+                return
+            data = json.loads(raw.decode("utf-8"))
             Scenario(data)  # validated whole before this one changes
         except (OSError, ValueError, TypeError, KeyError) as exc:  # ScenarioError is a ValueError
             if changing and isinstance(exc, OSError):
@@ -175,6 +184,7 @@ class Scenario:
                         self.state_file, exc)
         else:
             self._take(data)
+            self._digest = digest
         self._seen = seen
 
     @contextlib.contextmanager
@@ -190,18 +200,21 @@ class Scenario:
                 try:
                     yield
                 except BaseException:
-                    self._seen = None  # what memory holds may be half a change: the file's state again
+                    self._seen = self._digest = None  # memory may hold half a change: the file's state again
                     self._follow()
                     raise
 
     def update_extra(self, key: str, change: Callable[[Any], tuple[Any, T]]) -> T:
-        """``change(current)`` gives the entry's new value and what to return; made as one change, on the
+        """``change(current)`` gives the entry's new value (``current`` itself: no change) and what to return;
+        made as one change, on the
         newest saved state under the state file's lock, so what another process saved meanwhile is neither
         lost nor counted twice (the fault rules a request uses up, workers adding rules at once)."""
         with self._changing():
-            value, result = change(self.extra.get(key))
-            self.extra[key] = value
-            self.save()
+            current = self.extra.get(key)
+            value, result = change(current)
+            if value is not current:  # the current value itself: nothing changed, nothing saved
+                self.extra[key] = value
+                self.save()
             return result
 
     def extra_now(self, key: str) -> Any:
@@ -214,9 +227,10 @@ class Scenario:
     @classmethod
     def load(cls, path: Path, state_file: Path | None = None) -> Scenario:
         seen = _signature(Path(path))
-        scenario = cls(json.loads(Path(path).read_text(encoding="utf-8")), state_file)
+        raw = Path(path).read_bytes()
+        scenario = cls(json.loads(raw.decode("utf-8")), state_file)
         if state_file is not None and Path(path) == Path(state_file):
-            scenario._seen = seen
+            scenario._seen, scenario._digest = seen, hashlib.sha256(raw).digest()
         return scenario
 
     @classmethod
@@ -255,9 +269,10 @@ class Scenario:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
             # a name of this process's own: two processes saving at once never write one temporary file
             tmp = self.state_file.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self._as_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
+            raw = json.dumps(self._as_dict(), indent=1, ensure_ascii=False).encode("utf-8")
+            tmp.write_bytes(raw)
             tmp.replace(self.state_file)
-            self._seen = _signature(self.state_file)
+            self._seen, self._digest = _signature(self.state_file), hashlib.sha256(raw).digest()
 
     # -- validation -------------------------------------------------------------
     def validate(self) -> None:

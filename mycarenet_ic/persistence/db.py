@@ -11,12 +11,14 @@ and SQLite gives its ``-wal`` and ``-shm`` files the mode of the database file.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
 import stat
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,12 +69,16 @@ def owner_only_sqlite_file(url: str) -> Path | None:
     return path
 
 
+WRITERS_WAIT_SECONDS = 30.0  # then the writer goes on to SQLite's own lock (busy_timeout): "database is locked"
+
+
 class WriterFileLock:
     """The writers' lock of one SQLite file between processes (``serve``'s workers, a command run beside the
     sandbox): an exclusive ``flock`` on ``<file>.writers`` (0600), taken before ``BEGIN IMMEDIATE``. A process
-    waiting for it sleeps in the kernel and is woken as soon as the holder lets go, where SQLite's own busy
-    handler (what another process's writer would otherwise meet) polls in sleeps of up to 100 ms. Taken by at
-    most one thread of a process at a time (the in-process lock comes first). The descriptor is opened
+    waiting for it tries again every millisecond at most, where SQLite's own busy handler (what another
+    process's writer would otherwise meet) sleeps in steps of up to 100 ms; after ``timeout`` it gives up and
+    the writer meets SQLite's lock as before (so a stopped holder fails requests, it does not hang them). Taken
+    by at most one thread of a process at a time (the in-process lock comes first). The descriptor is opened
     again in a forked child: a descriptor inherited across ``fork`` shares its lock with the parent."""
 
     def __init__(self, database: Path) -> None:
@@ -80,19 +86,35 @@ class WriterFileLock:
         self._fd: int | None = None
         self._pid = 0
 
-    def acquire(self, blocking: bool = True) -> bool:
+    def _descriptor(self) -> int:
         if self._fd is None or self._pid != os.getpid():
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, OWNER_FILE)
             self._pid = os.getpid()
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
+            weakref.finalize(self, _close_quietly, self._fd)
+        return self._fd
+
+    def acquire(self, timeout: float = WRITERS_WAIT_SECONDS) -> bool:
+        """Take the lock, waiting at most ``timeout`` seconds (0: try once); whether it was taken."""
+        fd = self._descriptor()
+        deadline, delay = time.monotonic() + timeout, 0.0001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+            time.sleep(delay)  # a holder commits within milliseconds: try again soon
+            delay = min(delay * 2, 0.001)
 
     def release(self) -> None:
         if self._fd is not None and self._pid == os.getpid():
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 def make_engine(url: str, *, pool_size: int = 10, idle_ping_seconds: float = IDLE_PING_SECONDS) -> Engine:
@@ -117,10 +139,11 @@ def make_engine(url: str, *, pool_size: int = 10, idle_ping_seconds: float = IDL
 
         # Writers of this process queue on a lock that wakes the next one at once, then on the file's lock
         # between processes; SQLite's own busy handler sleeps in steps of up to 100 ms, which starves a busy
-        # server.
+        # server. Both are the write transaction's: released when its connection commits, rolls back, or is
+        # invalidated, reset or closed (SQLAlchemy skips the rollback of a connection it invalidates).
         writers = threading.Lock()
         between = WriterFileLock(database) if database is not None else None
-        holder = threading.local()
+        owner: list[Any] = [None, False]  # the DBAPI connection holding them; whether it holds the file's too
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn):
@@ -128,26 +151,29 @@ def make_engine(url: str, *, pool_size: int = 10, idle_ping_seconds: float = IDL
                 _BEGIN.execute(conn, {})  # readers never wait (WAL)
                 return
             writers.acquire()
-            holder.held = True
+            owner[0], owner[1] = _raw(conn.connection), False
             try:
                 if between is not None:
-                    between.acquire()
-                    holder.between = True
+                    owner[1] = between.acquire()
                 # Writers take the write lock up front: no failed lock upgrade halfway through.
                 _BEGIN_IMMEDIATE.execute(conn, {})
             except BaseException:
-                _release()
+                _release(owner[0])
                 raise
 
-        def _release() -> None:
-            if getattr(holder, "held", False):
-                holder.held = False
-                try:
-                    if getattr(holder, "between", False):
-                        holder.between = False
-                        between.release()  # type: ignore[union-attr]  # set with it
-                finally:
-                    writers.release()
+        def _release(connection: Any) -> None:
+            if connection is None or owner[0] is not _raw(connection):
+                return  # not the writer's (a reader's, or released already)
+            had_file = owner[1]
+            owner[0], owner[1] = None, False
+            try:
+                if had_file:
+                    between.release()  # type: ignore[union-attr]  # held only with it
+            finally:
+                writers.release()
+
+        for name in ("invalidate", "soft_invalidate", "reset", "close", "close_detached"):
+            event.listen(engine, name, lambda dbapi_connection, *_rest: _release(dbapi_connection))
 
         dialect = engine.dialect
         commit, rollback = dialect.do_commit, dialect.do_rollback
@@ -156,13 +182,13 @@ def make_engine(url: str, *, pool_size: int = 10, idle_ping_seconds: float = IDL
             try:
                 commit(dbapi_connection)
             finally:
-                _release()
+                _release(dbapi_connection)
 
         def do_rollback(dbapi_connection):
             try:
                 rollback(dbapi_connection)
             finally:
-                _release()
+                _release(dbapi_connection)
 
         dialect.do_commit = do_commit  # type: ignore[method-assign]
         dialect.do_rollback = do_rollback  # type: ignore[method-assign]
@@ -173,6 +199,11 @@ def make_engine(url: str, *, pool_size: int = 10, idle_ping_seconds: float = IDL
     engine = create_engine(url, pool_size=pool_size, max_overflow=20)
     _ping_when_idle(engine, idle_ping_seconds)
     return engine
+
+
+def _raw(connection: Any) -> Any:
+    """The DBAPI connection itself, given it or SQLAlchemy's pool proxy of it."""
+    return getattr(connection, "dbapi_connection", connection)
 
 
 def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import re
 import secrets
 import threading
@@ -283,6 +284,11 @@ class FaultInjector:
         self._parsed: list[FaultRule] = []
         try:
             self._current()
+            raw = scenario.extra_now("faults") or []
+            if any(not isinstance(r, dict) or "id" not in r or "for_seconds" in r for r in raw):
+                # A scenario source's rule without an id, or for N seconds: saved once as parsed (its id and
+                # end fixed), so every later reading, in every worker, finds the same rule.
+                self._change(lambda rules: (rules, None), always=True)
         except FaultRuleError as exc:
             raise FaultRuleError(f"the scenario's faults: {exc}") from None
 
@@ -298,12 +304,16 @@ class FaultInjector:
                 self._parsed, self._raw = self._parse(raw), raw
             return self._parsed
 
-    def _change(self, change: Callable[[list[FaultRule]], tuple[list[FaultRule], T]]) -> T:
-        """``change`` on the newest saved rules (expired ones dropped), saved as one scenario change."""
-        def on_saved(raw: Any) -> tuple[list[dict[str, Any]], T]:
+    def _change(self, change: Callable[[list[FaultRule]], tuple[list[FaultRule] | None, T]],
+                always: bool = False) -> T:
+        """``change`` on the newest saved rules (expired ones dropped), saved as one scenario change; a change
+        that gives None for the rules changes nothing (nothing saved), unless ``always``."""
+        def on_saved(raw: Any) -> tuple[Any, T]:
             rules, result = change(self._parse(raw))
+            if rules is None and not always:
+                return raw, result
             now = self._clock()
-            return [r.to_dict() for r in rules if not expired(r, now)], result
+            return [r.to_dict() for r in (rules or []) if not expired(r, now)], result
 
         return self.scenario.update_extra("faults", on_saved)
 
@@ -325,10 +335,20 @@ class FaultInjector:
         return self._change(added)
 
     def clear(self, rule_id: str | None = None) -> int:
-        """Remove one rule (by id) or every rule; how many were removed."""
-        def cleared(rules: list[FaultRule]) -> tuple[list[FaultRule], int]:
-            kept = [r for r in rules if rule_id is not None and r.id != rule_id]
-            return kept, len(rules) - len(kept)
+        """Remove one rule (by id) or every rule; how many were removed. Clearing every rule does not read them:
+        it also clears a saved list that no longer reads (edited by hand)."""
+        if rule_id is None:
+            def all_gone(raw: Any) -> tuple[list[Any], int]:
+                try:
+                    return [], len(self._parse(raw))
+                except FaultRuleError:
+                    return [], len(raw or [])
+
+            return self.scenario.update_extra("faults", all_gone)
+
+        def cleared(rules: list[FaultRule]) -> tuple[list[FaultRule] | None, int]:
+            kept = [r for r in rules if r.id != rule_id]
+            return (kept if len(kept) != len(rules) else None), len(rules) - len(kept)
 
         return self._change(cleared)
 
@@ -338,16 +358,22 @@ class FaultInjector:
         if not rules:  # the usual case: one stat, no lock of the state file, no work
             return NO_FAULT
         facts = RequestFacts(service, operation, getattr(identity, "ssin", None), getattr(identity, "nihii", None),
-                             lambda niss: mentions_niss(payload, niss))
-        if not any(matches(rule, facts, self._clock()) for rule in rules):
+                             functools.cache(lambda niss: mentions_niss(payload, niss)))
+        now = self._clock()
+        first = next((rule for rule in rules if matches(rule, facts, now)), None)
+        if first is None:
             return NO_FAULT
+        if first.times is None:  # a rule for a time, not a count: nothing to use up, nothing to save
+            return Fault(first, self._sleep)
 
-        def used(saved: list[FaultRule]) -> tuple[list[FaultRule], FaultRule | None]:
+        def used(saved: list[FaultRule]) -> tuple[list[FaultRule] | None, FaultRule | None]:
             now = self._clock()  # on the newest rules: another worker may have used this one up meanwhile
             for index, rule in enumerate(saved):
                 if matches(rule, facts, now):
+                    if rule.times is None:
+                        return None, rule
                     return [*saved[:index], consume(rule), *saved[index + 1:]], rule
-            return saved, None
+            return None, None
 
         rule = self._change(used)
         return Fault(rule, self._sleep) if rule is not None else NO_FAULT

@@ -68,14 +68,17 @@ def _advisory_locks(engine: Any) -> int:
             "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")).scalar_one())
 
 
-@pytest.mark.parametrize("database_url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"])
-def test_serve_on_a_database_its_workers_cannot_share_says_so_in_one_line(tmp_path: Path, database_url: str) -> None:
+@pytest.mark.parametrize(("database_url", "said"), [
+    ("sqlite://", "in-memory"), ("sqlite:///:memory:", "in-memory"),
+    ("sqlite:///file:x?mode=memory&uri=true", "in-memory"), ("not a url", "not a database URL")])
+def test_serve_on_a_database_its_workers_cannot_share_says_so_in_one_line(tmp_path: Path, database_url: str,
+                                                                           said: str) -> None:
     env = sandbox_env() | {"DATABASE_URL": database_url}
     done = subprocess.run([*sandbox_command(), "serve", "--data-dir", str(tmp_path / "d"), "--port", "0"],
                           capture_output=True, text=True, env=env, timeout=120, check=False)
     lines = [line for line in done.stderr.splitlines() if line.startswith("error")]
     assert done.returncode == 2 and len(lines) == 1, done.stderr
-    assert "in-memory" in lines[0] and "postgresql://" in lines[0] and "Traceback" not in done.stderr
+    assert said in lines[0] and "postgresql://" in lines[0] and "Traceback" not in done.stderr
     assert "READY" not in done.stdout
 
 

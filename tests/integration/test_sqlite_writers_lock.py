@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -54,8 +55,54 @@ def test_a_write_transaction_holds_the_file_lock_and_a_read_does_not(tmp_path: P
         engine.dispose()
 
 
+def test_an_invalidated_writer_lets_both_locks_go(tmp_path: Path) -> None:
+    """SQLAlchemy does not roll back a connection it invalidates (a disconnect, ``invalidate()``, an interrupt in
+    the middle of a statement): the writer's locks go with the connection all the same, so the next writer, in
+    this process or another, is not left waiting for ever."""
+    database = tmp_path / "db.sqlite3"
+    engine = make_engine(f"sqlite:///{database}")
+    lock_file = Path(f"{database}.writers")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (v INTEGER)"))
+        conn = engine.connect()
+        conn.begin()
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+        assert _from_another_process(lock_file) == "busy"
+        conn.invalidate()
+        conn.close()
+        assert _from_another_process(lock_file) == "free"
+        done: list[int] = []
+
+        def write() -> None:
+            with engine.begin() as other:
+                other.execute(text("INSERT INTO t VALUES (2)"))
+            done.append(1)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        writer.join(60)
+        assert done == [1]  # the in-process lock was let go too
+        with reading(engine) as reader:
+            assert reader.execute(text("SELECT v FROM t")).scalars().all() == [2]  # the invalidated one undone
+    finally:
+        engine.dispose()
+
+
+def test_a_writer_waits_for_the_other_process_no_longer_than_its_bound(tmp_path: Path) -> None:
+    lock = WriterFileLock(tmp_path / "db.sqlite3")
+    other = WriterFileLock(tmp_path / "db.sqlite3")  # another descriptor: as another process
+    assert lock.acquire()
+    try:
+        assert other.acquire(timeout=0.05) is False  # gave up: the writer then meets SQLite's own lock
+    finally:
+        lock.release()
+    assert other.acquire(timeout=0.05) is True
+    other.release()
+
+
 def _child_tries(lock: WriterFileLock, answer: multiprocessing.connection.Connection) -> None:
-    answer.send(lock.acquire(blocking=False))
+    answer.send(lock.acquire(timeout=0))
 
 
 def test_a_forked_child_does_not_share_its_parents_lock(tmp_path: Path) -> None:

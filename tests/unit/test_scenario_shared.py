@@ -94,3 +94,58 @@ def test_the_fault_rules_saved_by_one_process_keep_a_person_another_added(tmp_pa
     saved = json.loads((tmp_path / "scenario.json").read_text())
     assert _ssin(11) in {p["ssin"] for p in saved["persons"]}
     assert [r["id"] for r in saved["faults"]] == ["slow"]
+
+
+def test_a_change_sees_another_process_s_save_even_when_the_file_s_signature_does_not_tell(tmp_path: Path) -> None:
+    """A save within the clock's granule, of the same size, on an inode just freed (a fault rule's count going
+    down) has the signature of the state before: a change still reads the bytes, so no count is lost."""
+    from mycarenet_ic.stubs.scenario import _signature
+
+    one, other = Scenario.for_data_dir(tmp_path), Scenario.for_data_dir(tmp_path)  # two workers
+
+    def count_down(value: Any) -> tuple[int, int]:
+        left = 9 if value is None else int(value) - 1
+        return left, left
+
+    assert one.update_extra("left", count_down) == 9
+    assert other.update_extra("left", count_down) == 8
+    one._seen = _signature(tmp_path / "scenario.json")  # as if the signature had not changed
+    assert one.update_extra("left", count_down) == 7  # 8 before it, not its own 9
+    assert other.extra_now("left") == 7
+
+
+def test_a_source_rule_without_an_id_is_fixed_once_so_every_worker_names_it_the_same(tmp_path: Path) -> None:
+    from mycarenet_ic.services.fault_injection import FaultInjector
+
+    source = Scenario.for_data_dir(tmp_path)
+    source.update_extra("faults", lambda _none: ([{"effect": "drop", "service": "memberdata", "for_seconds": 600}],
+                                                 None))  # as a scenario file may give it: no id, a duration
+    first = FaultInjector(Scenario.for_data_dir(tmp_path))
+    (rule,) = first.rules()
+    second = FaultInjector(Scenario.for_data_dir(tmp_path))  # another worker, later
+    assert [(r.id, r.until) for r in second.rules()] == [(rule.id, rule.until)]  # the same id and end
+    assert second.clear(rule.id) == 1
+    assert first.rules() == []
+
+
+def test_a_rule_for_a_time_is_applied_without_saving_and_a_broken_list_can_be_cleared(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from lxml import etree
+
+    from mycarenet_ic.services.fault_injection import FaultInjector
+
+    scenario = Scenario.for_data_dir(tmp_path)
+    injector = FaultInjector(scenario)
+    injector.add({"id": "hour", "effect": "drop", "service": "memberdata", "for_seconds": 3600})
+    state = tmp_path / "scenario.json"
+    before = state.read_bytes()
+    who = SimpleNamespace(ssin=None, nihii=None)
+    for _ in range(3):
+        assert injector.decide("memberdata", "op", who, etree.fromstring(b"<x/>")).rule is not None
+    assert state.read_bytes() == before  # nothing used up, nothing saved
+    broken = json.loads(before)
+    broken["faults"] = [{"effect": "not-an-effect"}]  # edited by hand while running
+    state.write_text(json.dumps(broken))
+    assert injector.clear() == 1
+    assert injector.rules() == [] and json.loads(state.read_text())["faults"] == []
