@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -137,3 +138,13 @@ def sandbox_is_running(data_dir: Path) -> bool:
             return True
         fcntl.flock(handle, fcntl.LOCK_UN)
         return False
+
+
+def write_running(data_dir: Path, urls: dict[str, str]) -> None:
+    """Say where the sandbox serving ``data_dir`` listens (``sandbox.json``, read by ``read_running``)."""
+    (Path(data_dir) / STATE_FILE).write_text(json.dumps({"services": urls}, indent=1))
+
+
+def forget_running(data_dir: Path) -> None:
+    """The sandbox of ``data_dir`` stops: its addresses go with it."""
+    (Path(data_dir) / STATE_FILE).unlink(missing_ok=True)

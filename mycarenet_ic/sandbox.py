@@ -14,6 +14,7 @@ from typing import Any
 
 from mycarenet_ic.app import BUSINESS, STUBS, Platform, business_endpoints, stub_endpoints
 from mycarenet_ic.config import Settings
+from mycarenet_ic.datadir import forget_running, write_running
 from mycarenet_ic.domain.inclusions import Consent, Inclusion, Status, check_no_conflict
 from mycarenet_ic.inspector.reason import ReasonPointer
 from mycarenet_ic.mounts import Mounts
@@ -133,8 +134,7 @@ class Sandbox:
             self.stop()
             raise
         urls = self.urls
-        state = self.settings.data_dir / "sandbox.json"
-        state.write_text(json.dumps({"services": urls}, indent=1))
+        write_running(self.settings.data_dir, urls)
         return urls
 
     def _bind(self, port: int) -> None:
@@ -188,7 +188,7 @@ class Sandbox:
             self.platform.close()
         lock = getattr(self, "lock", None)
         if lock is not None and lock.held:  # only the sandbox serving the directory removes its state
-            (self.settings.data_dir / "sandbox.json").unlink(missing_ok=True)
+            forget_running(self.settings.data_dir)
             lock.release()
         self.stopped.set()
 

@@ -13,13 +13,12 @@ The parent prepares what the workers open (PKI, schema at head) once, binds the 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import sys
 from typing import Any
 
-from mycarenet_ic.datadir import STATE_FILE
+from mycarenet_ic.datadir import forget_running, write_running
 from mycarenet_ic.mounts import DEFAULT_PORT
 
 
@@ -125,7 +124,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # The running addresses go with the sandbox that wrote them: the parent's, not a forked worker's exit
         # (gunicorn's workers leave through this same frame).
         if lock is not None and os.getpid() == parent:
-            (settings.data_dir / STATE_FILE).unlink(missing_ok=True)
+            forget_running(settings.data_dir)
             lock.release()
 
 
@@ -164,8 +163,7 @@ def _run(args: argparse.Namespace, settings: Any, listener: socket.socket, annou
 
     def when_ready(_server: Any) -> None:
         if announce:  # where the command line's scenario, fault and inspect commands find this sandbox
-            state = settings.data_dir / STATE_FILE
-            state.write_text(json.dumps({"services": urls}, indent=1))
+            write_running(settings.data_dir, urls)
         for name, url in urls.items():
             print(printable(f"READY {name} {url}"), flush=True)
         print(printable(f"READY healthz {public}/healthz"), flush=True)

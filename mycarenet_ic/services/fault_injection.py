@@ -284,7 +284,7 @@ class FaultInjector:
         self._parsed: list[FaultRule] = []
         try:
             self._current()
-            raw = scenario.extra_now("faults") or []
+            raw: list[Any] = self._raw or []
             if any(not isinstance(r, dict) or "id" not in r or "for_seconds" in r for r in raw):
                 # A scenario source's rule without an id, or for N seconds: saved once as parsed (its id and
                 # end fixed), so every later reading, in every worker, finds the same rule.
