@@ -26,6 +26,7 @@ from benchmarks import declaration_harness, limit_harness  # noqa: E402
 from benchmarks._common import (  # noqa: E402
     GP_NIHII,
     GP_SSIN,
+    CpuMeter,
     SandboxProcess,
     declaration_body,
     memberdata_body,
@@ -96,8 +97,12 @@ def main() -> None:
                     if args.only and name.split()[0] not in args.only.split(","):
                         continue
                     run_load(url, messages[: min(8, len(messages))], 1, 30)  # warm-up, not counted
-                    got = run_load(url, messages[8:], level, args.seconds)
+                    with CpuMeter(box.proc.pid) as cpu:
+                        got = run_load(url, messages[8:], level, args.seconds)
                     print(got.line(name), flush=True)
+                    # the server's CPU per request: rises with the clients where threads contend for one GIL
+                    print(f"  server CPU {cpu.server * cpu.seconds / max(1, got.count) * 1000:.2f} ms per request; "
+                          + cpu.line(), flush=True)
                     results.setdefault(name, {})[level] = got.throughput
                     tails.setdefault(name, {})[level] = (got.percentile(50), got.percentile(99))
         finally:
