@@ -172,7 +172,7 @@ def _silence_stdout() -> None:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from mycarenet_ic.lifecycle import wait_until_stopped
+    from mycarenet_ic.lifecycle import settle_heap, wait_until_stopped
     from mycarenet_ic.sandbox import Sandbox
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -193,6 +193,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             message, code = start_failure(exc, sandbox.settings.host, args.port)
             print(_error(message), file=sys.stderr)
             return code
+        settle_heap()
         _say(printable(f"data directory: {sandbox.settings.data_dir.resolve()}"))
         _say(printable(f"database: {sandbox.settings.effective_database_url.split('@')[-1]}"))
         _say(printable(f"trust anchor (TLS and signatures): {sandbox.platform.pki.ca_file}"))

@@ -177,11 +177,14 @@ def _run(args: argparse.Namespace, settings: Any, listener: socket.socket, annou
         def load(self) -> Any:
             import gunicorn.http.wsgi
 
+            from mycarenet_ic.lifecycle import settle_heap
             from mycarenet_ic.wsgi import create_app
 
             # In this worker: gunicorn's workers build each response from this module's name (wsgi.create).
             gunicorn.http.wsgi.Response = one_send_response()
-            return create_app()
+            app = create_app()
+            settle_heap()  # this worker's start-up heap out of its full collections (lifecycle.py)
+            return app
 
     print(printable(f"database: {settings.effective_database_url.split('@')[-1]}"), flush=True)
     Gunicorn().run()
