@@ -131,6 +131,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, settings: Any, listener: socket.socket, announce: bool) -> int:
     from gunicorn.app.base import BaseApplication
 
+    from mycarenet_ic import balance
     from mycarenet_ic.app import STUBS, prepare
     from mycarenet_ic.security.pki import Pki
     from mycarenet_ic.textsafe import printable
@@ -153,7 +154,8 @@ def _run(args: argparse.Namespace, settings: Any, listener: socket.socket, annou
     if args.sandbox:
         urls["scenario-admin"] = f"{public}/scenario-admin/"
     options: dict[str, Any] = {
-        "bind": [f"fd://{listener.fileno()}"], "workers": args.workers, "worker_class": "gthread",
+        "bind": [f"fd://{listener.fileno()}"], "workers": args.workers,
+        "worker_class": "mycarenet_ic.balance.BalancedThreadWorker",  # gthread, its connections shared evenly
         "threads": args.threads, "graceful_timeout": args.graceful_timeout, "timeout": 120,
         "accesslog": None, "errorlog": "-", "loglevel": "warning", "proc_name": "mycarenet-ic",
     }
@@ -187,5 +189,6 @@ def _run(args: argparse.Namespace, settings: Any, listener: socket.socket, annou
             return app
 
     print(printable(f"database: {settings.effective_database_url.split('@')[-1]}"), flush=True)
+    balance.prepare(args.workers)  # before gunicorn forks: the workers' shared board
     Gunicorn().run()
     return 0
