@@ -96,9 +96,12 @@ def main() -> None:
                 for name, (url, messages) in runs.items():
                     if args.only and name.split()[0] not in args.only.split(","):
                         continue
-                    run_load(url, messages[: min(8, len(messages))], 1, 30)  # warm-up, not counted
+                    # Warm-up, not counted: as many clients as the level, so that every worker of `serve` has
+                    # filled its own caches (the National Register's persons, CoBrHa's answers) before the clock.
+                    warm = min(max(8, 2 * level), len(messages) // 4)
+                    run_load(url, messages[:warm], level, 30)
                     with CpuMeter(box.proc.pid) as cpu:
-                        got = run_load(url, messages[8:], level, args.seconds)
+                        got = run_load(url, messages[warm:], level, args.seconds)
                     print(got.line(name), flush=True)
                     # the server's CPU per request: rises with the clients where threads contend for one GIL
                     print(f"  server CPU {cpu.server * cpu.seconds / max(1, got.count) * 1000:.2f} ms per request; "

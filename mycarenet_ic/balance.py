@@ -5,7 +5,9 @@ took it. Clients that connect at once split as the workers happen to wake: 16 cl
 11 and 5 for a whole run (``ss -tnp``), so the 11 waited twice as long as the 5 and the p99 was over twice
 the p50. Here each worker says, in memory the arbiter shares with the workers it forks, how many connections
 it holds and that it is alive; a worker holding more than ``SLACK`` over the least loaded live peer stops
-accepting until that peer has caught up (the peer takes the waiting connections). A peer that has not said
+accepting until that peer has caught up (the peer takes the waiting connections), and one far ahead (after
+connections closed unevenly) answers one client with ``Connection: close``, so that it connects again, to the
+peer. A peer that has not said
 it is alive for ``STALE_SECONDS`` (hung, stopped, not started yet) is not waited for: a worker alone always
 accepts, up to gunicorn's own bound (``worker_connections``).
 """
@@ -24,6 +26,9 @@ from gunicorn.workers.gthread import ThreadWorker
 SLACK = 1
 STALE_SECONDS = 2.0
 RECHECK_SECONDS = 0.01
+SHED_AFTER = SLACK + 1  # ahead by more than this: one client is asked to connect again
+IDLE_SECONDS = 0.25  # a kept-alive connection unused this long does not count (see _held)
+SHED_EVERY_SECONDS = 0.5  # at most one a worker in this time: the peer takes it before the next is asked
 _SLOT = struct.Struct("qqd")  # pid, connections held, when it last said so (time.monotonic, one clock per host)
 
 
@@ -64,6 +69,14 @@ class Board:
         fewest = self.fewest_of_others(index)
         return fewest is None or held <= fewest + SLACK
 
+    def should_shed(self, index: int, held: int) -> bool:
+        """Whether the worker of slot ``index``, holding ``held``, is so far ahead of a live peer (more than
+        ``SHED_AFTER``) that one of its clients should connect again, to the peer: connections that closed
+        unevenly (the workers' own calls to the stubs, kept alive a while at the start) leave the split the
+        accepting made."""
+        fewest = self.fewest_of_others(index)
+        return fewest is not None and held > fewest + SHED_AFTER
+
     def fewest_of_others(self, index: int) -> int | None:
         """The fewest connections a live peer holds (None: no live peer)."""
         now = time.monotonic()
@@ -88,6 +101,8 @@ class BalancedThreadWorker(ThreadWorker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._bound = 0
+        self._keep = 0
+        self._shed_at = 0.0
         self._slot: int | None = None
         super().__init__(*args, **kwargs)
 
@@ -98,14 +113,37 @@ class BalancedThreadWorker(ThreadWorker):
 
     @property
     def worker_connections(self) -> int:
-        held: int = self.nr_conns
+        held = self._held()
         if not _BOARD or self._slot is None or _BOARD[0].may_accept(self._slot, held):
             return self._bound
-        return held  # not below it: accept nothing until a peer has caught up
+        return self.nr_conns  # not below it: accept nothing until a peer has caught up
 
     @worker_connections.setter
     def worker_connections(self, value: int) -> None:
         self._bound = value
+
+    def _held(self) -> int:
+        """The connections that load this worker: all it holds but those kept alive and idle for
+        ``IDLE_SECONDS`` (a client gone quiet; the workers' own calls to the stubs, kept a while after)."""
+        idle_since = time.monotonic() - IDLE_SECONDS + self.cfg.keepalive  # gunicorn: timeout = last use + keepalive
+        idle = sum(1 for conn in list(self.keepalived_conns) if conn.timeout < idle_since)  # a copy: the loop's
+        return int(self.nr_conns) - idle
+
+    @property
+    def max_keepalived(self) -> int:
+        """gunicorn answers with ``Connection: close`` while it keeps this many connections alive; read as an
+        answer is made (in a request's thread): 0 for one answer when this worker is far ahead of a peer, so
+        that client connects again, to the peer (this worker, ahead, does not accept it)."""
+        if _BOARD and self._slot is not None and _BOARD[0].should_shed(self._slot, self._held()):
+            now = time.monotonic()
+            if now - self._shed_at >= SHED_EVERY_SECONDS:
+                self._shed_at = now
+                return 0
+        return self._keep
+
+    @max_keepalived.setter
+    def max_keepalived(self, value: int) -> None:
+        self._keep = value
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
         # Not accepting for a peer's sake: look again soon (the peer's count changes without waking this loop).

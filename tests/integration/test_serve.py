@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import date as dt_date
 from pathlib import Path
@@ -385,20 +386,25 @@ def _accepted(port: int) -> dict[str, int]:
     return found
 
 
-def _held_connections(port: int, peers: set[int]) -> dict[int, int]:
-    """{pid: connections it holds from local port ``port`` to one of the ports ``peers``}, over every process:
-    the clients' connections by the worker that took each."""
-    mine = {inode for inode, remote in _accepted(port).items() if remote in peers}
-    held: dict[int, int] = {}
+def _holders(port: int, peers: set[int]) -> dict[int, int]:
+    """{client's port: pid of the process holding the server side} of the connections from local port
+    ``port`` to one of the ports ``peers``, over every process: which worker took each client."""
+    mine = {inode: remote for inode, remote in _accepted(port).items() if remote in peers}
+    found: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError):
-            inodes = {os.readlink(fd)[8:-1] for fd in (entry / "fd").iterdir()
-                      if os.readlink(fd).startswith("socket:[")}
-            if count := len(inodes & mine):
-                held[int(entry.name)] = count
-    return held
+            for fd in (entry / "fd").iterdir():
+                link = os.readlink(fd)
+                if link.startswith("socket:[") and link[8:-1] in mine:
+                    found[mine[link[8:-1]]] = int(entry.name)
+    return found
+
+
+def _held_connections(port: int, peers: set[int]) -> dict[int, int]:
+    """{pid: how many of the clients' connections it holds}."""
+    return dict(Counter(_holders(port, peers).values()))
 
 
 def test_kept_alive_connections_are_shared_evenly_between_the_workers(tmp_path: Path) -> None:
@@ -425,6 +431,51 @@ def test_kept_alive_connections_are_shared_evenly_between_the_workers(tmp_path: 
             held = _held_connections(port, {client.sock.getsockname()[1] for client in clients})
             assert sum(held.values()) == 12 and len(held) == 2, held
             assert max(held.values()) - min(held.values()) <= 2, held  # a worker one over the other may take one
+        finally:
+            for client in clients:
+                client.close()
+
+
+def test_a_worker_far_ahead_sends_a_client_to_the_other(tmp_path: Path) -> None:
+    """The connections split evenly, then most of one worker's clients leave: the other worker, far ahead,
+    answers one client at a time with ``Connection: close``, and the client connects again, to the worker
+    that lost its clients, until they are about even (before: the split stayed as the leaving made it)."""
+    import http.client
+    import urllib.parse
+
+    from mycarenet_ic import balance
+
+    with _two_workers(tmp_path, sandbox_env()) as (ready, _data):
+        port = urllib.parse.urlsplit(ready["readyz"]).port
+        assert port is not None
+        _poll("no connection left", lambda: not _accepted(port), time.monotonic() + DEADLINE)
+        clients = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in range(12)]
+        try:
+            def ask(client: http.client.HTTPConnection) -> None:
+                client.request("GET", "/healthz")  # reconnects by itself after a Connection: close
+                answer = client.getresponse()
+                answer.read()
+                assert answer.status == 200
+
+            for client in clients:
+                ask(client)
+            by_port = {client.sock.getsockname()[1]: client for client in clients}
+            holders = _holders(port, set(by_port))
+            first, second = sorted(set(holders.values()))
+            leaving = [c for p, c in by_port.items() if holders[p] == first][1:]  # all of first's clients but one
+            for client in leaving:
+                client.close()
+            staying = [c for c in clients if c not in leaving]
+
+            def even() -> bool:
+                for client in staying:
+                    ask(client)
+                held = _held_connections(port, {c.sock.getsockname()[1] for c in staying if c.sock is not None})
+                return sum(held.values()) == len(staying) and len(held) == 2 and \
+                    max(held.values()) - min(held.values()) <= balance.SHED_AFTER
+
+            assert not even() or len(leaving) <= balance.SHED_AFTER  # uneven to begin with
+            _poll("an even split again", even, time.monotonic() + 30)
         finally:
             for client in clients:
                 client.close()

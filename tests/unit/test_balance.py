@@ -36,6 +36,9 @@ def test_a_peer_in_another_process_is_seen_and_a_worker_far_ahead_stops() -> Non
     assert board.fewest_of_others(mine) == 3
     assert board.may_accept(mine, 3) and board.may_accept(mine, 3 + balance.SLACK)
     assert not board.may_accept(mine, 4 + balance.SLACK)
+    # far ahead: one of its clients is asked to connect again (to the peer, which this worker leaves to accept)
+    assert not board.should_shed(mine, 3 + balance.SHED_AFTER)
+    assert board.should_shed(mine, 4 + balance.SHED_AFTER)
 
 
 def test_a_peer_that_went_quiet_is_not_waited_for_and_its_slot_is_taken_again(
