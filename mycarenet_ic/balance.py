@@ -97,7 +97,8 @@ def prepare(workers: int) -> None:
 class BalancedThreadWorker(ThreadWorker):
     """gunicorn's threaded worker, accepting only while it holds no more than ``SLACK`` connections over the
     least loaded live peer. gunicorn checks ``nr_conns < worker_connections`` before each wait for events
-    and accepts only while that holds: the bound is read here, and said to the board at the same time."""
+    and accepts only while that holds: the bound is read here, and said to the board at the same time; and
+    it closes a kept-alive connection after its answer once it keeps ``max_keepalived``, read here too."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._bound = 0
@@ -126,7 +127,8 @@ class BalancedThreadWorker(ThreadWorker):
         """The connections that load this worker: all it holds but those kept alive and idle for
         ``IDLE_SECONDS`` (a client gone quiet; the workers' own calls to the stubs, kept a while after)."""
         idle_since = time.monotonic() - IDLE_SECONDS + self.cfg.keepalive  # gunicorn: timeout = last use + keepalive
-        idle = sum(1 for conn in list(self.keepalived_conns) if conn.timeout < idle_since)  # a copy: the loop's
+        kept = list(getattr(self, "keepalived_conns", ()))  # a copy: the loop's own (gunicorn 27's name)
+        idle = sum(1 for conn in kept if conn.timeout < idle_since)
         return int(self.nr_conns) - idle
 
     @property
@@ -147,4 +149,5 @@ class BalancedThreadWorker(ThreadWorker):
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
         # Not accepting for a peer's sake: look again soon (the peer's count changes without waking this loop).
-        super().wait_for_and_dispatch_events(timeout if self._accepting else min(timeout, RECHECK_SECONDS))
+        accepting = getattr(self, "_accepting", True)
+        super().wait_for_and_dispatch_events(timeout if accepting else min(timeout, RECHECK_SECONDS))
