@@ -59,6 +59,10 @@ class Board:
             self.say(free, 0)
             return free
 
+    def leave(self, index: int) -> None:
+        """The worker of slot ``index`` stops: its slot is free at once (a killed one's goes quiet instead)."""
+        _SLOT.pack_into(self._memory, index * _SLOT.size, 0, 0, 0.0)
+
     def say(self, index: int, held: int) -> None:
         _SLOT.pack_into(self._memory, index * _SLOT.size, os.getpid(), held, time.monotonic())
 
@@ -111,6 +115,13 @@ class BalancedThreadWorker(ThreadWorker):
         if _BOARD:
             self._slot = _BOARD[0].claim()
         super().init_process()
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            if _BOARD and self._slot is not None:  # not waited for by its peers while it stops
+                _BOARD[0].leave(self._slot)
 
     @property
     def worker_connections(self) -> int:

@@ -69,3 +69,18 @@ def test_a_full_board_leaves_a_worker_on_gunicorns_bound_alone() -> None:
 
     _in_child(hold_the_only_slot)
     assert board.claim() is None
+
+
+def test_a_worker_that_stops_is_not_waited_for() -> None:
+    board = balance.Board(2)
+
+    def hold_none_then_leave() -> None:
+        slot = board.claim()
+        assert slot is not None
+        board.say(slot, 0)
+        board.leave(slot)
+
+    _in_child(hold_none_then_leave)
+    mine = board.claim()
+    assert mine is not None
+    assert board.fewest_of_others(mine) is None and board.may_accept(mine, 10)
