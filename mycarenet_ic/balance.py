@@ -4,12 +4,11 @@ gunicorn's workers accept from one listening socket, and a kept-alive connection
 took it. Clients that connect at once split as the workers happen to wake: 16 clients over 2 workers were
 11 and 5 for a whole run (``ss -tnp``), so the 11 waited twice as long as the 5 and the p99 was over twice
 the p50. Here each worker says, in memory the arbiter shares with the workers it forks, how many connections
-it holds and that it is alive; a worker holding more than ``SLACK`` over the least loaded live peer stops
+load it and that it is alive; a worker holding more than ``SLACK`` over the least loaded live peer stops
 accepting until that peer has caught up (the peer takes the waiting connections), and one far ahead (after
 connections closed unevenly) answers one client with ``Connection: close``, so that it connects again, to the
-peer. A peer that has not said
-it is alive for ``STALE_SECONDS`` (hung, stopped, not started yet) is not waited for: a worker alone always
-accepts, up to gunicorn's own bound (``worker_connections``).
+peer. A peer that has not said it is alive for ``STALE_SECONDS`` (hung, killed) is not waited for: a worker
+alone always accepts, up to gunicorn's own bound (``worker_connections``).
 """
 
 from __future__ import annotations
@@ -50,7 +49,7 @@ class Board:
         me, now = os.getpid(), time.monotonic()
         with self._claiming:
             slots = [self._read(i) for i in range(self.slots)]
-            free = next((i for i, (pid, _, beat) in enumerate(slots) if pid == me), None)
+            free = next((i for i, (pid, _, _beat) in enumerate(slots) if pid == me), None)
             if free is None:
                 free = next((i for i, (pid, _, beat) in enumerate(slots)
                              if pid == 0 or now - beat > STALE_SECONDS), None)
