@@ -41,7 +41,12 @@ if TYPE_CHECKING:  # saml11 builds on this module
     from mycarenet_ic.security.saml11 import AssertionVerifier, VerifiedAssertion
 
 _WSU_ID = f"{{{ns.WSU}}}Id"
-_ID_ATTRS = (_WSU_ID, "Id", "ID", f"{{{ns.XML}}}id", "AssertionID")
+# The attributes an element may answer to an Id by (as XPath names: ``wsu`` is WS-Security's utility namespace).
+ID_ATTRIBUTES = ("wsu:Id", "Id", "ID", "xml:id", "AssertionID")
+XPATH_NAMESPACES = {"wsu": ns.WSU}
+# The values of those attributes on an element and all below it.
+_ID_VALUES = etree.XPath(" | ".join(f"descendant-or-self::*/@{name}" for name in ID_ATTRIBUTES),
+                         namespaces=XPATH_NAMESPACES, smart_strings=False)
 
 
 def _q(namespace: str, local: str) -> str:
@@ -496,17 +501,9 @@ class Verifier:
     def _check_unique_ids(root: etree._Element) -> None:
         """No two elements answer to one Id, whatever attribute carries it (the token is found by structure,
         the signed parts by their wsu:Id: a second element with the same Id is a wrapping attempt)."""
-        seen: set[str] = set()
-        for el in root.iter():
-            if not isinstance(el.tag, str):
-                continue
-            for attr in _ID_ATTRS:
-                value = el.get(attr)
-                if value is None:
-                    continue
-                if value in seen:
-                    raise SecurityRejected("duplicate Id")
-                seen.add(value)
+        values = _ID_VALUES(root)  # every Id-like attribute's value, in C (a Python walk was ~6 % of a verify)
+        if len(values) != len(set(values)):
+            raise SecurityRejected("duplicate Id")
 
     @staticmethod
     def _check_signed_info(signature: etree._Element, expected_uris: set[str], token_uri: str | None = None) -> None:

@@ -26,6 +26,10 @@ _NAME = r"[A-Za-z_][\w.-]*"
 # "#id", or "#xpointer(id('id'))" with an optional child path: "#xpointer(id('pp')/Ssin)".
 _POINTER = re.compile(rf"^#(?:xpointer\(id\(['\"]({_NAME})['\"]\)((?:/(?:{_NAME}:)?{_NAME})*)\)|({_NAME}))$")
 _MAX_DEPTH = 8
+# The body and what is below it with an Id, and with a Ref or ValueRef (found in C: a Python walk of every
+# element was most of this step's cost).
+_WITH_ID = etree.XPath("descendant-or-self::*[@Id]")
+_REFERRING = etree.XPath("descendant-or-self::*[@Ref or @ValueRef]")
 
 
 def _is_commons(el: etree._Element) -> bool:
@@ -52,7 +56,7 @@ def _wrong(reason: str) -> MalformedRequest:
 
 def substitute_references(body: etree._Element) -> int:
     """Replace every commons ``Ref``/``ValueRef`` under ``body`` by what it names; return how many."""
-    ids = {el.get("Id"): el for el in body.iter() if isinstance(el.tag, str) and el.get("Id")}
+    ids = {el.get("Id"): el for el in _WITH_ID(body) if el.get("Id")}
     done = 0
 
     def resolve(el: etree._Element, depth: int) -> None:
@@ -85,7 +89,7 @@ def substitute_references(body: etree._Element) -> int:
             del el.attrib["ValueRef"]
             done += 1
 
-    referring = [e for e in body.iter() if _is_commons(e) and ("Ref" in e.attrib or "ValueRef" in e.attrib)]
+    referring = [e for e in _REFERRING(body) if _is_commons(e)]
     for el in referring:
         resolve(el, 0)
     return done

@@ -285,3 +285,19 @@ def test_errors_are_security_rejections_with_the_generic_text(keys: Keys, verifi
     with pytest.raises(SecurityRejected) as caught:
         verifier.verify(_assertion(keys, signer=keys.foreign))
     assert "untrusted" not in str(caught.value).lower()
+
+
+@pytest.mark.parametrize("attribute", ["{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd}Id",
+                                       "Id", "ID", "{http://www.w3.org/XML/1998/namespace}id", "AssertionID",
+                                       "RequestID", "ResponseID"])
+def test_another_element_answering_to_the_assertions_id_is_refused(attribute: str, keys: Keys,
+                                                                   verifier: AssertionVerifier) -> None:
+    """Anywhere in the document, by any Id-like attribute: the signature's reference could resolve to it."""
+    original = _assertion(keys)
+    holder = etree.Element("{urn:test}Holder")
+    etree.SubElement(holder, "{urn:test}Decoy").set(attribute, original.get("AssertionID"))
+    holder.append(original)
+    with pytest.raises(AssertionWrapped):
+        verifier.verify(_reparse(holder)[1])
+    holder.remove(holder[0])  # the decoy gone, the same assertion verifies
+    assert verifier.verify(_reparse(holder)[0]).assertion_id == original.get("AssertionID")

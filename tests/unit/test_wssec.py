@@ -267,3 +267,26 @@ def test_signer_as_a_zeep_plugin_never_passes_an_unchecked_answer(doctor: pki.Ke
         Signer(doctor, verifier=verifier).verify(support.envelope(support.aa_body()))
     good = fresh(doctor)
     assert Signer(doctor, verifier=verifier).verify(good) is good
+
+
+@pytest.mark.parametrize("attribute", [f"{{{WSU}}}Id", "Id", "ID", "{http://www.w3.org/XML/1998/namespace}id",
+                                       "AssertionID"])
+def test_a_decoy_answering_to_the_timestamps_id_by_any_id_attribute_is_rejected(
+        attribute: str, doctor: pki.KeyPair, verifier: Verifier, cache: CountingCache) -> None:
+    root = fresh(doctor)
+    ts_id = root.find(f".//{{{WSU}}}Timestamp").get(f"{{{WSU}}}Id")
+    etree.SubElement(_header(root), "{urn:attacker}Decoy").set(attribute, ts_id)
+    with pytest.raises(SecurityRejected) as info:
+        verifier.verify(reparse(root))
+    assert info.value.reason == "duplicate Id"
+    assert cache.stored == 0
+
+
+def test_an_element_that_repeats_its_own_id_in_two_attributes_is_rejected(
+        doctor: pki.KeyPair, verifier: Verifier, cache: CountingCache) -> None:
+    root = fresh(doctor)
+    stamp = root.find(f".//{{{WSU}}}Timestamp")
+    stamp.set("Id", stamp.get(f"{{{WSU}}}Id"))
+    with pytest.raises(SecurityRejected) as info:
+        verifier.verify(reparse(root))
+    assert info.value.reason == "duplicate Id"
