@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import secrets
@@ -206,3 +207,17 @@ def sandbox_cli(sandbox: Sandbox, *args: str, timeout: float = 180) -> subproces
         env["DATABASE_URL"] = sandbox.settings.database_url
     return subprocess.run([sys.executable, "-m", "mycarenet_ic.cli", *args], capture_output=True, text=True,
                           env=env, timeout=timeout, check=False)
+
+
+def established_to(port: int) -> list[list[str]]:
+    """The kernel's rows (``/proc/net/tcp`` and ``tcp6``, Linux) of the established connections whose local port
+    is ``port``: the server side of the connections made to it. Fields: 1 local and 2 remote address, 4 the
+    queues (``tx:rx``), 9 the socket's inode."""
+    rows = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for row in list(f)[1:]:
+                fields = row.split()
+                if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 01: ESTABLISHED
+                    rows.append(fields)
+    return rows

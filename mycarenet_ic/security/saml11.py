@@ -56,7 +56,6 @@ SAML_ASSERTION_ID_VALUE_TYPE = ns.SAML_ASSERTION_ID
 SAML11_TOKEN_TYPE = ns.SAML_V11_TOKEN
 
 _ID_ATTRIBUTE = "AssertionID"
-# Every attribute an XML signature reference could be made to resolve to.
 # Every element of the document that answers to the Id $v by any Id-like attribute (a Python walk of the whole
 # message was a tenth of a holder-of-key token's check).
 _ANSWERING = etree.XPath("//*[" + " or ".join(f"@{name}=$v" for name in (*ID_ATTRIBUTES, "RequestID", "ResponseID"))

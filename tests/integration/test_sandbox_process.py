@@ -165,14 +165,7 @@ def test_a_signal_stops_the_sandbox(spawn, signum: int) -> None:
 
 def _unread_bytes(port: int) -> int:
     """What the kernel holds, not yet read by the server, on the established connections to ``port``."""
-    total = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as rows:
-            for row in list(rows)[1:]:
-                fields = row.split()
-                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
-                    total += int(fields[4].split(":")[1], 16)  # rx_queue
-    return total
+    return sum(int(fields[4].split(":")[1], 16) for fields in support.established_to(port))  # rx_queue
 
 
 def _answer(conn: socket.socket) -> bytes:

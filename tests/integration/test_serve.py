@@ -373,17 +373,8 @@ def test_a_death_is_seen_by_every_worker_once_the_feed_names_it(tmp_path: Path,
 
 
 def _accepted(port: int) -> dict[str, int]:
-    """{socket inode: the client's port} of every established connection whose local port is ``port``
-    (Linux /proc/net): the server side of the connections made to ``port``."""
-    found: dict[str, int] = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as f:
-            for row in list(f)[1:]:
-                fields = row.split()
-                local, remote = (int(address.rsplit(":", 1)[1], 16) for address in fields[1:3])
-                if fields[3] == "01" and local == port:  # 01: ESTABLISHED
-                    found[fields[9]] = remote
-    return found
+    """{socket inode: the client's port} of every established connection made to ``port``."""
+    return {fields[9]: int(fields[2].rsplit(":", 1)[1], 16) for fields in support.established_to(port)}
 
 
 def _holders(port: int, peers: set[int]) -> dict[int, int]:

@@ -290,3 +290,4 @@ def test_an_element_that_repeats_its_own_id_in_two_attributes_is_rejected(
     with pytest.raises(SecurityRejected) as info:
         verifier.verify(reparse(root))
     assert info.value.reason == "duplicate Id"
+    assert cache.stored == 0
